@@ -1,0 +1,1 @@
+"""lic: a learned image codec."""

@@ -1,0 +1,84 @@
+"""Scale hyperprior (Ballé et al. 2018): side information z that predicts the entropy parameters.
+
+    y ──h_a──► z ──round──► ẑ ──h_s (integer network)──► ψ  (hyper features for the slices)
+                              │
+                              └── coded with the factorized density (FactorizedDensity)
+
+h_a runs only in the encoder and its output is transmitted, so it is a float network.  h_s
+feeds every probability the range coder uses, so it is an integer network (``integer.py``):
+3x3 integer convolutions with sub-pixel (pixel-shuffle) upsampling, which keeps the exact path
+plain matmuls where a transposed convolution would not be.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .factorized import FactorizedDensity
+from .integer import INPUT_LIMIT, IntConv2d, QReLU, round_ste
+from .transforms import conv
+
+__all__ = ["Hyperprior", "HyperAnalysis", "HyperSynthesis", "HyperOutput"]
+
+
+class HyperOutput(NamedTuple):
+    features: torch.Tensor  # ψ, (B, hyper_channels, H/16, W/16)
+    z_likelihoods: torch.Tensor | None  # training only
+    z_symbols: torch.Tensor | None  # coding only: ẑ as int32
+
+
+class HyperAnalysis(nn.Sequential):
+    """h_a: y (M ch, 1/16) -> z (Nz ch, 1/64); conv3x3, ReLU, conv5x5/2, ReLU, conv5x5/2."""
+
+    def __init__(self, M: int, N: int, Nz: int):
+        super().__init__(
+            conv(M, N, 3, 1), nn.ReLU(inplace=True),
+            conv(N, N, 5, 2), nn.ReLU(inplace=True),
+            conv(N, Nz, 5, 2),
+        )
+
+
+class HyperSynthesis(nn.Module):
+    """h_s: ẑ -> ψ, ψ = q(C3(↑q(C2(↑q(C1 ẑ))))) with integer 3x3 convs C, pixel shuffle ↑, QReLU q."""
+
+    def __init__(self, Nz: int, N: int, out_ch: int):
+        super().__init__()
+        self.up1 = IntConv2d(Nz, 4 * N, 3)
+        self.up2 = IntConv2d(N, 4 * N, 3)
+        self.out = IntConv2d(N, out_ch, 3)
+        self.act = QReLU()
+
+    def forward(self, z_hat: torch.Tensor, exact: bool) -> torch.Tensor:
+        x = self.act(F.pixel_shuffle(self.up1(z_hat, exact), 2), exact)
+        x = self.act(F.pixel_shuffle(self.up2(x, exact), 2), exact)
+        return self.act(self.out(x, exact), exact)
+
+
+class Hyperprior(nn.Module):
+    """The side-information branch: h_a, the factorized density of ẑ, and h_s."""
+
+    def __init__(self, M: int, N: int, Nz: int, hyper_channels: int, table_radius: int):
+        super().__init__()
+        self.h_a = HyperAnalysis(M, N, Nz)
+        self.h_s = HyperSynthesis(Nz, N, hyper_channels)
+        self.density = FactorizedDensity(Nz, table_radius)
+
+    def forward(self, y: torch.Tensor) -> HyperOutput:
+        """Training face: rate of z from the noisy proxy z + U(-½, ½); h_s sees round(z) (STE)."""
+        z = self.h_a(y)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        features = self.h_s(round_ste(z), exact=False)
+        return HyperOutput(features, self.density.likelihood(z_noisy), None)
+
+    def compress(self, y: torch.Tensor) -> HyperOutput:
+        """Coding face: ẑ = round(z) as int32 symbols, and the exact ψ the decoder will see."""
+        z_hat = torch.round(self.h_a(y)).clamp(-INPUT_LIMIT, INPUT_LIMIT)
+        return self.decompress(z_hat.to(torch.int32))
+
+    def decompress(self, z_symbols: torch.Tensor) -> HyperOutput:
+        features = self.h_s(z_symbols.double(), exact=True)
+        return HyperOutput(features, None, z_symbols)

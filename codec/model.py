@@ -1,0 +1,144 @@
+"""The lic model: transforms, scale hyperprior and channel-conditional entropy model.
+
+    x ─pad─► g_a ─► y ─⊙g(q)─► y' ──────────────► slices (P_k, R_k) ─► ŷ' ─⊙g⁻¹(q)─► g_s ─crop─► x̂
+                             └─► h_a ─► ẑ ─► h_s ─► ψ ─┘
+
+Two faces, as in CompressAI's latent codecs:
+- ``forward(x, quality)`` for training: noisy latents, likelihoods of y and z, x̂.
+- ``compress`` / ``decompress`` for coding: integer symbols and σ indexes in, exact ŷ out.  The
+  model never touches bytes; ``codec.coding`` hands the symbols to ``bitstream``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .gain import GainUnits
+from .hyperprior import Hyperprior
+from .integer import IntConv2d
+from .slices import ChannelConditional, SliceCode
+from .transforms import AnalysisTransform, SynthesisTransform
+
+__all__ = ["LicModel", "ForwardOutput", "Compressed", "ALIGN"]
+
+# Six stride-2 stages (4 in g_a, 2 in h_a): inputs are padded to a multiple of 64.
+ALIGN = 64
+# g_a / g_s run in overlapping tiles above this many pixels, to bound memory on huge images;
+# the halo covers the transforms' receptive field, so tiling leaves no seams.
+TILE = 1024
+HALO = 64
+
+
+class ForwardOutput(NamedTuple):
+    x_hat: torch.Tensor  # (B, 3, H, W), not clamped
+    y_likelihoods: torch.Tensor  # (B, M, H/16, W/16), in (0, 1]
+    z_likelihoods: torch.Tensor  # (B, Nz, H/64, W/64), in (0, 1]
+
+
+class Compressed(NamedTuple):
+    z_symbols: torch.Tensor  # int32 (1, Nz, h/4, w/4)
+    slices: list[SliceCode]  # per slice: int32 symbols and their σ indexes
+
+
+def _as_quality(quality, batch: int, device) -> torch.Tensor:
+    q = torch.as_tensor(quality, dtype=torch.float32, device=device)
+    return q.expand(batch) if q.ndim == 0 else q
+
+
+class LicModel(nn.Module):
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.config = config
+        c = config
+        self.g_a = AnalysisTransform(c.N, c.M)
+        self.g_s = SynthesisTransform(c.N, c.M)
+        self.hyper = Hyperprior(c.M, c.N, c.Nz, c.hyper_channels, c.z_table_radius)
+        self.entropy = ChannelConditional(
+            c.slices, c.hyper_channels, c.param_width, c.lrp_width,
+            c.num_scales, c.scale_min, c.scale_max,
+        )
+        self.gain = GainUnits(c.M)
+        self.build_tables()
+
+    # -- geometry ---------------------------------------------------------------------------
+    @staticmethod
+    def latent_size(height: int, width: int) -> tuple[int, int]:
+        """Size of y for an image of height x width (after padding to a multiple of 64)."""
+        return -(-height // ALIGN) * ALIGN // 16, -(-width // ALIGN) * ALIGN // 16
+
+    @staticmethod
+    def _pad(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % ALIGN, -w % ALIGN
+        # Replicate, not zeros: a flat border costs almost no bits and has no edge to ring.
+        return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+    # -- training face --------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, quality, ste: bool = True) -> ForwardOutput:
+        """x (B,3,H,W) in [0,1], quality a float or (B,) tensor in [1, 8]."""
+        h, w = x.shape[-2:]
+        q = _as_quality(quality, x.shape[0], x.device)
+        y = self.g_a(self._pad(x)) * self.gain.gain(q)
+        hyper = self.hyper(y)
+        y_hat, y_likelihoods = self.entropy(y, hyper.features, ste=ste)
+        x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))[..., :h, :w]
+        return ForwardOutput(x_hat, y_likelihoods, hyper.z_likelihoods)
+
+    # -- coding face ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, quality: float) -> Compressed:
+        """x (1,3,H,W) in [0,1] -> integer symbols.  ``quality`` must be the value the header stores."""
+        if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise ValueError(f"compress expects one RGB image (1,3,H,W), got {tuple(x.shape)}")
+        q = _as_quality(quality, 1, x.device)
+        y = self._tiled(self.g_a, self._pad(x), 16) * self.gain.gain(q)
+        hyper = self.hyper.compress(y)
+        _, codes = self.entropy.compress(y, hyper.features)
+        return Compressed(hyper.z_symbols, codes)
+
+    @torch.no_grad()
+    def decompress(self, z_symbols: torch.Tensor, read_slice: Callable[[int, torch.Tensor], torch.Tensor],
+                   quality: float, size: tuple[int, int]) -> torch.Tensor:
+        """Rebuild x̂ (1,3,H,W) in [0,1]; ``read_slice(k, σ-indexes)`` returns slice k's symbols."""
+        device = next(self.parameters()).device
+        hyper = self.hyper.decompress(z_symbols.to(device))
+        y_hat = self.entropy.decompress(hyper.features, read_slice)
+        q = _as_quality(quality, 1, device)
+        y_hat = y_hat.float() * self.gain.inverse_gain(q)
+        x_hat = self._tiled(self.g_s, y_hat, 1 / 16)
+        return x_hat[..., : size[0], : size[1]].clamp(0, 1)
+
+    def _tiled(self, transform: nn.Module, x: torch.Tensor, factor: float) -> torch.Tensor:
+        """transform(x) in overlapping tiles; ``factor`` = input pixels per output pixel."""
+        h, w = x.shape[-2:]
+        in_tile, in_halo = (TILE, HALO) if factor > 1 else (TILE // 16, HALO // 16)
+        if h <= in_tile + 2 * in_halo and w <= in_tile + 2 * in_halo:
+            return transform(x)
+        rows = []
+        for r0 in range(0, h, in_tile):
+            cols = []
+            for c0 in range(0, w, in_tile):
+                r1, c1 = min(h, r0 + in_tile), min(w, c0 + in_tile)
+                a, b = max(0, r0 - in_halo), max(0, c0 - in_halo)
+                out = transform(x[..., a : min(h, r1 + in_halo), b : min(w, c1 + in_halo)])
+                ta, tb = round((r0 - a) / factor), round((c0 - b) / factor)
+                cols.append(out[..., ta : ta + round((r1 - r0) / factor), tb : tb + round((c1 - c0) / factor)])
+            rows.append(torch.cat(cols, dim=-1))
+        return torch.cat(rows, dim=-2)
+
+    # -- tables -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def build_tables(self) -> None:
+        """The one step that makes coding tables from the weights; run by export, shipped after.
+
+        Also checks that every integer layer stays inside float64's exact range.
+        """
+        self.hyper.density.build_tables(self.config.table_precision)
+        for module in self.modules():
+            if isinstance(module, IntConv2d):
+                module.check_exact()

@@ -1,0 +1,205 @@
+"""Channel-conditional entropy model with latent residual prediction (Minnen & Singh 2020).
+
+The latent y is split along channels into slices y_1..y_K (uneven sizes after ELIC, He et al.
+2022).  Slice k is coded with a zero-mean quantized Gaussian after its mean is shifted out:
+
+    (μ_k, s_k) = P_k(ψ, ŷ_<k)                 mean on the 2^-6 grid, s_k an index into σ-table
+    q_k        = round(y_k − μ_k)             integer symbols, p(q) = Φ((q+½)/σ) − Φ((q−½)/σ)
+    ŷ_k        = q_k + μ_k + R_k(ψ, ŷ_<k, q_k + μ_k),  R_k = ½·tanh(·) ∈ [−½, ½]  (LRP, sec. 3)
+
+P_k and R_k are integer networks (``integer.py``): everything that decides a probability, the
+LRP corrections of earlier slices included, is computed exactly, so encoder and decoder agree
+bit for bit on any device.  The slice loop is written once (``_run``) and shared by training,
+compression and decompression, which differ only in how a slice is quantized.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn as nn
+from compressai.ops import LowerBound
+
+from .integer import INPUT_LIMIT, BoundedTanh, IntConv2d, QReLU, round_ste, to_grid
+
+__all__ = ["ChannelConditional", "SliceCode", "scale_table"]
+
+# Symbols are int32 on the wire; keep |q| well inside it.
+SYMBOL_LIMIT = 2**30
+
+
+def scale_table(num_scales: int, scale_min: float, scale_max: float) -> torch.Tensor:
+    """σ_i = exp(log σ_min + i·(log σ_max − log σ_min)/(L−1)), i = 0..L−1, float64."""
+    return torch.exp(torch.linspace(math.log(scale_min), math.log(scale_max), num_scales, dtype=torch.float64))
+
+
+class SliceCode(NamedTuple):
+    """What the range coder needs for one slice: symbols and the index of each one's σ."""
+
+    symbols: torch.Tensor  # int32 (B, C_k, h, w)
+    indexes: torch.Tensor  # int64 (B, C_k, h, w), into the σ table
+
+
+class _BoundSTE(torch.autograd.Function):
+    """clamp(x, lo, hi), but let gradients through when they push x back into range."""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        inside = (x >= ctx.lo) & (x <= ctx.hi)
+        inward = ((x < ctx.lo) & (grad < 0)) | ((x > ctx.hi) & (grad > 0))
+        return grad * (inside | inward), None, None
+
+
+class SliceParameters(nn.Module):
+    """P_k: (ψ, ŷ_<k) -> (μ_k, s_k); conv3x3, QReLU, conv3x3, QReLU, conv1x1 (integer)."""
+
+    def __init__(self, in_ch: int, width: int, out_ch: int, num_scales: int):
+        super().__init__()
+        self.conv1 = IntConv2d(in_ch, width, 3)
+        self.conv2 = IntConv2d(width, width, 3)
+        self.head = IntConv2d(width, 2 * out_ch, 1)
+        self.act = QReLU()
+        self.num_scales = num_scales
+        with torch.no_grad():  # start mid-table, where the index gradient is informative
+            self.head.bias[out_ch:] = (num_scales - 1) / 2
+
+    def forward(self, x: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.act(self.conv1(x, exact), exact)
+        x = self.act(self.conv2(x, exact), exact)
+        mean, index = self.head(x, exact).chunk(2, dim=1)
+        mean = to_grid(mean, exact).clamp(-INPUT_LIMIT, INPUT_LIMIT)
+        top = self.num_scales - 1
+        if exact:
+            return mean, torch.round(index).clamp(0, top)
+        return mean, round_ste(_BoundSTE.apply(index, 0.0, float(top)))
+
+
+class ResidualPrediction(nn.Module):
+    """R_k: (ψ, ŷ_≤k) -> ½·tanh(·); conv3x3, QReLU, conv3x3, bounded tanh (integer)."""
+
+    def __init__(self, in_ch: int, width: int, out_ch: int):
+        super().__init__()
+        self.conv1 = IntConv2d(in_ch, width, 3)
+        self.conv2 = IntConv2d(width, out_ch, 3)
+        self.act = QReLU()
+        self.tanh = BoundedTanh()
+
+    def forward(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
+        return self.tanh(self.conv2(self.act(self.conv1(x, exact), exact), exact), exact)
+
+
+# A slice quantizer: (k, μ_k, σ-index_k) -> q_k + μ_k, the slice before its LRP correction.
+Quantizer = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class ChannelConditional(nn.Module):
+    """p(ŷ | ψ) = Π_k p(ŷ_k | ψ, ŷ_<k): the slice networks and the σ table."""
+
+    def __init__(self, slices: tuple[int, ...], hyper_channels: int, param_width: int,
+                 lrp_width: int, num_scales: int, scale_min: float, scale_max: float):
+        super().__init__()
+        self.slices = tuple(slices)
+        self.params = nn.ModuleList()
+        self.lrp = nn.ModuleList()
+        seen = 0
+        for size in self.slices:
+            self.params.append(SliceParameters(hyper_channels + seen, param_width, size, num_scales))
+            self.lrp.append(ResidualPrediction(hyper_channels + seen + size, lrp_width, size))
+            seen += size
+        self.register_buffer("scales", scale_table(num_scales, scale_min, scale_max))
+        self.likelihood_bound = LowerBound(1e-9)
+
+    def _run(self, features: torch.Tensor, quantize: Quantizer, exact: bool) -> torch.Tensor:
+        decoded: list[torch.Tensor] = []
+        for k in range(len(self.slices)):
+            context = torch.cat([features, *decoded], dim=1)
+            mean, index = self.params[k](context, exact)
+            y_k = quantize(k, mean, index)
+            y_k = y_k + self.lrp[k](torch.cat([context, y_k], dim=1), exact)
+            decoded.append(y_k)
+        return torch.cat(decoded, dim=1)
+
+    def _split(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.split(y, self.slices, dim=1)
+
+    def forward(self, y: torch.Tensor, features: torch.Tensor, ste: bool = True):
+        """Training face: returns (ŷ, likelihoods of y).
+
+        The rate uses the noisy proxy ỹ = y + U(−½, ½) (dithered quantization).  What P_k, R_k
+        and g_s see is round(y − μ) + μ with a straight-through gradient if ``ste``, else ỹ.
+        """
+        parts = self._split(y)
+        likelihoods: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
+        log_scales = torch.log(self.scales).to(y.dtype)
+
+        def quantize(k, mean, index):
+            residual = parts[k] - mean
+            noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+            sigma = torch.exp(_interp(log_scales, index))
+            likelihoods[k] = self._likelihood(noisy, sigma)
+            return (round_ste(residual) if ste else noisy) + mean
+
+        y_hat = self._run(features, quantize, exact=False)
+        return y_hat, torch.cat(likelihoods, dim=1)
+
+    def _likelihood(self, residual: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        # Mass of the unit bin around the residual; evaluated on the lower tail for precision.
+        v = residual.abs()
+        normal = torch.distributions.Normal(0.0, 1.0)
+        upper = normal.cdf((0.5 - v) / sigma)
+        lower = normal.cdf((-0.5 - v) / sigma)
+        return self.likelihood_bound(upper - lower)
+
+    def compress(self, y: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, list[SliceCode]]:
+        """Coding face: exact ŷ and, per slice, int32 symbols q_k with their σ indexes."""
+        parts = self._split(y.double())
+        codes: list[SliceCode] = []
+
+        def quantize(k, mean, index):
+            q = torch.round(parts[k] - mean).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
+            codes.append(SliceCode(q.to(torch.int32), index.to(torch.int64)))
+            return q + mean
+
+        return self._run(features, quantize, exact=True), codes
+
+    def decompress(self, features: torch.Tensor,
+                   read_slice: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Decoding face: ``read_slice(k, indexes)`` returns slice k's int symbols."""
+
+        def quantize(k, mean, index):
+            q = read_slice(k, index.to(torch.int64))
+            return q.to(device=mean.device, dtype=torch.float64).reshape(mean.shape) + mean
+
+        return self._run(features, quantize, exact=True)
+
+    def entropy_parameters(self, features: torch.Tensor, y_hat: torch.Tensor):
+        """(μ, σ-index) of every slice given the decoded ŷ (teacher forcing), for tests/analysis."""
+        parts = self._split(y_hat.double())
+        means, indexes = [], []
+
+        def quantize(k, mean, index):
+            means.append(mean)
+            indexes.append(index)
+            return torch.round(parts[k] - mean) + mean
+
+        self._run(features.double(), quantize, exact=True)
+        return torch.cat(means, dim=1), torch.cat(indexes, dim=1)
+
+
+def _interp(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table[index] for an integer-valued ``index``, differentiable (linear between entries)."""
+    top = table.numel() - 1
+    low = index.detach().floor().clamp(0, top - 1)
+    frac = index - low
+    low = low.long()
+    return table[low] * (1 - frac) + table[low + 1] * frac
+
