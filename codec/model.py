@@ -43,6 +43,7 @@ class ForwardOutput(NamedTuple):
 class Compressed(NamedTuple):
     z_symbols: torch.Tensor  # int32 (1, Nz, h/4, w/4)
     slices: list[SliceCode]  # per slice: int32 symbols and their σ indexes
+    y_hat: torch.Tensor  # float64 (1, M, h, w): exactly the ŷ' the decoder will rebuild
 
 
 def _as_quality(quality, batch: int, device) -> torch.Tensor:
@@ -98,8 +99,8 @@ class LicModel(nn.Module):
         q = _as_quality(quality, 1, x.device)
         y = self._tiled(self.g_a, self._pad(x), 16) * self.gain.gain(q)
         hyper = self.hyper.compress(y)
-        _, codes = self.entropy.compress(y, hyper.features)
-        return Compressed(hyper.z_symbols, codes)
+        y_hat, codes = self.entropy.compress(y, hyper.features)
+        return Compressed(hyper.z_symbols, codes, y_hat)
 
     @torch.no_grad()
     def decompress(self, z_symbols: torch.Tensor, read_slice: Callable[[int, torch.Tensor], torch.Tensor],
@@ -108,7 +109,12 @@ class LicModel(nn.Module):
         device = next(self.parameters()).device
         hyper = self.hyper.decompress(z_symbols.to(device))
         y_hat = self.entropy.decompress(hyper.features, read_slice)
-        q = _as_quality(quality, 1, device)
+        return self.reconstruct(y_hat, quality, size)
+
+    @torch.no_grad()
+    def reconstruct(self, y_hat: torch.Tensor, quality: float, size: tuple[int, int]) -> torch.Tensor:
+        """x̂ = g_s(ŷ' ⊙ g⁻¹(q)), cropped to ``size`` and clamped to [0, 1]."""
+        q = _as_quality(quality, 1, y_hat.device)
         y_hat = y_hat.float() * self.gain.inverse_gain(q)
         x_hat = self._tiled(self.g_s, y_hat, 1 / 16)
         return x_hat[..., : size[0], : size[1]].clamp(0, 1)

@@ -1,0 +1,147 @@
+"""Where the model meets the bitstream: RGB pixels <-> symbols <-> a ``.lic`` file.
+
+The model turns pixels into integer symbols and σ indexes (tensors); ``bitstream`` turns
+symbols and probabilities into bytes.  This module passes one to the other, slice by slice, so
+decoding is sequential over slices with one device transfer each: the networks may run on a GPU
+while the range coder runs on the CPU.  It also guards the decoder: a file from another model,
+a stream count that does not match, or symbols whose checksum differs from the encoder's are
+all reported as ``LicFormatError``, never returned as an image.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import bitstream
+from bitstream import Header, LicFormatError
+
+from .model import LicModel
+from .weights import fingerprint
+
+__all__ = ["Timings", "encode_rgb", "decode_rgb"]
+
+
+@dataclass
+class Timings:
+    """Wall time of the last call, split into network and entropy coding (seconds)."""
+
+    network: float = 0.0
+    coding: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.network + self.coding
+
+
+class _SymbolChecksum:
+    """CRC32 over all symbols in coding order, as little-endian int32."""
+
+    def __init__(self):
+        self.value = 0
+
+    def update(self, symbols: np.ndarray) -> None:
+        self.value = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self.value)
+
+
+def _z_count(model: LicModel, height: int, width: int) -> tuple[int, int]:
+    h, w = model.latent_size(height, width)
+    return h // 4, w // 4
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
+               icc: bytes | None = None, alpha: bytes | None = None,
+               timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
+    """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
+    timings = timings if timings is not None else Timings()
+    height, width = rgb.shape[:2]
+    quality = bitstream.quantize_quality(quality)
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
+    code = model.compress(x, quality)
+    z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1).cpu().numpy()
+    slices = [(s.symbols.cpu().numpy(), s.indexes.cpu().numpy()) for s in code.slices]
+    _sync(device)
+    timings.network = time.perf_counter() - start
+
+    start = time.perf_counter()
+    density = model.hyper.density
+    pmf, offset = density.table_pmf.cpu().numpy(), density.table_offset.cpu().numpy()
+    scales = model.entropy.scales.cpu().numpy()
+    checksum = _SymbolChecksum()
+    checksum.update(z)
+    streams = [bitstream.encode_categorical(z, pmf, offset)]
+    for symbols, indexes in slices:
+        checksum.update(symbols)
+        streams.append(bitstream.encode_gaussian(symbols, indexes, scales))
+    header = Header(
+        model_id=model.config.model_id, model_hash=model_hash or fingerprint(model),
+        quality=quality, width=width, height=height, channels=channels,
+        symbol_crc=checksum.value, icc=icc,
+    )
+    data = bitstream.pack(header, streams, alpha)
+    timings.coding = time.perf_counter() - start
+    return data
+
+
+def check_model(model: LicModel, header: Header, model_hash: bytes | None = None) -> None:
+    """Refuse a file that another model made: its symbols would decode to garbage."""
+    if header.model_id != model.config.model_id or header.model_hash != (model_hash or fingerprint(model)):
+        raise LicFormatError(
+            f"made by another model ({header.model_id}, {header.model_hash.hex()}); "
+            f"this decoder has {model.config.model_id}, {(model_hash or fingerprint(model)).hex()}"
+        )
+
+
+def decode_rgb(model: LicModel, data: bytes, *, timings: Timings | None = None,
+               model_hash: bytes | None = None) -> tuple[np.ndarray, Header, bytes | None]:
+    """Decode a ``.lic`` file to an (H, W, 3) uint8 RGB array, its header and its alpha blob."""
+    timings = timings if timings is not None else Timings()
+    header, streams, alpha = bitstream.unpack(data)
+    check_model(model, header, model_hash)
+    n_slices = len(model.config.slices)
+    if len(streams) != 1 + n_slices:
+        raise LicFormatError(f"corrupt: {len(streams)} streams, this model codes {1 + n_slices}")
+    device = next(model.parameters()).device
+    coding = 0.0
+    start = time.perf_counter()
+
+    density = model.hyper.density
+    pmf, offset = density.table_pmf.cpu().numpy(), density.table_offset.cpu().numpy()
+    scales = model.entropy.scales.cpu().numpy()
+    hz, wz = _z_count(model, header.height, header.width)
+    checksum = _SymbolChecksum()
+    z = bitstream.decode_categorical(streams[0], pmf, offset, hz * wz)
+    checksum.update(z)
+    z_symbols = torch.from_numpy(z.reshape(1, -1, hz, wz))
+    coding += time.perf_counter() - start
+
+    def read_slice(k: int, indexes: torch.Tensor) -> torch.Tensor:
+        nonlocal coding
+        indexes = indexes.cpu().numpy()
+        t = time.perf_counter()
+        symbols = bitstream.decode_gaussian(streams[k + 1], indexes, scales)
+        checksum.update(symbols)
+        coding += time.perf_counter() - t
+        return torch.from_numpy(symbols).to(device)
+
+    x_hat = model.decompress(z_symbols, read_slice, header.quality, (header.height, header.width))
+    if checksum.value != header.symbol_crc:
+        raise LicFormatError("corrupt: decoded symbols do not match the encoder's checksum")
+    rgb = torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
+    _sync(device)
+    timings.coding = coding
+    timings.network = time.perf_counter() - start - coding
+    return rgb, header, alpha

@@ -1,0 +1,115 @@
+"""Saving, loading and fingerprinting model weights (safetensors shards, config in metadata).
+
+Float transforms are stored in fp16 where that is harmless, but the integer entropy path is
+stored exactly: its weights are snapped to the 2^-W_FRAC grid first, so the integers the coder
+uses are the same on every machine that loads the file.  The fingerprint that the bitstream
+header records is a hash of the loaded tensors, so a file made by other weights is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .config import ModelConfig
+from .integer import ACT_FRAC, W_FRAC, W_LIMIT, IntConv2d
+from .model import LicModel
+
+__all__ = ["save_model", "load_model", "default_weights_dir", "fingerprint", "snap_integer_weights"]
+
+SHARD_BYTES = 15 * 2**20  # every file stays under 16 MiB
+# Plain conv kernels of the float transforms tolerate fp16; small reparametrized tensors
+# (GDN's β/γ, the factorized density, gains) keep float32.
+_FP16_SUFFIXES = (".weight",)
+_FP16_PREFIXES = ("g_a.", "g_s.", "hyper.h_a.")
+
+
+def default_weights_dir() -> Path:
+    return Path(__file__).parent / "weights"
+
+
+@torch.no_grad()
+def snap_integer_weights(model: LicModel) -> None:
+    """Round every integer layer's float weights onto the grid its coder uses (idempotent)."""
+    for module in model.modules():
+        if isinstance(module, IntConv2d):
+            module.weight.copy_(torch.round(module.weight.clamp(-W_LIMIT, W_LIMIT) * 2**W_FRAC) / 2**W_FRAC)
+            module.bias.copy_(torch.round(module.bias * 2 ** (W_FRAC + ACT_FRAC)) / 2 ** (W_FRAC + ACT_FRAC))
+
+
+def _storage_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:
+    if tensor.dtype == torch.float32 and name.endswith(_FP16_SUFFIXES) and name.startswith(_FP16_PREFIXES):
+        return torch.float16
+    return tensor.dtype
+
+
+def save_model(model: LicModel, directory: str | Path, metadata: dict | None = None) -> list[Path]:
+    """Write ``model`` as ``<model_id>-NN.safetensors`` shards; returns the paths.
+
+    Builds the coding tables first, so what ships is always consistent with the weights.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    snap_integer_weights(model)
+    model.build_tables()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.to(_storage_dtype(k, v)) for k, v in state.items()}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name in sorted(state):
+        nbytes = state[name].numel() * state[name].element_size()
+        if size + nbytes > SHARD_BYTES and shards[-1]:
+            shards.append({})
+            size = 0
+        shards[-1][name] = state[name]
+        size += nbytes
+    meta = {"config": model.config.to_json(), "shards": str(len(shards))}
+    meta.update({k: str(v) for k, v in (metadata or {}).items()})
+    stem = model.config.model_id
+    for old in directory.glob(f"{stem}-*.safetensors"):
+        old.unlink()
+    paths = []
+    for i, shard in enumerate(shards):
+        path = directory / f"{stem}-{i:02d}.safetensors"
+        save_file(shard, str(path), metadata=meta)
+        paths.append(path)
+    return paths
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LicModel:
+    """Load a model from a directory of shards (default: the weights that ship with lic)."""
+    path = Path(path) if path is not None else default_weights_dir()
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"no .safetensors weights in {path}")
+    state, config_json = {}, None
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            meta = f.metadata() or {}
+            if config_json is None:
+                config_json = meta.get("config")
+            elif meta.get("config") != config_json:
+                raise ValueError(f"{file} belongs to another model than {files[0]}")
+            for key in f.keys():
+                state[key] = f.get_tensor(key)
+    if config_json is None:
+        raise ValueError(f"{files[0]} has no model config in its metadata")
+    model = LicModel(ModelConfig.from_json(config_json))
+    expected = model.state_dict()
+    state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval()
+
+
+def fingerprint(model: LicModel) -> bytes:
+    """4-byte hash of the model's config and tensors (as loaded), recorded in every header."""
+    h = hashlib.sha256(model.config.to_json().encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.digest()[:4]
