@@ -1,0 +1,114 @@
+"""``python -m benchmarks [speed] [options]``: rate-distortion sweep (default) or speed table.
+
+See benchmarks/README.md. Results go to ``--out`` (default benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from benchmarks import report, speed
+from benchmarks.codecs import registry
+from benchmarks.sweep import list_images, results_json, sweep_codec, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_IMAGES = ROOT / ".." / "shared" / "data" / "kodak"
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
+QUICK_IMAGES, QUICK_QUALITIES = 2, 2
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", nargs="?", choices=("rd", "speed"), default="rd",
+                   help="rd: rate-distortion sweep, JSONs, plots, BD-rate table (default); speed: speed table")
+    p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of PNG images (default: Kodak)")
+    p.add_argument("--codecs", default="", help="comma-separated codec names (default: all)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (timings are only clean with 1)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per image after one warm-up (median)")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK_IMAGES} images, {QUICK_QUALITIES} qualities each")
+    p.add_argument("--lic-fine", action="store_true", help="sweep lic at q = 1, 1.5, ..., 8")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads lic may use")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    args = p.parse_args(argv)
+    if args.jobs < 1 or args.repeats < 1 or args.threads < 1 or (args.limit is not None and args.limit < 1):
+        p.error("--jobs, --repeats, --threads and --limit must be >= 1")
+    return args
+
+
+def _quick_qualities(qualities):
+    """Two qualities from the middle of the sweep: around its 1/3 and 2/3 points."""
+    qs = list(qualities)
+    return [qs[len(qs) // 3], qs[(2 * len(qs)) // 3]] if len(qs) > 2 else qs
+
+
+def select_codecs(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
+    """(available codecs by name, skipped codecs → reason); unknown names are an error."""
+    lic_options = {"fine": args.lic_fine, "threads": args.threads}
+    codecs = registry(lic_options)
+    wanted = [c.strip() for c in args.codecs.split(",") if c.strip()] or list(codecs)
+    unknown = [c for c in wanted if c not in codecs]
+    if unknown:
+        raise SystemExit(f"unknown codec(s): {', '.join(unknown)}; known: {', '.join(codecs)}")
+    chosen, skipped = {}, {}
+    for name in wanted:
+        ok, why = codecs[name].available()
+        if ok:
+            chosen[name] = codecs[name]
+        else:
+            skipped[name] = why
+            print(f"skipping {name}: {why}", file=sys.stderr)
+    return chosen, skipped
+
+
+def run_rd(args: argparse.Namespace) -> None:
+    images = list_images(args.images, QUICK_IMAGES if args.quick else args.limit)
+    codecs, skipped = select_codecs(args)
+    lic_options = {"fine": args.lic_fine, "threads": args.threads}
+    plan = {name: (_quick_qualities(c.qualities) if args.quick else list(c.qualities)) for name, c in codecs.items()}
+    total = sum(len(qs) for qs in plan.values()) * len(images)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=total, unit="img") as bar:
+        for name, codec in codecs.items():
+            bar.set_description(name)
+            measurements = []
+            for m in sweep_codec(codec, images, plan[name], args.repeats, args.jobs, lic_options):
+                measurements.append(m)
+                bar.update()
+            write_json(args.out / f"{name}.json", results_json(codec, measurements, plan[name]))
+    all_names = set(registry(lic_options))
+    measured = {k: v for k, v in report.load_curves(args.out).items() if k in all_names and k not in skipped}
+    references = report.load_curves(report.REFERENCE_DIR, report.REFERENCE_CURVES)
+    if not args.no_plots:
+        report.plot(measured, references, args.out)
+    table = report.bd_table(measured, references, skipped)
+    (args.out / "bd_rate.md").write_text(table)
+    print(table)
+
+
+def run_speed(args: argparse.Namespace) -> None:
+    images = list_images(args.images, QUICK_IMAGES if args.quick else args.limit)
+    codecs, skipped = select_codecs(args)
+    lic_options = {"fine": args.lic_fine, "threads": args.threads}
+    rows = []
+    for name in tqdm(list(codecs), desc="speed", unit="codec"):
+        rows += speed.speed_table([name], [str(p) for p in images], args.repeats, lic_options)
+    text = speed.speed_markdown(rows, skipped, len(images))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.md").write_text(text)
+    print(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run_speed(args) if args.command == "speed" else run_rd(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The codecs the benchmark measures, behind one small interface.
+
+Every codec is a ``Codec``: ``encode(img, quality) -> bytes`` returns the complete file a user would store (so
+``len`` of it is the rate), ``decode(data) -> PIL RGB image`` inverts it, ``qualities`` is the sweep, and
+``available()`` says whether the library or tool is installed (``(False, reason)`` makes the runner skip the
+codec with a note rather than fail). ``mid_quality`` is the setting used by the speed table (about 0.5–1 bpp on
+Kodak).
+
+Codecs here: JPEG 4:2:0 and 4:4:4, WebP, JPEG 2000 (all Pillow), AVIF (Pillow's AVIF plugin), JPEG XL
+(pillow-jxl-plugin). HEVC 4:4:4 (the BPG stand-in) lives in ``hevc.py`` and lic's adapter in ``lic_codec.py``;
+``registry()`` lists them all by name.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from PIL import Image, features
+
+__all__ = ["Codec", "PillowCodec", "registry", "get_codec"]
+
+
+class Codec:
+    """Interface of a measured codec; subclasses set the class attributes and implement encode/decode."""
+
+    name: str
+    description: str
+    qualities: Sequence[float]
+    mid_quality: float
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def encode(self, img: Image.Image, quality: float) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> Image.Image:
+        raise NotImplementedError
+
+    def file_size(self, data: bytes) -> int:
+        """Bytes that count as the rate; the encoded bytes themselves unless the codec says otherwise."""
+        return len(data)
+
+    def timings(self) -> dict[str, float]:
+        """Optional break-down of the last encode/decode time in seconds (e.g. network vs entropy coding)."""
+        return {}
+
+
+@dataclass
+class PillowCodec(Codec):
+    """A codec reached through ``PIL.Image.save`` / ``Image.open``.
+
+    ``quality_option`` names the save() keyword that carries the sweep value; ``options`` are fixed save()
+    keywords. ``feature`` is the Pillow feature or plugin module that must be present.
+    """
+
+    name: str
+    description: str
+    format: str
+    qualities: Sequence[float]
+    mid_quality: float
+    quality_option: str = "quality"
+    options: dict = field(default_factory=dict)
+    feature: str = ""
+    plugin_module: str = ""
+
+    def available(self) -> tuple[bool, str]:
+        if self.plugin_module:
+            try:
+                __import__(self.plugin_module)
+            except ImportError as exc:
+                return False, f"Python module {self.plugin_module!r} not installed ({exc})"
+        if self.feature and not features.check(self.feature):
+            return False, f"Pillow was built without {self.feature!r} support"
+        return True, ""
+
+    def save_options(self, quality: float) -> dict:
+        return {**self.options, self.quality_option: int(quality)}
+
+    def encode(self, img: Image.Image, quality: float) -> bytes:
+        buf = io.BytesIO()
+        img.convert("RGB").save(buf, format=self.format, **self.save_options(quality))
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> Image.Image:
+        if self.plugin_module:
+            __import__(self.plugin_module)
+        with Image.open(io.BytesIO(data)) as im:
+            return im.convert("RGB")
+
+
+@dataclass
+class Jpeg2000Codec(PillowCodec):
+    """JPEG 2000 through OpenJPEG, rate-controlled: the sweep values are target bits per pixel, turned into the
+    compression ratio 24 / bpp that ``quality_mode="rates"`` expects (24 bits per uncompressed RGB pixel).
+    Lossy 9/7 wavelet (``irreversible=True``) with the RGB→YCbCr transform, raw codestream (no JP2 boxes)."""
+
+    def save_options(self, quality: float) -> dict:
+        return {**self.options, "quality_mode": "rates", "quality_layers": [24.0 / quality]}
+
+
+def _pillow_codecs() -> list[Codec]:
+    jpeg_q = list(range(5, 100, 5))
+    return [
+        PillowCodec("jpeg", "JPEG 4:2:0, Pillow/libjpeg-turbo, optimized Huffman tables", "JPEG", jpeg_q, 75,
+                    options={"subsampling": 2, "optimize": True}, feature="jpg"),
+        PillowCodec("jpeg444", "JPEG 4:4:4, Pillow/libjpeg-turbo, optimized Huffman tables", "JPEG", jpeg_q, 75,
+                    options={"subsampling": 0, "optimize": True}, feature="jpg"),
+        PillowCodec("webp", "WebP lossy, Pillow/libwebp, method 6", "WEBP", list(range(5, 100, 10)) + [98], 75,
+                    options={"method": 6, "lossless": False}, feature="webp"),
+        Jpeg2000Codec("jpeg2000", "JPEG 2000, Pillow/OpenJPEG, 9/7 wavelet, rate-controlled (ratio = 24/bpp)",
+                      "JPEG2000", [0.0625, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], 0.75,
+                      options={"irreversible": True, "no_jp2": True}, feature="jpg_2000"),
+        PillowCodec("avif", "AVIF 4:4:4, Pillow/libavif (default AV1 encoder), speed 6, 1 thread", "AVIF",
+                    [10, 20, 30, 40, 50, 60, 70, 80, 90, 95], 60,
+                    options={"subsampling": "4:4:4", "speed": 6, "max_threads": 1}, feature="avif"),
+        PillowCodec("jxl", "JPEG XL, pillow-jxl-plugin (libjxl), effort 7", "JXL",
+                    [10, 20, 30, 40, 50, 60, 70, 80, 90, 95], 70,
+                    options={"effort": 7, "lossless": False}, plugin_module="pillow_jxl"),
+    ]
+
+
+def registry(lic_options: dict | None = None) -> dict[str, Codec]:
+    """All codecs by name, in plotting order. ``lic_options`` go to lic's adapter (``fine``, ``threads``)."""
+    from benchmarks.hevc import HevcCodec
+    from benchmarks.lic_codec import LicCodec
+
+    codecs: list[Codec] = [LicCodec(**(lic_options or {}))] + _pillow_codecs() + [HevcCodec()]
+    return {c.name: c for c in codecs}
+
+
+def get_codec(name: str, lic_options: dict | None = None) -> Codec:
+    codecs = registry(lic_options)
+    if name not in codecs:
+        raise KeyError(f"unknown codec {name!r}; known: {', '.join(codecs)}")
+    return codecs[name]

@@ -1,0 +1,82 @@
+"""Adapter from lic's public API to the benchmark's ``Codec`` interface.
+
+lic exposes ``codec.compress(pil_image, quality=q) -> bytes`` and ``codec.decompress(data) -> PIL image`` with
+``q`` a real number in [1, 8]. The sweep is q = 1..8, or 1, 1.5, ..., 8 with ``fine=True`` (``--lic-fine``).
+
+Optional hooks, used only when lic offers them (checked with ``hasattr``, never required):
+- ``codec.set_num_threads(n)``: how many CPU threads lic may use (``--threads``); otherwise the adapter calls
+  ``torch.set_num_threads(n)`` before coding, since lic runs on torch.
+- ``codec.last_timings``: a mapping of stage name → seconds for the most recent compress/decompress call
+  (e.g. ``{"network": ..., "entropy_coding": ...}``); recorded next to the total wall time.
+
+If ``codec.compress`` does not exist (lic is still being written), the codec reports itself unavailable and the
+benchmark skips it with a note.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from PIL import Image
+
+from benchmarks.codecs import Codec
+
+__all__ = ["LicCodec"]
+
+LIC_QUALITIES = tuple(float(q) for q in range(1, 9))
+LIC_FINE_QUALITIES = tuple(1.0 + 0.5 * k for k in range(15))
+
+
+class LicCodec(Codec):
+    name = "lic"
+    description = "lic learned image codec (codec.compress / codec.decompress)"
+    mid_quality = 4.0
+
+    def __init__(self, fine: bool = False, threads: int = 2) -> None:
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
+        self.qualities = LIC_FINE_QUALITIES if fine else LIC_QUALITIES
+        self.threads = threads
+        self._module = None
+        self._threads_set = False
+
+    def _api(self):
+        if self._module is None:
+            self._module = importlib.import_module("codec")
+        return self._module
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            api = self._api()
+        except Exception as exc:  # an import error inside lic is lic's, report it and carry on
+            return False, f"cannot import lic's 'codec' package ({type(exc).__name__}: {exc})"
+        missing = [fn for fn in ("compress", "decompress") if not callable(getattr(api, fn, None))]
+        if missing:
+            return False, f"lic's API is not there yet (codec.{' / codec.'.join(missing)} missing)"
+        return True, ""
+
+    def _set_threads(self) -> None:
+        if self._threads_set:
+            return
+        api = self._api()
+        if hasattr(api, "set_num_threads"):
+            api.set_num_threads(self.threads)
+        else:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        self._threads_set = True
+
+    def encode(self, img: Image.Image, quality: float) -> bytes:
+        self._set_threads()
+        return bytes(self._api().compress(img.convert("RGB"), quality=float(quality)))
+
+    def decode(self, data: bytes) -> Image.Image:
+        self._set_threads()
+        return self._api().decompress(data).convert("RGB")
+
+    def timings(self) -> dict[str, float]:
+        stages = getattr(self._api(), "last_timings", None)
+        if not isinstance(stages, dict):
+            return {}
+        return {str(k): float(v) for k, v in stages.items() if isinstance(v, (int, float))}

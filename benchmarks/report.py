@@ -1,0 +1,127 @@
+"""Rate-distortion plots and the BD-rate table, from the measured JSONs and the published reference curves.
+
+- ``rd_psnr.png`` and ``rd_msssim.png``: PSNR (dB) and MS-SSIM (dB, −10·log10(1 − MS-SSIM)) against bpp, measured
+  codecs as solid lines with markers, reference curves dashed.
+- ``bd_rate.md``: BD-rate (PCHIP, see ``bd.py``) of lic against every other measured codec and every reference
+  curve (anchor = the other codec; negative = lic needs fewer bits), then a sanity block: every measured codec
+  against the BPG reference and against the published curve of the same codec, and a matrix of measured codecs
+  against each other. Codecs skipped in the run are listed with their reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+from benchmarks.bd import bd_rate
+
+__all__ = ["REFERENCE_CURVES", "SAME_CODEC_REFERENCE", "load_curves", "plot", "bd_table"]
+
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "kodak"
+REFERENCE_CURVES = (
+    "bpg_444_x265_ycbcr", "measured-hevc444-x265-bpgsize", "vtm", "paper-minnen2020-cc10_mse",
+    "paper-elic2022_mse", "compressai-bmshj2018-hyperprior_mse_cpu", "compressai-mbt2018-mean_mse_cpu",
+    "jpeg", "webp", "jpeg2000", "av1",
+)
+BPG_REFERENCE = "bpg_444_x265_ycbcr"
+# Published curve of the same codec, for the sanity block.
+SAME_CODEC_REFERENCE = {"jpeg": "jpeg", "webp": "webp", "jpeg2000": "jpeg2000", "avif": "av1",
+                        "hevc444": "measured-hevc444-x265-bpgsize"}
+
+
+def load_curves(folder: Path, names: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """name → results dict of each ``*.json`` in ``folder`` (or the named ones), skipping non-results files."""
+    curves = {}
+    paths = [folder / f"{n}.json" for n in names] if names else sorted(folder.glob("*.json"))
+    for path in paths:
+        if not path.exists():
+            continue
+        payload = json.loads(path.read_text())
+        results = payload.get("results", {})
+        if "bpp" in results and "psnr-rgb" in results:
+            curves[path.stem] = results
+    return curves
+
+
+def _msssim_db(results: Mapping) -> list[float] | None:
+    if "ms-ssim-db" in results:
+        return results["ms-ssim-db"]
+    values = results.get("ms-ssim") or results.get("ms-ssim-rgb")
+    return [-10 * math.log10(1 - v) for v in values] if values else None
+
+
+def plot(measured: Mapping[str, Mapping], references: Mapping[str, Mapping], out_dir: Path,
+         max_bpp: float = 2.0) -> list[Path]:
+    """Write the two RD plots; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for metric, label, filename in (("psnr", "PSNR-RGB [dB]", "rd_psnr.png"),
+                                    ("msssim", "MS-SSIM [dB]", "rd_msssim.png")):
+        fig, ax = plt.subplots(figsize=(9, 6.5))
+        for group, style in ((references, dict(linestyle="--", linewidth=1.2)),
+                             (measured, dict(linestyle="-", linewidth=1.8, marker="o", markersize=3.5))):
+            for name, res in group.items():
+                ys = res["psnr-rgb"] if metric == "psnr" else _msssim_db(res)
+                if not ys:
+                    continue
+                pts = sorted((x, y) for x, y in zip(res["bpp"], ys) if x <= max_bpp)
+                if pts:
+                    ax.plot(*zip(*pts), label=name + (" (ref)" if group is references else ""), **style)
+        ax.set_xlabel("bits per pixel")
+        ax.set_ylabel(label)
+        ax.set_title(f"Kodak, {label} vs rate")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = out_dir / filename
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _bd(anchor: Mapping, test: Mapping) -> str:
+    try:
+        return f"{bd_rate(anchor['bpp'], anchor['psnr-rgb'], test['bpp'], test['psnr-rgb']):+.1f} %"
+    except ValueError as exc:
+        return f"n/a ({exc})"
+
+
+def bd_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping],
+             skipped: Mapping[str, str], lic: str = "lic") -> str:
+    """The Markdown BD-rate report (see module docstring)."""
+    lines = ["# BD-rate (PCHIP on log-rate over RGB PSNR, overlapping PSNR range)", "",
+             "Negative: the test codec needs fewer bits than the anchor for the same PSNR.", ""]
+    if lic in measured:
+        lines += [f"## {lic} against every other curve", "", "| anchor | kind | BD-rate of lic |", "|---|---|---|"]
+        for name, res in measured.items():
+            if name != lic:
+                lines.append(f"| {name} | measured | {_bd(res, measured[lic])} |")
+        for name, res in references.items():
+            lines.append(f"| {name} | reference | {_bd(res, measured[lic])} |")
+    else:
+        lines += [f"## {lic}", "", f"{lic} was not measured in this run: {skipped.get(lic, 'not selected')}."]
+    lines += ["", "## Sanity: measured codecs against published curves", "",
+              "| codec | vs BPG reference (bpg_444_x265_ycbcr) | vs its own published curve |", "|---|---|---|"]
+    for name, res in measured.items():
+        bpg = _bd(references[BPG_REFERENCE], res) if BPG_REFERENCE in references else "n/a"
+        own = SAME_CODEC_REFERENCE.get(name)
+        own_cell = f"{_bd(references[own], res)} (vs {own})" if own in references else "—"
+        lines.append(f"| {name} | {bpg} | {own_cell} |")
+    names = list(measured)
+    if len(names) > 1:
+        lines += ["", "## Measured codecs against each other (row = test, column = anchor)", "",
+                  "| test \\ anchor | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for test in names:
+            cells = ["—" if test == anchor else _bd(measured[anchor], measured[test]).split(" (")[0]
+                     for anchor in names]
+            lines.append(f"| {test} | " + " | ".join(cells) + " |")
+    if skipped:
+        lines += ["", "## Skipped codecs", ""] + [f"- {name}: {why}" for name, why in skipped.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,70 @@
+"""Speed table: per codec, at its mid quality (about 0.5–1 bpp on Kodak), the median encode and decode time per
+image and the peak resident memory.
+
+Each codec runs in its own fresh process, so the peak RSS (``getrusage``'s ``ru_maxrss``) is that codec's alone:
+the Python process plus, for codecs that run a command-line tool, the largest child (x265, ffmpeg). lic's
+MAC/pixel comes from ``benchmarks/complexity.py`` (``mac_per_pixel() -> dict``) when that module exists.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import statistics
+from pathlib import Path
+from typing import Sequence
+
+from benchmarks.codecs import get_codec
+from benchmarks.sweep import measure
+
+__all__ = ["speed_row", "speed_table", "lic_mac_per_pixel"]
+
+
+def speed_row(name: str, images: Sequence[str], repeats: int, lic_options: dict) -> dict:
+    """Median over images of the per-image median times, mean bpp, and peak RSS in MiB. Runs in a child."""
+    codec = get_codec(name, lic_options)
+    ms = [measure(codec, Path(img), codec.mid_quality, repeats) for img in images]
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"codec": name, "quality": codec.mid_quality, "bpp": statistics.fmean(m.bpp for m in ms),
+            "psnr": statistics.fmean(m.psnr for m in ms),
+            "encode_s": statistics.median(m.encoding_time for m in ms),
+            "decode_s": statistics.median(m.decoding_time for m in ms),
+            "peak_rss_mib": own, "peak_child_rss_mib": children}
+
+
+def lic_mac_per_pixel() -> dict | None:
+    """``benchmarks.complexity.mac_per_pixel()`` if that module exists and works, else None."""
+    try:
+        from benchmarks import complexity
+    except ImportError:
+        return None
+    try:
+        return dict(complexity.mac_per_pixel())
+    except Exception:  # another engineer's module: a failure there must not cost the speed table
+        return None
+
+
+def speed_table(names: Sequence[str], images: Sequence[str], repeats: int, lic_options: dict) -> list[dict]:
+    ctx = multiprocessing.get_context("spawn")
+    rows = []
+    for name in names:
+        with ctx.Pool(1) as pool:
+            rows.append(pool.apply(speed_row, (name, list(images), repeats, lic_options)))
+    return rows
+
+
+def speed_markdown(rows: Sequence[dict], skipped: dict[str, str], n_images: int) -> str:
+    macs = lic_mac_per_pixel()
+    lines = [f"# Speed (median per image over {n_images} images, 1 process)", "",
+             "| codec | quality | bpp | PSNR [dB] | encode [s] | decode [s] | peak RSS [MiB] (python / tool) "
+             "| MAC/pixel |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mac = "—"
+        if r["codec"] == "lic":
+            mac = ", ".join(f"{k}: {v:,.0f}" for k, v in macs.items()) if macs else "n/a (no complexity.py)"
+        lines.append(f"| {r['codec']} | {r['quality']:g} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['encode_s']:.3f} "
+                     f"| {r['decode_s']:.3f} | {r['peak_rss_mib']:.0f} / {r['peak_child_rss_mib']:.0f} | {mac} |")
+    if skipped:
+        lines += ["", "Skipped:"] + [f"- {name}: {why}" for name, why in skipped.items()]
+    return "\n".join(lines) + "\n"
