@@ -94,7 +94,8 @@ class IntConv2d(nn.Module):
         super().__init__()
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(torch.empty(out_ch, in_ch, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_ch))
+        # A small positive bias keeps the quantized ReLUs after it alive at initialization.
+        self.bias = nn.Parameter(torch.full((out_ch,), 0.1))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def quantized(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,10 +125,21 @@ class IntConv2d(nn.Module):
 
 
 class QReLU(nn.Module):
-    """Quantized bounded ReLU: a = clamp(round(x * 2^6), 0, 2^12 - 1) / 2^6 (Ballé et al. 2019)."""
+    """Quantized bounded ReLU: a = clamp(round(x * 2^6), 0, 2^12 - 1) / 2^6 (Ballé et al. 2019).
+
+    In training the gradient leaks (slope LEAK) outside [0, max]: quantized zero inputs and zero
+    biases would otherwise give exactly-zero pre-activations whose units never wake up.
+    """
+
+    LEAK = 0.05
 
     def forward(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
-        return to_grid(x, exact).clamp(0.0, ACT_MAX)
+        hard = to_grid(x, exact).clamp(0.0, ACT_MAX)
+        if exact:
+            return hard
+        inside = (x >= 0) & (x <= ACT_MAX)
+        slope = x * torch.where(inside, 1.0, self.LEAK).to(x.dtype)
+        return hard.detach() + slope - slope.detach()
 
 
 class BoundedTanh(nn.Module):

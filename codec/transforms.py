@@ -10,8 +10,13 @@ range coder's probabilities, so they stay in float and may run on any device.
 
 from __future__ import annotations
 
+import warnings
+
 import torch.nn as nn
-from compressai.layers import GDN
+
+with warnings.catch_warnings():  # compressai's import calls the deprecated torch.jit.script
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.layers import GDN
 
 __all__ = ["AnalysisTransform", "SynthesisTransform", "conv", "deconv"]
 

@@ -1,0 +1,160 @@
+"""Claims about the codec core, on tiny models (CPU, seconds)."""
+
+import pytest
+import torch
+
+from codec.config import ModelConfig, lambda_for_quality, QUALITY_LAMBDAS
+from codec.integer import IntConv2d
+from codec.model import LicModel
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = LicModel(ModelConfig.tiny())
+    # A random init leaves y ≈ 0; widen the latent so the tests see non-trivial symbols.
+    with torch.no_grad():
+        m.g_a[-1].weight.mul_(40)
+    return m.eval()
+
+
+def _image(h=70, w=90, seed=1, batch=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, h, w, generator=g)
+
+
+def _decode(model, code, quality, size):
+    return model.decompress(code.z_symbols, lambda k, idx: code.slices[k].symbols, quality, size)
+
+
+def test_forward_shapes_and_likelihoods_in_unit_interval(model):
+    x = _image(70, 90, batch=2)
+    out = model(x, torch.tensor([1.0, 7.5]))
+    assert out.x_hat.shape == x.shape
+    assert out.y_likelihoods.shape == (2, 16, 8, 8)
+    assert out.z_likelihoods.shape == (2, 8, 2, 2)
+    for lik in (out.y_likelihoods, out.z_likelihoods):
+        assert torch.all(lik > 0) and torch.all(lik <= 1)
+
+
+def test_forward_gradients_reach_every_trainable_part(model):
+    m = LicModel(ModelConfig.tiny()).train()
+    out = m(_image(64, 64, batch=2), 3.0)
+    bits = -(out.y_likelihoods.log2().sum() + out.z_likelihoods.log2().sum())
+    (bits + 100 * (out.x_hat - 0.5).pow(2).mean()).backward()
+    for name in ("g_a", "g_s", "hyper.h_a", "hyper.h_s", "hyper.density", "entropy.params", "entropy.lrp", "gain"):
+        module = m.get_submodule(name)
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_decompress_rebuilds_the_encoders_symbols_and_reconstruction(model):
+    x = _image()
+    code = model.compress(x, 5.0)
+    assert sum(int(s.symbols.abs().sum()) for s in code.slices) > 0, "test needs non-zero symbols"
+    seen = []
+
+    def read_slice(k, indexes):
+        assert torch.equal(indexes, code.slices[k].indexes)  # decoder derives the same σ indexes
+        seen.append(k)
+        return code.slices[k].symbols
+
+    x_dec = model.decompress(code.z_symbols, read_slice, 5.0, (70, 90))
+    assert seen == list(range(len(model.config.slices)))
+    assert torch.equal(x_dec, model.reconstruct(code.y_hat, 5.0, (70, 90)))
+
+
+def test_compress_is_deterministic(model):
+    a, b = model.compress(_image(), 3.3), model.compress(_image(), 3.3)
+    assert torch.equal(a.z_symbols, b.z_symbols)
+    for sa, sb in zip(a.slices, b.slices):
+        assert torch.equal(sa.symbols, sb.symbols) and torch.equal(sa.indexes, sb.indexes)
+
+
+def _entropy_parameters(model, z, y_hat):
+    features = model.hyper.decompress(z).features
+    return model.entropy.entropy_parameters(features, y_hat)
+
+
+def test_entropy_parameters_bit_identical_across_dtype_threads_and_batch(model):
+    code = model.compress(_image(), 4.0)
+    other = model.compress(_image(seed=7), 4.0)
+    ref_mu, ref_idx = _entropy_parameters(model, code.z_symbols, code.y_hat)
+    # float32 vs float64 inputs
+    mu32, idx32 = _entropy_parameters(model, code.z_symbols.float(), code.y_hat.float())
+    assert torch.equal(mu32, ref_mu) and torch.equal(idx32, ref_idx)
+    # 1 vs 2 threads
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        mu1, idx1 = _entropy_parameters(model, code.z_symbols, code.y_hat)
+        torch.set_num_threads(2)
+        mu2, idx2 = _entropy_parameters(model, code.z_symbols, code.y_hat)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(mu1, ref_mu) and torch.equal(mu2, ref_mu)
+    assert torch.equal(idx1, ref_idx) and torch.equal(idx2, ref_idx)
+    # batch 1 vs batch 2
+    z2 = torch.cat([code.z_symbols, other.z_symbols])
+    y2 = torch.cat([code.y_hat, other.y_hat])
+    mu_b, idx_b = _entropy_parameters(model, z2, y2)
+    assert torch.equal(mu_b[:1], ref_mu) and torch.equal(idx_b[:1], ref_idx)
+
+
+def test_entropy_parameters_lie_on_the_fixed_point_grid(model):
+    code = model.compress(_image(), 4.0)
+    mu, idx = _entropy_parameters(model, code.z_symbols, code.y_hat)
+    assert torch.equal(mu * 64, torch.round(mu * 64))
+    assert torch.equal(idx, torch.round(idx))
+    assert idx.min() >= 0 and idx.max() < model.config.num_scales
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 300), (64, 64), (65, 129)])
+def test_any_image_size_round_trips_to_its_own_size(model, size):
+    x = _image(*size)
+    code = model.compress(x, 2.0)
+    assert _decode(model, code, 2.0, size).shape == (1, 3, *size)
+
+
+def test_tiled_transforms_match_the_untiled_ones(model, monkeypatch):
+    import codec.model as model_module
+
+    x = _image(256, 192)
+    with torch.no_grad():
+        full = model.g_a(x)
+        monkeypatch.setattr(model_module, "TILE", 64)
+        monkeypatch.setattr(model_module, "HALO", 64)
+        tiled = model._tiled(model.g_a, x, 16)
+        assert torch.allclose(full, tiled, atol=1e-5)
+        y = torch.randn(1, 16, 16, 12)
+        monkeypatch.setattr(model_module, "TILE", 4 * 16)
+        assert torch.allclose(model.g_s(y), model._tiled(model.g_s, y, 1 / 16), atol=1e-5)
+
+
+def test_gains_grow_strictly_with_quality(model):
+    q = torch.linspace(1, 8, 29)
+    gains = model.gain.gain(q)[:, :, 0, 0]
+    assert torch.all(gains[1:] > gains[:-1])
+
+
+def test_integer_layer_refuses_weights_that_could_overflow_float64():
+    layer = IntConv2d(65536, 1, 3)
+    with torch.no_grad():
+        layer.weight.fill_(8.0)
+    with pytest.raises(ValueError, match="2\\^53"):
+        layer.check_exact()
+
+
+def test_lambda_table_interpolates_between_levels():
+    assert lambda_for_quality(1) == pytest.approx(QUALITY_LAMBDAS[0])
+    assert lambda_for_quality(8) == pytest.approx(QUALITY_LAMBDAS[7])
+    assert QUALITY_LAMBDAS[2] < lambda_for_quality(3.5) < QUALITY_LAMBDAS[3]
+    with pytest.raises(ValueError):
+        lambda_for_quality(8.5)
+
+
+def test_config_validates_and_round_trips_json():
+    with pytest.raises(ValueError):
+        ModelConfig(M=10, slices=(4, 4))
+    c = ModelConfig.tiny()
+    assert ModelConfig.from_json(c.to_json()) == c
