@@ -47,6 +47,7 @@ _NAL_VPS, _NAL_SPS = 32, 33
 _BPG_FIXED_HEADER = 6  # magic 'BPG\xfb' + pixel format/alpha/bit depth byte + colour space/flags byte
 _BPG_COMPACT_SPS = 3  # bpgenc's modified SPS for x265's intra settings (19 bits), see module docstring
 _BPG_COMPACT_SPS_LENGTH = 1  # its ue7 length field
+_PAD = 8  # bpgenc's coding block size (cb_size)
 
 X265_ARGS = ("--input-csp", "i444", "--fps", "25", "--preset", "veryslow", "--tune", "ssim", "--keyint", "1",
              "--frames", "1", "--input-depth", "8", "--output-depth", "8", "--no-info", "--log-level", "error",
@@ -131,10 +132,14 @@ class HevcCodec(Codec):
     def encode(self, img: Image.Image, quality: float) -> bytes:
         rgb = np.asarray(img.convert("RGB"))
         height, width = rgb.shape[:2]
+        # bpgenc pads to a multiple of its 8-pixel coding block by repeating the last row and column, and
+        # stores the true size in its header; x265 rejects sizes that are not multiples of 8 in 4:4:4.
+        padded = np.pad(rgb, ((0, -height % _PAD), (0, -width % _PAD), (0, 0)), mode="edge")
         with tempfile.TemporaryDirectory() as tmp:
             src, out = Path(tmp) / "in.yuv", Path(tmp) / "out.hevc"
-            src.write_bytes(rgb_to_ycbcr(rgb).tobytes())
-            subprocess.run(["x265", "--input", str(src), "--input-res", f"{width}x{height}", *X265_ARGS,
+            src.write_bytes(rgb_to_ycbcr(padded).tobytes())
+            res = f"{padded.shape[1]}x{padded.shape[0]}"
+            subprocess.run(["x265", "--input", str(src), "--input-res", res, *X265_ARGS,
                             "--qp", str(int(quality)), "--output", str(out)],
                            check=True, capture_output=True)
             stream = out.read_bytes()
@@ -152,5 +157,6 @@ class HevcCodec(Codec):
             raw = subprocess.run(["ffmpeg", "-v", "error", "-threads", "1", "-f", "hevc", "-i", str(src),
                                   "-f", "rawvideo", "-pix_fmt", "yuv444p", "-"],
                                  check=True, capture_output=True).stdout
-        planes = np.frombuffer(raw, dtype=np.uint8)[: 3 * width * height].reshape(3, height, width)
-        return Image.fromarray(ycbcr_to_rgb(planes))
+        padded_w, padded_h = width + (-width % _PAD), height + (-height % _PAD)
+        planes = np.frombuffer(raw, dtype=np.uint8)[: 3 * padded_w * padded_h].reshape(3, padded_h, padded_w)
+        return Image.fromarray(ycbcr_to_rgb(np.ascontiguousarray(planes[:, :height, :width])))

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from benchmarks.bd import bd_psnr, bd_rate
+
+RATES = [0.12, 0.25, 0.45, 0.8, 1.3, 2.0]
+PSNRS = [26.1, 28.9, 31.2, 33.9, 36.4, 38.8]
+
+
+def test_curve_against_itself_is_zero():
+    assert bd_rate(RATES, PSNRS, RATES, PSNRS) == pytest.approx(0.0, abs=1e-9)
+    assert bd_psnr(RATES, PSNRS, RATES, PSNRS) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_ten_percent_fewer_bits_is_minus_ten_percent():
+    cheaper = [0.9 * r for r in RATES]
+    assert bd_rate(RATES, PSNRS, cheaper, PSNRS) == pytest.approx(-10.0, abs=1e-6)
+
+
+def test_swapping_anchor_and_test_inverts_the_rate_ratio():
+    other_rates = [r * (1.0 + 0.05 * k) for k, r in enumerate(RATES)]
+    other_psnrs = [p + 0.1 for p in PSNRS]
+    forward = bd_rate(RATES, PSNRS, other_rates, other_psnrs)
+    backward = bd_rate(other_rates, other_psnrs, RATES, PSNRS)
+    # Exactly antisymmetric in log-rate: (1 + f)(1 + b) = 1.
+    assert (1 + forward / 100) * (1 + backward / 100) == pytest.approx(1.0, abs=1e-9)
+    assert forward > 0 > backward
+
+
+def test_bd_psnr_sign_follows_quality():
+    better = [p + 0.5 for p in PSNRS]
+    assert bd_psnr(RATES, PSNRS, RATES, better) == pytest.approx(0.5, abs=1e-9)
+
+
+def test_point_order_does_not_matter():
+    order = np.random.default_rng(0).permutation(len(RATES))
+    shuffled_r, shuffled_p = np.asarray(RATES)[order], np.asarray(PSNRS)[order]
+    assert bd_rate(RATES, PSNRS, shuffled_r * 1.2, shuffled_p) == pytest.approx(20.0, abs=1e-6)
+
+
+def test_disjoint_curves_are_rejected():
+    with pytest.raises(ValueError, match="overlap"):
+        bd_rate(RATES, PSNRS, RATES, [p + 100 for p in PSNRS])
+
+
+def test_non_positive_rates_are_rejected():
+    with pytest.raises(ValueError, match="positive"):
+        bd_rate([0.0, 1.0], [30, 35], [0.5, 1.0], [30, 35])
