@@ -158,3 +158,17 @@ def test_config_validates_and_round_trips_json():
         ModelConfig(M=10, slices=(4, 4))
     c = ModelConfig.tiny()
     assert ModelConfig.from_json(c.to_json()) == c
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_entropy_parameters_bit_identical_on_cpu_and_gpu(model):
+    import copy
+
+    code = model.compress(_image(), 4.0)
+    ref_mu, ref_idx = _entropy_parameters(model, code.z_symbols, code.y_hat)
+    gpu = copy.deepcopy(model).cuda()
+    mu, idx = _entropy_parameters(gpu, code.z_symbols.cuda(), code.y_hat.cuda())
+    assert torch.equal(mu.cpu(), ref_mu) and torch.equal(idx.cpu(), ref_idx)
+    gpu_code = gpu.compress(_image().cuda(), 4.0)
+    x_dec = model.decompress(gpu_code.z_symbols.cpu(), lambda k, i: gpu_code.slices[k].symbols.cpu(), 4.0, (70, 90))
+    assert x_dec.shape == (1, 3, 70, 90)

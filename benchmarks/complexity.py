@@ -1,0 +1,124 @@
+"""Parameter count and multiply-accumulates per pixel of lic's encoder, decoder and entropy path.
+
+    python benchmarks/complexity.py [--weights DIR | --config default|tiny] [--size 512x768]
+
+MACs are counted with forward hooks while the real ``compress`` and ``decompress`` run on one
+image: Conv2d = out_elems·C_in·k², ConvTranspose2d = in_elems·C_out·k², GDN = out_elems·C
+(its C×C 1x1 convolution), integer convs like Conv2d.  Element-wise work (GDN's sqrt, gains,
+pixel shuffle, clamps) is left out, as is usual for MAC counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codec.config import ModelConfig  # noqa: E402
+from codec.integer import IntConv2d  # noqa: E402
+from codec.model import LicModel  # noqa: E402
+from codec.transforms import GDN  # noqa: E402
+
+# Which part of the model each top-level module belongs to.
+PARTS = {
+    "g_a": "analysis g_a",
+    "hyper.h_a": "hyper-analysis h_a",
+    "hyper.h_s": "hyper-synthesis h_s",
+    "entropy.params": "slice mean/scale nets",
+    "entropy.lrp": "slice LRP nets",
+    "g_s": "synthesis g_s",
+}
+ENTROPY_PATH = ("hyper.h_s", "entropy.params", "entropy.lrp")
+
+
+def _macs(module: nn.Module, inputs, output) -> int:
+    x = inputs[0]
+    if isinstance(module, (nn.Conv2d, IntConv2d)) and not isinstance(module, nn.ConvTranspose2d):
+        w = module.weight
+        return output.numel() * w.shape[1] * w.shape[2] * w.shape[3]
+    if isinstance(module, nn.ConvTranspose2d):
+        w = module.weight  # (C_in, C_out, k, k)
+        return x.numel() * w.shape[1] * w.shape[2] * w.shape[3]
+    if isinstance(module, GDN):
+        return output.numel() * output.shape[1]
+    return 0
+
+
+def _part(name: str) -> str | None:
+    for prefix in PARTS:
+        if name == prefix or name.startswith(prefix + "."):
+            return prefix
+    return None
+
+
+def count(model: LicModel, height: int = 512, width: int = 768) -> dict:
+    """MACs per pixel of every part and of encoder/decoder/entropy path, plus parameters."""
+    totals: dict[str, int] = defaultdict(int)
+    phase = {"name": ""}
+    hooks = []
+    for name, module in model.named_modules():
+        part = _part(name)
+        if part and isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, IntConv2d, GDN)):
+            hooks.append(module.register_forward_hook(
+                lambda m, i, o, part=part: totals.__setitem__((phase["name"], part), totals[(phase["name"], part)] + _macs(m, i, o))
+            ))
+    x = torch.rand(1, 3, height, width)
+    try:
+        phase["name"] = "encode"
+        code = model.compress(x, 4.0)
+        phase["name"] = "decode"
+        model.decompress(code.z_symbols, lambda k, idx: code.slices[k].symbols, 4.0, (height, width))
+    finally:
+        for h in hooks:
+            h.remove()
+    pixels = height * width
+    per_part = {PARTS[p]: totals[("decode" if p == "g_s" else "encode", p)] / pixels for p in PARTS}
+    params = {PARTS[p]: sum(t.numel() for t in model.get_submodule(p).parameters()) for p in PARTS}
+    params["other (density, gains)"] = sum(t.numel() for t in model.parameters()) - sum(params.values())
+    return {
+        "encoder": sum(v for (ph, _), v in totals.items() if ph == "encode") / pixels,
+        "decoder": sum(v for (ph, _), v in totals.items() if ph == "decode") / pixels,
+        "entropy_parameters": sum(totals[("decode", p)] for p in ENTROPY_PATH) / pixels,
+        "parts": per_part,
+        "parameters": params,
+        "parameters_total": sum(t.numel() for t in model.parameters()),
+    }
+
+
+def mac_per_pixel(weights: str | None = None, config: ModelConfig | None = None) -> dict:
+    """MAC/pixel of the shipped model (or ``weights``/``config``) on a 768x512 image."""
+    if config is not None:
+        model = LicModel(config).eval()
+    else:
+        from codec.weights import load_model
+
+        model = load_model(weights)
+    with torch.no_grad():
+        return count(model)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", help="weights directory (default: the shipped model)")
+    parser.add_argument("--config", choices=["default", "tiny"], help="count a fresh model of this config")
+    args = parser.parse_args()
+    config = {"default": ModelConfig(), "tiny": ModelConfig.tiny()}.get(args.config) if args.config else None
+    result = mac_per_pixel(args.weights, config)
+    print("| part | MAC/pixel | parameters |\n|---|---:|---:|")
+    for part, macs in result["parts"].items():
+        print(f"| {part} | {macs:,.0f} | {result['parameters'][part]:,} |")
+    print(f"| other (density, gains) | - | {result['parameters']['other (density, gains)']:,} |")
+    print(f"| **encoder** | **{result['encoder']:,.0f}** | |")
+    print(f"| **decoder** | **{result['decoder']:,.0f}** | |")
+    print(f"| **entropy-parameter path** | **{result['entropy_parameters']:,.0f}** | |")
+    print(f"| **total parameters** | | **{result['parameters_total']:,}** |")
+
+
+if __name__ == "__main__":
+    main()
