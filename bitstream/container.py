@@ -1,0 +1,227 @@
+"""The ``.lic`` file: a small header, opaque streams, and a trailing CRC32.
+
+The byte layout, the limits and the measured header size are in FORMAT.md. ``unpack``
+validates in a fixed order (length and magic, version, CRC over the whole file, then
+every field) and refuses absurd sizes before allocating anything, so a hostile file
+costs at most one pass of ``zlib.crc32``.
+"""
+
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+from .errors import LicFormatError
+
+__all__ = ["FORMAT_VERSION", "Header", "quantize_quality", "pack", "unpack", "read_header"]
+
+MAGIC = b"LIC1"
+FORMAT_VERSION = 1
+
+MAX_MODEL_ID = 32
+MODEL_HASH_SIZE = 4
+MAX_SIDE = 1 << 16
+MAX_PIXELS = 1 << 28
+MAX_STREAMS = 64
+QUALITY_MIN, QUALITY_MAX = 1.0, 8.0
+QUALITY_STEP = 256  # quality is stored as round(q * 256), a uint16
+
+CHANNEL_LAYOUTS = ("L", "RGB", "RGBA")
+_FLAG_LAYOUT_MASK = 0x03
+_FLAG_ICC = 0x04
+_FLAG_ALPHA = 0x08
+_FLAG_KNOWN = _FLAG_LAYOUT_MASK | _FLAG_ICC | _FLAG_ALPHA
+
+_CRC_SIZE = 4
+_MAX_VARINT_BYTES = 5  # 35 bits: more than any length a valid file can hold
+# magic, version, flags, id length, 1-char id, hash, quality, width, height, symbol CRC,
+# stream count, file CRC
+_MIN_FILE_SIZE = 4 + 1 + 1 + 1 + 1 + MODEL_HASH_SIZE + 2 + 1 + 1 + 4 + 1 + _CRC_SIZE
+
+
+def quantize_quality(q: float) -> float:
+    """The quality a header stores for ``q``: nearest multiple of 1/256 in [1, 8]."""
+    q = float(q)
+    if not QUALITY_MIN <= q <= QUALITY_MAX:
+        raise ValueError(f"quality must be in [{QUALITY_MIN}, {QUALITY_MAX}], got {q}")
+    return round(q * QUALITY_STEP) / QUALITY_STEP
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything a decoder needs besides the streams themselves."""
+
+    model_id: str  # short ASCII id of the model, e.g. "lic-cc-v1"
+    model_hash: bytes  # 4-byte short hash of the weights
+    quality: float  # in [1, 8]; a multiple of 1/256 (see quantize_quality)
+    width: int
+    height: int
+    channels: str  # "RGB", "L" or "RGBA"
+    symbol_crc: int  # CRC32 over all coded symbols, computed by the encoder
+    icc: bytes | None = None
+
+    def __post_init__(self):
+        if not (1 <= len(self.model_id) <= MAX_MODEL_ID and self.model_id.isascii()
+                and self.model_id.isprintable()):
+            raise ValueError(f"model_id must be 1..{MAX_MODEL_ID} printable ASCII characters")
+        if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
+            raise ValueError(f"model_hash must be {MODEL_HASH_SIZE} bytes")
+        if quantize_quality(self.quality) != self.quality:
+            raise ValueError("quality must be a stored value; pass it through quantize_quality()")
+        _check_size(self.width, self.height, ValueError)
+        if self.channels not in CHANNEL_LAYOUTS:
+            raise ValueError(f"channels must be one of {CHANNEL_LAYOUTS}, got {self.channels!r}")
+        if not 0 <= self.symbol_crc < 1 << 32:
+            raise ValueError("symbol_crc must be an unsigned 32-bit value")
+        if self.icc is not None and not isinstance(self.icc, bytes):
+            raise ValueError("icc must be bytes or None")
+
+
+def _check_size(width: int, height: int, error: type[Exception]) -> None:
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise error(f"image size {width}x{height} outside 1..{MAX_SIDE} per side")
+    if width * height > MAX_PIXELS:
+        raise error(f"image size {width}x{height} exceeds {MAX_PIXELS} pixels")
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+
+
+def _varint(value: int) -> bytes:
+    """Unsigned LEB128: 7 bits per byte, low group first, high bit set on all but the last."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def pack(header: Header, streams: Sequence[bytes], alpha: bytes | None = None) -> bytes:
+    """Serialize a header, its streams and an optional alpha blob into a ``.lic`` file."""
+    streams = [bytes(s) for s in streams]
+    if len(streams) > MAX_STREAMS:
+        raise ValueError(f"at most {MAX_STREAMS} streams, got {len(streams)}")
+    if (alpha is not None) != (header.channels == "RGBA"):
+        raise ValueError("an alpha blob is required for RGBA and not allowed otherwise")
+    flags = CHANNEL_LAYOUTS.index(header.channels)
+    flags |= _FLAG_ICC if header.icc is not None else 0
+    flags |= _FLAG_ALPHA if alpha is not None else 0
+    model_id = header.model_id.encode("ascii")
+    out = bytearray(MAGIC)
+    out += bytes([FORMAT_VERSION, flags, len(model_id)]) + model_id + header.model_hash
+    out += round(header.quality * QUALITY_STEP).to_bytes(2, "little")
+    out += _varint(header.width - 1) + _varint(header.height - 1)
+    out += header.symbol_crc.to_bytes(4, "little")
+    out += _varint(len(streams))
+    blobs = ([header.icc] if header.icc is not None else []) + ([alpha] if alpha is not None else [])
+    for blob in blobs + streams:
+        out += _varint(len(blob))
+    for blob in blobs + streams:
+        out += blob
+    out += zlib.crc32(out).to_bytes(_CRC_SIZE, "little")
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+
+
+class _Reader:
+    """Bounds-checked cursor over the CRC-covered part of a file."""
+
+    def __init__(self, data: bytes, end: int):
+        self.data, self.pos, self.end = data, 0, end
+
+    def take(self, n: int) -> bytes:
+        if n > self.end - self.pos:
+            raise LicFormatError("truncated file")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def byte(self) -> int:
+        return self.take(1)[0]
+
+    def varint(self) -> int:
+        value = 0
+        for i in range(_MAX_VARINT_BYTES):
+            byte = self.byte()
+            value |= (byte & 0x7F) << (7 * i)
+            if not byte & 0x80:
+                if byte == 0 and i > 0:
+                    raise LicFormatError("corrupt: over-long varint")
+                return value
+        raise LicFormatError("corrupt: varint longer than 5 bytes")
+
+
+def _parse(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
+    data = bytes(data)
+    if data[:len(MAGIC)] != MAGIC[:len(data)]:
+        raise LicFormatError("not a lic file (bad magic)")
+    if len(data) <= len(MAGIC):
+        raise LicFormatError("truncated file")
+    if data[len(MAGIC)] != FORMAT_VERSION:
+        raise LicFormatError(f"unsupported format version {data[len(MAGIC)]}")
+    if len(data) < _MIN_FILE_SIZE:
+        raise LicFormatError("truncated file")
+    body_end = len(data) - _CRC_SIZE
+    if zlib.crc32(data[:body_end]) != int.from_bytes(data[body_end:], "little"):
+        raise LicFormatError("corrupt: CRC mismatch")
+
+    r = _Reader(data, body_end)
+    r.take(len(MAGIC) + 1)
+    flags = r.byte()
+    if flags & ~_FLAG_KNOWN:
+        raise LicFormatError(f"corrupt: unknown flags 0x{flags:02x}")
+    layout = flags & _FLAG_LAYOUT_MASK
+    if layout >= len(CHANNEL_LAYOUTS):
+        raise LicFormatError(f"corrupt: unknown channel layout {layout}")
+    channels = CHANNEL_LAYOUTS[layout]
+    has_alpha = bool(flags & _FLAG_ALPHA)
+    if has_alpha != (channels == "RGBA"):
+        raise LicFormatError("corrupt: alpha flag disagrees with channel layout")
+
+    id_len = r.byte()
+    if not 1 <= id_len <= MAX_MODEL_ID:
+        raise LicFormatError(f"corrupt: model id length {id_len}")
+    model_id_raw = r.take(id_len)
+    if not all(0x20 <= b < 0x7F for b in model_id_raw):
+        raise LicFormatError("corrupt: model id is not printable ASCII")
+    model_hash = r.take(MODEL_HASH_SIZE)
+    quality_raw = int.from_bytes(r.take(2), "little")
+    if not QUALITY_MIN * QUALITY_STEP <= quality_raw <= QUALITY_MAX * QUALITY_STEP:
+        raise LicFormatError(f"corrupt: quality {quality_raw / QUALITY_STEP} outside [1, 8]")
+    width, height = r.varint() + 1, r.varint() + 1
+    _check_size(width, height, LicFormatError)
+    symbol_crc = int.from_bytes(r.take(4), "little")
+
+    n_streams = r.varint()
+    if n_streams > MAX_STREAMS:
+        raise LicFormatError(f"corrupt: {n_streams} streams (limit {MAX_STREAMS})")
+    has_icc = bool(flags & _FLAG_ICC)
+    lengths = [r.varint() for _ in range(has_icc + has_alpha + n_streams)]
+    if sum(lengths) > body_end - r.pos:
+        raise LicFormatError("truncated file: stream lengths run past the end")
+    if sum(lengths) < body_end - r.pos:
+        raise LicFormatError("corrupt: trailing bytes after the last stream")
+    blobs = [r.take(n) for n in lengths]
+
+    icc = blobs.pop(0) if has_icc else None
+    alpha = blobs.pop(0) if has_alpha else None
+    header = Header(model_id_raw.decode("ascii"), model_hash, quality_raw / QUALITY_STEP,
+                    width, height, channels, symbol_crc, icc)
+    return header, blobs, alpha
+
+
+def unpack(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
+    """Parse and validate a ``.lic`` file into (header, streams, alpha blob or None)."""
+    return _parse(data)
+
+
+def read_header(data: bytes) -> Header:
+    """The header of a ``.lic`` file, after the same validation as ``unpack``."""
+    return _parse(data)[0]
