@@ -2,7 +2,8 @@
 image and the peak resident memory.
 
 Each codec runs in its own fresh process, so the peak RSS (``getrusage``'s ``ru_maxrss``) is that codec's alone:
-the Python process plus, for codecs that run a command-line tool, the largest child (x265, ffmpeg). lic's
+the Python process (interpreter, numpy and Pillow included) and, for the codec
+that runs command-line tools, the largest of them (x265 or ffmpeg). lic's
 MAC/pixel comes from ``benchmarks/complexity.py`` (``mac_per_pixel() -> dict``) when that module exists.
 """
 
@@ -11,26 +12,32 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import statistics
-from pathlib import Path
 from typing import Sequence
 
+from PIL import Image
+
+from benchmarks import metrics
 from benchmarks.codecs import get_codec
-from benchmarks.sweep import measure
 
 __all__ = ["speed_row", "speed_table", "lic_mac_per_pixel"]
 
 
 def speed_row(name: str, images: Sequence[str], repeats: int, lic_options: dict) -> dict:
-    """Median over images of the per-image median times, mean bpp, and peak RSS in MiB. Runs in a child."""
+    """Median over images of the per-image median times, mean bpp and PSNR, peak RSS in MiB. Runs in a fresh
+    child process; computes no MS-SSIM, so torch is loaded only by codecs that need it (lic)."""
     codec = get_codec(name, lic_options)
-    ms = [measure(codec, Path(img), codec.mid_quality, repeats) for img in images]
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"codec": name, "quality": codec.mid_quality, "bpp": statistics.fmean(m.bpp for m in ms),
-            "psnr": statistics.fmean(m.psnr for m in ms),
-            "encode_s": statistics.median(m.encoding_time for m in ms),
-            "decode_s": statistics.median(m.decoding_time for m in ms),
-            "peak_rss_mib": own, "peak_child_rss_mib": children}
+    rows = []
+    for path in images:
+        img = Image.open(path).convert("RGB")
+        data, enc = metrics.median_time(lambda: codec.encode(img, codec.mid_quality), repeats)
+        decoded, dec = metrics.median_time(lambda: codec.decode(data), repeats)
+        rows.append((metrics.bpp(codec.file_size(data), *img.size), metrics.psnr(img, decoded), enc, dec))
+    bpps, psnrs, encs, decs = zip(*rows)
+    return {"codec": name, "quality": codec.mid_quality, "bpp": statistics.fmean(bpps),
+            "psnr": statistics.fmean(psnrs), "encode_s": statistics.median(encs),
+            "decode_s": statistics.median(decs),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def lic_mac_per_pixel() -> dict | None:
@@ -57,14 +64,15 @@ def speed_table(names: Sequence[str], images: Sequence[str], repeats: int, lic_o
 def speed_markdown(rows: Sequence[dict], skipped: dict[str, str], n_images: int) -> str:
     macs = lic_mac_per_pixel()
     lines = [f"# Speed (median per image over {n_images} images, 1 process)", "",
-             "| codec | quality | bpp | PSNR [dB] | encode [s] | decode [s] | peak RSS [MiB] (python / tool) "
+             "| codec | quality | bpp | PSNR [dB] | encode [s] | decode [s] | peak RSS [MiB] (process / tool) "
              "| MAC/pixel |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mac = "—"
+        tool = f"{r['peak_child_rss_mib']:.0f}" if r["codec"] == "hevc444" else "—"
         if r["codec"] == "lic":
             mac = ", ".join(f"{k}: {v:,.0f}" for k, v in macs.items()) if macs else "n/a (no complexity.py)"
         lines.append(f"| {r['codec']} | {r['quality']:g} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['encode_s']:.3f} "
-                     f"| {r['decode_s']:.3f} | {r['peak_rss_mib']:.0f} / {r['peak_child_rss_mib']:.0f} | {mac} |")
+                     f"| {r['decode_s']:.3f} | {r['peak_rss_mib']:.0f} / {tool} | {mac} |")
     if skipped:
         lines += ["", "Skipped:"] + [f"- {name}: {why}" for name, why in skipped.items()]
     return "\n".join(lines) + "\n"
