@@ -87,11 +87,11 @@ def gaussian_tables(scales: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         mass = np.empty(r + 1)
         mass[0] = 1.0 - 2.0 * q[0]
         mass[1:] = q[:-1] - q[1:]
-        half = np.floor(np.maximum(mass, 0.0) * free).astype(np.int64)
+        half = np.rint(np.maximum(mass, 0.0) * free).astype(np.int64)
         w = np.concatenate([half[:0:-1], half, [0]])
-        escape = max(MIN_ESCAPE_WEIGHT, int(np.floor(2.0 * q[-1] * free)))
+        escape = max(MIN_ESCAPE_WEIGHT, int(np.rint(2.0 * q[-1] * free)))
         w[-1] = escape
-        # Rounding slack (or deficit) goes to the mode, whose relative change is smallest.
+        # The few units of rounding slack (or deficit) go to the mode, whose relative change is smallest.
         w[r] += free - int(w.sum())
         weights.append(w)
     return radius, weights
