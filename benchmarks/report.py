@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
+
 from benchmarks.bd import bd_rate
 
 __all__ = ["REFERENCE_CURVES", "SAME_CODEC_REFERENCE", "load_curves", "plot", "bd_table"]
@@ -63,16 +65,24 @@ def plot(measured: Mapping[str, Mapping], references: Mapping[str, Mapping], out
     written = []
     for metric, label, filename in (("psnr", "PSNR-RGB [dB]", "rd_psnr.png"),
                                     ("msssim", "MS-SSIM [dB]", "rd_msssim.png")):
-        fig, ax = plt.subplots(figsize=(9, 6.5))
-        for group, style in ((references, dict(linestyle="--", linewidth=1.2)),
-                             (measured, dict(linestyle="-", linewidth=1.8, marker="o", markersize=3.5))):
-            for name, res in group.items():
+        fig, ax = plt.subplots(figsize=(10, 7))
+        ref_colors = plt.get_cmap("tab20b")(np.linspace(0, 1, max(len(references), 1)))
+        groups = ((references, ref_colors, dict(linestyle="--", linewidth=1.1)),
+                  (measured, plt.get_cmap("tab10").colors, dict(linestyle="-", linewidth=1.9, marker="o",
+                                                                 markersize=3.5)))
+        visible = []
+        for group, colors, style in groups:
+            for k, (name, res) in enumerate(group.items()):
                 ys = res["psnr-rgb"] if metric == "psnr" else _msssim_db(res)
                 if not ys:
                     continue
-                pts = sorted((x, y) for x, y in zip(res["bpp"], ys) if x <= max_bpp)
-                if pts:
-                    ax.plot(*zip(*pts), label=name + (" (ref)" if group is references else ""), **style)
+                pts = sorted(zip(res["bpp"], ys))
+                visible += [y for x, y in pts if x <= max_bpp]
+                legend = name + (" (ref)" if group is references else "")
+                ax.plot(*zip(*pts), label=legend, color=colors[k % len(colors)], **style)
+        ax.set_xlim(0, max_bpp)
+        if visible:
+            ax.set_ylim(min(visible) - 0.5, max(visible) + 0.5)
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
         ax.set_title(f"Kodak, {label} vs rate")
