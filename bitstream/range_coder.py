@@ -144,7 +144,7 @@ def _as_int32_symbols(symbols: np.ndarray) -> np.ndarray:
         raise ValueError(f"symbols must be integers, got {symbols.dtype}")
     if symbols.size and (symbols.min() < _INT32_MIN or symbols.max() > _INT32_MAX):
         raise ValueError("symbols must fit in int32")
-    return symbols.astype(np.int64)
+    return symbols.astype(np.int32)
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,7 +155,8 @@ class _GaussianCoder:
     """The fixed categorical model of every scale index, built once per scale table."""
 
     def __init__(self, scales: np.ndarray):
-        self.radius, weights = gaussian_tables(scales)
+        radius, weights = gaussian_tables(scales)
+        self.radius = radius.astype(np.int32)
         self.models = [
             constriction.stream.model.Categorical(w.astype(np.float64), perfect=False)
             for w in weights
@@ -177,8 +178,8 @@ def _gaussian_setup(indexes: np.ndarray, scales: np.ndarray):
     flat = indexes.reshape(-1)
     if flat.size and (indexes.dtype.kind not in "iu" or flat.min() < 0 or flat.max() >= scales.size):
         raise ValueError(f"indexes must be integers in [0, {scales.size})")
-    # uint16 keys make numpy's stable argsort a radix sort.
-    flat = flat.astype(np.uint16)
+    # Small unsigned keys make numpy's stable argsort a radix sort.
+    flat = flat.astype(np.uint8 if scales.size <= 256 else np.uint16)
     order = np.argsort(flat, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=scales.size))])
     return _gaussian_coder(scales.tobytes()), flat, order, bounds
@@ -192,8 +193,11 @@ def encode_gaussian(symbols: np.ndarray, indexes: np.ndarray, scales: np.ndarray
     coder, flat_idx, order, bounds = _gaussian_setup(indexes, scales)
     values = symbols.reshape(-1)
     radius = coder.radius[flat_idx]
-    escaped = np.abs(values) > radius
-    local = np.where(escaped, 2 * radius + 1, values + radius).astype(np.int32)[order]
+    escaped = (values > radius) | (values < -radius)
+    with np.errstate(over="ignore"):  # int32 may wrap only where escaped, overwritten next
+        local = values + radius
+    local[escaped] = 2 * radius[escaped] + 1
+    local = local[order]
     encoder = constriction.stream.queue.RangeEncoder()
     for i in np.flatnonzero(np.diff(bounds)).tolist():
         encoder.encode(local[bounds[i]:bounds[i + 1]], coder.models[i])
@@ -214,12 +218,12 @@ def decode_gaussian(data: bytes, indexes: np.ndarray, scales: np.ndarray) -> np.
     local = np.empty_like(local_sorted)
     local[order] = local_sorted
     radius = coder.radius[flat_idx]
-    values = local.astype(np.int64) - radius
+    values = local - radius
     escaped = values > radius
-    r = radius[escaped]
+    r = radius[escaped].astype(np.int64)
     values[escaped] = _decode_escapes(decoder, -r, r)
     _check_exhausted(decoder)
-    return values.astype(np.int32).reshape(shape)
+    return values.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,7 +264,7 @@ def _categorical_models(pmf: np.ndarray, offset: np.ndarray):
 def encode_categorical(symbols: np.ndarray, pmf: np.ndarray, offset: np.ndarray) -> bytes:
     """Code row c of ``symbols`` (C, n) with channel c's frequencies ``pmf[c]``."""
     models, lo, hi = _categorical_models(pmf, offset)
-    symbols = _as_int32_symbols(symbols)
+    symbols = _as_int32_symbols(symbols).astype(np.int64)
     if symbols.ndim != 2 or symbols.shape[0] != len(models):
         raise ValueError(f"symbols must have shape (C={len(models)}, n), got {symbols.shape}")
     lo_b, hi_b = lo[:, None], hi[:, None]
