@@ -25,6 +25,7 @@ was tampered with but still decodes yields wrong symbols; the caller's symbol CR
 that. Arguments that break the contract below (shapes, index range) raise ``ValueError``.
 """
 
+import contextlib
 import functools
 
 import constriction
@@ -64,24 +65,20 @@ def _check_exhausted(decoder) -> None:
         raise LicFormatError("corrupt: range-coded stream has data left over")
 
 
-def _wrap_coder_errors(fn):
+@contextlib.contextmanager
+def _coder_errors():
     """Turn whatever constriction raises on invalid compressed data into LicFormatError."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except LicFormatError:
-            raise
-        except (AssertionError, ValueError, KeyError, IndexError, OverflowError, RuntimeError) as e:
-            raise LicFormatError(f"corrupt: range decoder failed ({type(e).__name__})") from None
-        except BaseException as e:
-            # Rust panics surface as pyo3's PanicException, a BaseException.
-            if type(e).__name__ == "PanicException":
-                raise LicFormatError("corrupt: range decoder failed (panic)") from None
-            raise
-
-    return wrapper
+    try:
+        yield
+    except LicFormatError:
+        raise
+    except (AssertionError, ValueError, KeyError, IndexError, OverflowError, RuntimeError) as e:
+        raise LicFormatError(f"corrupt: range decoder failed ({type(e).__name__})") from None
+    except BaseException as e:
+        # Rust panics surface as pyo3's PanicException, a BaseException.
+        if type(e).__name__ == "PanicException":
+            raise LicFormatError("corrupt: range decoder failed (panic)") from None
+        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,23 +203,24 @@ def encode_gaussian(symbols: np.ndarray, indexes: np.ndarray, scales: np.ndarray
     return _to_bytes(encoder)
 
 
-@_wrap_coder_errors
 def decode_gaussian(data: bytes, indexes: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """Inverse of ``encode_gaussian``: int32 symbols shaped like ``indexes``."""
     shape = np.shape(indexes)
     coder, flat_idx, order, bounds = _gaussian_setup(indexes, scales)
-    decoder = _decoder(data)
     local_sorted = np.empty(flat_idx.size, dtype=np.int32)
-    for i in np.flatnonzero(np.diff(bounds)).tolist():
-        local_sorted[bounds[i]:bounds[i + 1]] = decoder.decode(coder.models[i], int(bounds[i + 1] - bounds[i]))
-    local = np.empty_like(local_sorted)
-    local[order] = local_sorted
     radius = coder.radius[flat_idx]
-    values = local - radius
-    escaped = values > radius
-    r = radius[escaped].astype(np.int64)
-    values[escaped] = _decode_escapes(decoder, -r, r)
-    _check_exhausted(decoder)
+    with _coder_errors():
+        decoder = _decoder(data)
+        for i in np.flatnonzero(np.diff(bounds)).tolist():
+            count = int(bounds[i + 1] - bounds[i])
+            local_sorted[bounds[i]:bounds[i + 1]] = decoder.decode(coder.models[i], count)
+        local = np.empty_like(local_sorted)
+        local[order] = local_sorted
+        values = local - radius
+        escaped = values > radius
+        r = radius[escaped].astype(np.int64)
+        values[escaped] = _decode_escapes(decoder, -r, r)
+        _check_exhausted(decoder)
     return values.reshape(shape)
 
 
@@ -279,22 +277,22 @@ def encode_categorical(symbols: np.ndarray, pmf: np.ndarray, offset: np.ndarray)
     return _to_bytes(encoder)
 
 
-@_wrap_coder_errors
 def decode_categorical(data: bytes, pmf: np.ndarray, offset: np.ndarray, count: int) -> np.ndarray:
     """Inverse of ``encode_categorical``: int32 array (C, count)."""
     models, lo, hi = _categorical_models(pmf, offset)
     count = int(count)
     if count < 0:
         raise ValueError("count must be non-negative")
-    decoder = _decoder(data)
     local = np.empty((len(models), count), dtype=np.int64)
-    for c, model in enumerate(models):
-        if count:
-            local[c] = decoder.decode(model, count)
     lo_b, hi_b = lo[:, None], hi[:, None]
-    escaped = local == (hi_b - lo_b + 1)
-    values = local + lo_b
-    edges = np.broadcast_to(lo_b, values.shape)[escaped], np.broadcast_to(hi_b, values.shape)[escaped]
-    values[escaped] = _decode_escapes(decoder, *edges)
-    _check_exhausted(decoder)
+    with _coder_errors():
+        decoder = _decoder(data)
+        for c, model in enumerate(models):
+            if count:
+                local[c] = decoder.decode(model, count)
+        escaped = local == (hi_b - lo_b + 1)
+        values = local + lo_b
+        edges = np.broadcast_to(lo_b, values.shape)[escaped], np.broadcast_to(hi_b, values.shape)[escaped]
+        values[escaped] = _decode_escapes(decoder, *edges)
+        _check_exhausted(decoder)
     return values.astype(np.int32)

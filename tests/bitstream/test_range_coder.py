@@ -157,3 +157,9 @@ def test_bad_arguments_raise_value_error():
         encode_gaussian(np.array([1 << 31]), np.array([0]), SCALES)
     with pytest.raises(ValueError):
         encode_categorical(np.zeros((2, 3), np.int32), np.array([[1, 0], [1, 1]]), np.zeros(2, int))
+
+
+def test_bad_decoder_arguments_are_value_errors_not_format_errors():
+    with pytest.raises(ValueError) as info:
+        decode_gaussian(b"", np.array([64]), SCALES)
+    assert not isinstance(info.value, LicFormatError)
