@@ -27,7 +27,7 @@ from bitstream import decode_gaussian, encode_gaussian  # noqa: E402
 
 CHANNELS, HEIGHT, WIDTH = 320, 512 // 16, 768 // 16
 SCALES = np.geomspace(0.11, 256.0, 64)
-RUNS = 7
+RUNS = 15
 QG_RADIUS = 1 << 15
 
 
