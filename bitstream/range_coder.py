@@ -106,7 +106,11 @@ def _encode_escapes(encoder, values: np.ndarray, lo: np.ndarray, hi: np.ndarray)
 
 
 def _rest_chunks(exponent: np.ndarray, rest: np.ndarray | None):
-    """(values, sizes) of the low then high chunk of ``rest``, skipping 0-bit chunks."""
+    """The low then the high chunk of ``rest``, skipping 0-bit chunks.
+
+    Yields (chunk values, uniform sizes) when encoding; when decoding ``rest`` is not
+    known yet, so it yields (mask of the escapes that have this chunk, sizes) instead.
+    """
     low_bits = np.minimum(exponent, _ESCAPE_CHUNK_BITS)
     high_bits = exponent - low_bits
     for bits, shift in ((low_bits, 0), (high_bits, _ESCAPE_CHUNK_BITS)):
