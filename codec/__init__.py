@@ -1,1 +1,21 @@
-"""lic: a learned image codec."""
+"""lic: a learned image codec.
+
+    import codec
+    data = codec.compress("photo.png", quality=4)    # bytes of a .lic file
+    image = codec.decompress(data)                   # a PIL image ("L", "RGB" or "RGBA")
+
+``import codec`` also registers the Pillow plugin (``Image.open("x.lic")``,
+``img.save("x.lic", quality=5)``).  torch loads on the first call that needs the model.
+"""
+
+from bitstream import LicFormatError
+
+from . import pillow_plugin as _pillow_plugin
+from .api import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, Timings, compress, decompress
+
+__all__ = [
+    "compress", "decompress", "Codec", "Timings", "LicFormatError",
+    "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY",
+]
+
+_pillow_plugin.register()

@@ -1,0 +1,228 @@
+"""The Python API: ``compress(image) -> bytes`` and ``decompress(bytes) -> PIL image``.
+
+    >>> import codec
+    >>> data = codec.compress("photo.png", quality=4)   # a complete .lic file
+    >>> codec.decompress(data).save("photo-lic.png")
+
+``Codec`` holds one loaded model (and its fingerprint, which every header records); the module
+functions use a default ``Codec`` per device, made on first use.  torch is imported only then,
+so ``import codec`` stays cheap.  Weights: ``weights=`` argument, else the ``LIC_WEIGHTS``
+environment variable, else the shards shipped in ``codec/weights``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import bitstream
+
+from .config import MAX_QUALITY, MIN_QUALITY
+from .images import CodedImage, decode_alpha, decoded_pixels, encode_alpha, from_decoded, to_coded
+
+__all__ = [
+    "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
+    "compress", "decompress", "resolve_device", "weights_dir",
+]
+
+# The quality that lands near 0.5 bpp on Kodak with the shipped model (re-measure on retraining).
+DEFAULT_QUALITY = 4.0
+# Bisection steps of a target search over quality in [1, 8]: 7 / 2**10 < one stored step of 1/256 * 2.
+SEARCH_STEPS = 10
+
+
+@dataclass
+class Timings:
+    """Wall time of the last call (seconds): network (transforms, hyperprior) and entropy coding."""
+
+    network: float = 0.0
+    coding: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.network + self.coding
+
+
+@dataclass
+class TargetResult:
+    """Outcome of a target search: the file, its quality, and whether the target was met."""
+
+    data: bytes
+    quality: float
+    met: bool
+    psnr: float | None = None  # dB over the decoded samples, for PSNR targets
+
+
+def weights_dir(weights: str | os.PathLike | None = None) -> Path | None:
+    """Where the weights come from: the argument, else ``$LIC_WEIGHTS``, else None (shipped)."""
+    if weights is not None:
+        return Path(weights)
+    env = os.environ.get("LIC_WEIGHTS")
+    return Path(env) if env else None
+
+
+def resolve_device(device: str = "auto") -> str:
+    """"auto" -> "cuda" when available, else "cpu"; "cuda" without CUDA is a ``RuntimeError``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    return device
+
+
+def _check_quality(quality: float) -> float:
+    quality = float(quality)
+    if not (MIN_QUALITY <= quality <= MAX_QUALITY):  # also refuses NaN
+        raise ValueError(f"quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality:g}")
+    return quality
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 arrays of the same shape (inf when equal)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+class Codec:
+    """A loaded model that compresses images to ``.lic`` bytes and back.
+
+    ``device``: "auto", "cpu" or "cuda"; ``quality``: the default for ``compress``, a real number
+    in [1, 8]; ``weights``: a directory of safetensors shards (default as in the module doc).
+    The bits do not depend on the device: a file made on a GPU decodes on a CPU.
+    """
+
+    def __init__(self, device: str = "auto", quality: float = DEFAULT_QUALITY,
+                 weights: str | os.PathLike | None = None):
+        from .weights import fingerprint, load_model
+
+        self.quality = _check_quality(quality)
+        self.device = resolve_device(device)
+        self.weights = weights_dir(weights)
+        self.model = load_model(self.weights, device=self.device)
+        self.model_hash = fingerprint(self.model)  # hashes every tensor: once per Codec
+        self.last_timings = Timings()
+
+    # -- coding ----------------------------------------------------------------------------------
+    def compress(self, image, quality: float | None = None) -> bytes:
+        """Encode ``image`` (PIL image, path, numpy array or tensor) into a ``.lic`` file."""
+        coded = to_coded(image)
+        return self._encode(coded, self.quality if quality is None else quality)
+
+    def decompress(self, data: bytes) -> Image.Image:
+        """Decode a ``.lic`` file; ``LicFormatError`` for anything that is not a valid one."""
+        from .coding import Timings as CoreTimings, decode_rgb
+
+        data = bytes(data)
+        header, _, alpha_blob = bitstream.unpack(data)  # validate before any network runs
+        alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
+        t = CoreTimings()
+        rgb, header, _ = decode_rgb(self.model, data, timings=t, model_hash=self.model_hash)
+        self.last_timings = Timings(t.network, t.coding)
+        return from_decoded(rgb, header.channels, alpha, header.icc)
+
+    def _encode(self, coded: CodedImage, quality: float) -> bytes:
+        from .coding import Timings as CoreTimings, encode_rgb
+
+        quality = _check_quality(quality)
+        t = CoreTimings()
+        alpha = encode_alpha(coded.alpha) if coded.alpha is not None else None
+        data = encode_rgb(self.model, coded.rgb, quality, channels=coded.channels, icc=coded.icc,
+                          alpha=alpha, timings=t, model_hash=self.model_hash)
+        self.last_timings = Timings(t.network, t.coding)
+        return data
+
+    # -- targets ---------------------------------------------------------------------------------
+    def compress_to_size(self, image, max_bytes: int) -> TargetResult:
+        """The highest-quality file of at most ``max_bytes`` bytes (each candidate really coded).
+
+        If even quality 1 is larger, returns that file with ``met=False``.
+        """
+        coded = to_coded(image)
+        encode = functools.lru_cache(maxsize=None)(lambda q: self._encode(coded, q))
+        return self._bisect(lambda q: len(encode(q)) <= max_bytes, encode, prefer_high=True)
+
+    def compress_to_bpp(self, image, bpp: float) -> TargetResult:
+        """The highest-quality file at or under ``bpp`` bits per pixel (file bytes * 8 / pixels)."""
+        coded = to_coded(image)
+        width, height = coded.size
+        return self.compress_to_size(coded, math.floor(bpp * width * height / 8))
+
+    def compress_to_psnr(self, image, min_psnr: float) -> TargetResult:
+        """The lowest-quality file whose decoded image has PSNR >= ``min_psnr`` dB.
+
+        Candidates are scored without entropy coding: ``model.reconstruct`` of the encoder's ŷ is
+        exactly what the decoder will output.  PSNR is over the decoded samples (gray for "L"
+        images, RGB otherwise; alpha is lossless and not counted).  If even quality 8 falls
+        short, returns that file with ``met=False``.
+        """
+        import torch
+
+        coded = to_coded(image)
+        original = decoded_pixels(coded.rgb, coded.channels)
+        x = torch.from_numpy(coded.rgb).to(self.device).permute(2, 0, 1)[None].float() / 255
+
+        @functools.lru_cache(maxsize=None)
+        def score(q: float) -> float:
+            q = bitstream.quantize_quality(q)
+            code = self.model.compress(x, q)
+            x_hat = self.model.reconstruct(code.y_hat, q, coded.rgb.shape[:2])
+            rgb = torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
+            return psnr(original, decoded_pixels(rgb, coded.channels))
+
+        result = self._bisect(lambda q: score(q) >= min_psnr, lambda q: self._encode(coded, q),
+                              prefer_high=False)
+        result.psnr = score(result.quality)
+        return result
+
+    def _bisect(self, ok, encode, prefer_high: bool) -> TargetResult:
+        """Search quality for the boundary of ``ok`` (monotone: true at low q for sizes, high q for PSNR).
+
+        ``prefer_high``: the answer is the largest q where ok holds (size targets), else the smallest.
+        Works on stored qualities (multiples of 1/256), so the file has exactly the quality tested.
+        """
+        q_bad, q_good = (MAX_QUALITY, MIN_QUALITY) if prefer_high else (MIN_QUALITY, MAX_QUALITY)
+        if ok(q_bad):
+            return TargetResult(encode(q_bad), q_bad, True)
+        if not ok(q_good):
+            return TargetResult(encode(q_good), q_good, False)
+        for _ in range(SEARCH_STEPS):
+            mid = bitstream.quantize_quality((q_bad + q_good) / 2)
+            if mid in (q_bad, q_good):
+                break
+            if ok(mid):
+                q_good = mid
+            else:
+                q_bad = mid
+        return TargetResult(encode(q_good), q_good, True)
+
+
+@functools.lru_cache(maxsize=4)
+def _default_codec(device: str, weights: str | None) -> Codec:
+    return Codec(device=device, weights=weights)
+
+
+def default_codec(device: str = "auto") -> Codec:
+    """The shared ``Codec`` for ``device`` and the current ``$LIC_WEIGHTS`` (made once)."""
+    return _default_codec(device, os.environ.get("LIC_WEIGHTS") or None)
+
+
+def compress(image, quality: float = DEFAULT_QUALITY, *, device: str = "auto") -> bytes:
+    """Encode an image (PIL image, path, numpy array or torch tensor) into ``.lic`` bytes."""
+    _check_quality(quality)
+    return default_codec(device).compress(image, quality)
+
+
+def decompress(data: bytes, *, device: str = "auto") -> Image.Image:
+    """Decode ``.lic`` bytes into a PIL image: mode "L", "RGB" or "RGBA" as encoded."""
+    bitstream.unpack(bytes(data))  # a bad file fails before the model loads
+    return default_codec(device).decompress(data)

@@ -1,0 +1,75 @@
+"""Pillow plugin: ``Image.open("x.lic")`` and ``img.save("x.lic", quality=5)``.
+
+Registered by ``import codec``.  Opening reads only the header (size, mode, ICC profile);
+pixels are decoded, whole, on ``load()`` by the default ``Codec`` (``$LIC_WEIGHTS`` or the shipped
+weights).  Saving takes ``quality=`` (a real number in [1, 8], default ``DEFAULT_QUALITY``).
+"""
+
+from __future__ import annotations
+
+from PIL import Image, ImageFile
+
+import bitstream
+from bitstream import LicFormatError
+
+__all__ = ["LicImageFile", "register"]
+
+FORMAT = "LIC"
+MAGIC = b"LIC1"
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix[:4] == MAGIC
+
+
+class LicImageFile(ImageFile.ImageFile):
+    format = FORMAT
+    format_description = "lic learned image codec"
+
+    def _open(self) -> None:
+        data = self.fp.read()
+        try:
+            header = bitstream.read_header(data)
+        except LicFormatError as e:
+            raise SyntaxError(f"not a valid lic file: {e}") from None
+        self._size = (header.width, header.height)
+        self._mode = header.channels
+        if header.icc:
+            self.info["icc_profile"] = header.icc
+        self.info["quality"] = header.quality
+        self.tile = [ImageFile._Tile("lic", (0, 0) + self.size, 0, None)]
+
+
+class LicDecoder(ImageFile.PyDecoder):
+    """Decodes the whole file at once: a .lic file has no independently decodable rows."""
+
+    _pulls_fd = True
+
+    def decode(self, buffer):
+        from .api import decompress
+
+        assert self.fd is not None
+        img = decompress(self.fd.read())
+        if img.mode != self.mode or img.size != (self.state.xsize, self.state.ysize):
+            raise ValueError("decoded image does not match its header")
+        self.set_as_raw(img.tobytes(), img.mode)
+        return -1, 0
+
+
+def _save(im: Image.Image, fp, filename) -> None:
+    from .api import DEFAULT_QUALITY, compress
+
+    quality = im.encoderinfo.get("quality", DEFAULT_QUALITY)
+    icc = im.encoderinfo.get("icc_profile")
+    if icc and im.info.get("icc_profile") != icc:
+        im = im.copy()
+        im.info["icc_profile"] = icc
+    fp.write(compress(im, quality))
+
+
+def register() -> None:
+    Image.register_open(FORMAT, LicImageFile, _accept)
+    Image.register_decoder("lic", LicDecoder)
+    Image.register_save(FORMAT, _save)
+    Image.register_extension(FORMAT, ".lic")
+    Image.register_mime(FORMAT, "image/x-lic")
