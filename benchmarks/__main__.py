@@ -24,8 +24,9 @@ QUICK_IMAGES, QUICK_QUALITIES = 2, 2
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", nargs="?", choices=("rd", "speed"), default="rd",
-                   help="rd: rate-distortion sweep, JSONs, plots, BD-rate table (default); speed: speed table")
+    p.add_argument("command", nargs="?", choices=("rd", "speed", "report"), default="rd",
+                   help="rd: rate-distortion sweep, JSONs, plots, BD-rate table (default); speed: speed table; "
+                        "report: only redo plots and table from the JSONs in --out")
     p.add_argument("--images", type=Path, default=DEFAULT_IMAGES, help="folder of PNG images (default: Kodak)")
     p.add_argument("--codecs", default="", help="comma-separated codec names (default: all)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -78,11 +79,22 @@ def run_rd(args: argparse.Namespace) -> None:
         for name, codec in codecs.items():
             bar.set_description(name)
             measurements = []
-            for m in sweep_codec(codec, images, plan[name], args.repeats, args.jobs, lic_options):
-                measurements.append(m)
-                bar.update()
+            try:
+                for m in sweep_codec(codec, images, plan[name], args.repeats, args.jobs, lic_options):
+                    measurements.append(m)
+                    bar.update()
+            except Exception as exc:  # one broken codec must not cost the others' results
+                skipped[name] = f"failed while coding: {type(exc).__name__}: {exc}"
+                print(f"\nskipping {name}: {skipped[name]}", file=sys.stderr)
+                bar.update(len(plan[name]) * len(images) - len(measurements))
+                continue
             write_json(args.out / f"{name}.json", results_json(codec, measurements, plan[name]))
-    all_names = set(registry(lic_options))
+    write_report(args, skipped)
+
+
+def write_report(args: argparse.Namespace, skipped: dict[str, str]) -> None:
+    """Plots and BD-rate table from every codec JSON in ``args.out`` (skipped codecs left out)."""
+    all_names = set(registry({"fine": args.lic_fine, "threads": args.threads}))
     measured = {k: v for k, v in report.load_curves(args.out).items() if k in all_names and k not in skipped}
     references = report.load_curves(report.REFERENCE_DIR, report.REFERENCE_CURVES)
     if not args.no_plots:
@@ -107,7 +119,12 @@ def run_speed(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    run_speed(args) if args.command == "speed" else run_rd(args)
+    if args.command == "speed":
+        run_speed(args)
+    elif args.command == "report":
+        write_report(args, {})
+    else:
+        run_rd(args)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ lic exposes ``codec.compress(pil_image, quality=q) -> bytes`` and ``codec.decomp
 Optional hooks, used only when lic offers them (checked with ``hasattr``, never required):
 - ``codec.set_num_threads(n)``: how many CPU threads lic may use (``--threads``); otherwise the adapter calls
   ``torch.set_num_threads(n)`` before coding, since lic runs on torch.
-- ``codec.last_timings``: a mapping of stage name → seconds for the most recent compress/decompress call
-  (e.g. ``{"network": ..., "entropy_coding": ...}``); recorded next to the total wall time.
+- ``last_timings`` on ``codec`` itself or on ``codec.default_codec()`` (the shared codec object behind
+  ``compress``): the stage times in seconds of the most recent compress/decompress call, as a mapping or a
+  dataclass (lic's ``Timings(network, coding)``); recorded next to the total wall time.
 
 If ``codec.compress`` does not exist (lic is still being written), the codec reports itself unavailable and the
 benchmark skips it with a note.
@@ -15,6 +16,7 @@ benchmark skips it with a note.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 from PIL import Image
@@ -76,7 +78,12 @@ class LicCodec(Codec):
         return self._api().decompress(data).convert("RGB")
 
     def timings(self) -> dict[str, float]:
-        stages = getattr(self._api(), "last_timings", None)
+        api = self._api()
+        stages = getattr(api, "last_timings", None)
+        if stages is None and callable(getattr(api, "default_codec", None)):
+            stages = getattr(api.default_codec(), "last_timings", None)
+        if dataclasses.is_dataclass(stages) and not isinstance(stages, type):
+            stages = dataclasses.asdict(stages)
         if not isinstance(stages, dict):
             return {}
         return {str(k): float(v) for k, v in stages.items() if isinstance(v, (int, float))}

@@ -68,8 +68,15 @@ def ms_ssim(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
         win_size -= 2
     if win_size <= 1:
         raise ValueError(f"image too small for MS-SSIM ({side} px)")
-    with torch.no_grad():
-        return float(_ms_ssim(x, y, data_range=255, win_size=win_size))
+    # One thread: the metric is small, and torch's thread pool thrashes when other processes share the CPU.
+    # The caller's setting (lic's --threads) is restored afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return float(_ms_ssim(x, y, data_range=255, win_size=win_size))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def ms_ssim_db(value: float) -> float:

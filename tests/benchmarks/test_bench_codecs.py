@@ -123,3 +123,36 @@ def test_hevc444_round_trips_at_two_qps(tmp_path):
     data = codec.encode(Image.open(path).convert("RGB"), 32)
     assert codec.decode(data).size == (81, 67)
     assert codec.file_size(data) < len(data) - 4  # parameter sets dropped as bpgenc would
+
+
+def test_a_codec_failing_at_runtime_is_skipped_and_the_others_still_run(image_dir, tmp_path, monkeypatch, capsys):
+    class Broken(PillowCodec):
+        def encode(self, img, quality):
+            raise FileNotFoundError("no weights")
+
+    broken = Broken("broken", "fails on every image", "JPEG", [10, 20], 10)
+    real_registry = registry
+    monkeypatch.setattr(cli, "registry", lambda lic_options=None: {**real_registry(lic_options), "broken": broken})
+    cli.main(["--images", str(image_dir), "--codecs", "broken,jpeg", "--quick", "--repeats", "1",
+              "--out", str(tmp_path), "--no-plots"])
+    assert "skipping broken: failed while coding: FileNotFoundError: no weights" in capsys.readouterr().err
+    assert (tmp_path / "jpeg.json").exists() and not (tmp_path / "broken.json").exists()
+
+
+def test_lic_stage_times_are_read_from_its_shared_codec_object():
+    import dataclasses
+    import types
+
+    from benchmarks.lic_codec import LicCodec
+
+    @dataclasses.dataclass
+    class Timings:
+        network: float = 0.25
+        coding: float = 0.5
+
+    api = types.ModuleType("codec")
+    shared = types.SimpleNamespace(last_timings=Timings())
+    api.default_codec = lambda: shared
+    codec = LicCodec()
+    codec._module = api
+    assert codec.timings() == {"network": 0.25, "coding": 0.5}
