@@ -1,0 +1,115 @@
+"""The decoder only ever returns the right image or raises LicFormatError.
+
+Mutations of a valid file: byte flips, truncations, extensions, splices, and the same with the
+trailing CRC32 recomputed, so that tampered payloads reach the range decoder and the model
+(a plain mutation is stopped by the container's CRC).  CI runs a short version; set
+LIC_FUZZ_EXAMPLES=100000 for a long run.
+"""
+
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bitstream import LicFormatError
+from codec.config import ModelConfig
+from codec.coding import decode_rgb, encode_rgb
+from codec.model import LicModel
+from codec.weights import fingerprint
+
+EXAMPLES = int(os.environ.get("LIC_FUZZ_EXAMPLES", "150"))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model = LicModel(ModelConfig.tiny())
+    with torch.no_grad():
+        model.g_a[-1].weight.mul_(40)  # non-trivial symbols from an untrained model
+    model.eval()
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    digest = fingerprint(model)
+    data = encode_rgb(model, rgb, 6.0, model_hash=digest)
+    reference, _, _ = decode_rgb(model, data, model_hash=digest)
+    return model, digest, data, reference
+
+
+def _fix_crc(data: bytes) -> bytes:
+    """Recompute the trailing CRC32 (little-endian, over everything before it)."""
+    if len(data) < 4:
+        return data
+    body = data[:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+mutation = st.one_of(
+    st.tuples(st.just("flip"), st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1, max_size=4)),
+    st.tuples(st.just("truncate"), st.integers(0, 10**6)),
+    st.tuples(st.just("extend"), st.binary(min_size=1, max_size=64)),
+    st.tuples(st.just("splice"), st.tuples(st.integers(0, 10**6), st.binary(max_size=16))),
+)
+
+
+def _apply(data: bytes, op) -> bytes:
+    kind, arg = op
+    buf = bytearray(data)
+    if kind == "flip":
+        for pos, bits in arg:
+            buf[pos % len(buf)] ^= bits
+    elif kind == "truncate":
+        del buf[arg % len(buf):]
+    elif kind == "extend":
+        buf += arg
+    else:
+        pos, insert = arg
+        pos %= len(buf)
+        buf[pos:pos + len(insert)] = insert
+    return bytes(buf)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(op=mutation, fix_crc=st.booleans())
+def test_tampered_files_decode_exactly_or_raise_lic_format_error(setup, op, fix_crc):
+    model, digest, data, reference = setup
+    tampered = _apply(data, op)
+    if fix_crc:
+        tampered = _fix_crc(tampered)
+    try:
+        rgb, _, _ = decode_rgb(model, tampered, model_hash=digest)
+    except LicFormatError as err:
+        assert "\n" not in str(err) and str(err)
+        return
+    assert np.array_equal(rgb, reference), "a tampered file decoded to a different image"
+
+
+def test_file_from_another_model_is_refused(setup):
+    model, digest, data, _ = setup
+    other = LicModel(ModelConfig.tiny()).eval()
+    with pytest.raises(LicFormatError, match="another model"):
+        decode_rgb(other, data)
+
+
+def test_same_image_encodes_to_identical_bytes(setup):
+    model, digest, data, _ = setup
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    assert encode_rgb(model, rgb, 6.0, model_hash=digest) == data
+
+
+def test_decoding_with_one_or_two_threads_gives_identical_images(setup):
+    model, digest, data, reference = setup
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, _, _ = decode_rgb(model, data, model_hash=digest)
+        torch.set_num_threads(2)
+        two, _, _ = decode_rgb(model, data, model_hash=digest)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(one, reference) and np.array_equal(two, reference)
