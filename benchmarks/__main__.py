@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (timings are only clean with 1)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per image after one warm-up (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per image before the timed ones")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_IMAGES} images, {QUICK_QUALITIES} qualities each")
     p.add_argument("--lic-fine", action="store_true", help="sweep lic at q = 1, 1.5, ..., 8")
     p.add_argument("--threads", type=int, default=2, help="CPU threads lic may use")
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.jobs < 1 or args.repeats < 1 or args.threads < 1 or (args.limit is not None and args.limit < 1):
         p.error("--jobs, --repeats, --threads and --limit must be >= 1")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0")
     return args
 
 
@@ -80,7 +83,7 @@ def run_rd(args: argparse.Namespace) -> None:
             bar.set_description(name)
             measurements = []
             try:
-                for m in sweep_codec(codec, images, plan[name], args.repeats, args.jobs, lic_options):
+                for m in sweep_codec(codec, images, plan[name], args.repeats, args.jobs, lic_options, args.warmup):
                     measurements.append(m)
                     bar.update()
             except Exception as exc:  # one broken codec must not cost the others' results
@@ -110,7 +113,7 @@ def run_speed(args: argparse.Namespace) -> None:
     lic_options = {"fine": args.lic_fine, "threads": args.threads}
     rows = []
     for name in tqdm(list(codecs), desc="speed", unit="codec"):
-        rows += speed.speed_table([name], [str(p) for p in images], args.repeats, lic_options)
+        rows += speed.speed_table([name], [str(p) for p in images], args.repeats, lic_options, args.warmup)
     text = speed.speed_markdown(rows, skipped, len(images))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.md").write_text(text)
@@ -122,7 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "speed":
         run_speed(args)
     elif args.command == "report":
-        write_report(args, {})
+        codecs = registry({"fine": args.lic_fine, "threads": args.threads})
+        missing = [name for name in codecs if not (args.out / f"{name}.json").exists()]
+        write_report(args, {name: why for name in missing for ok, why in [codecs[name].available()] if not ok})
     else:
         run_rd(args)
 

@@ -10,8 +10,8 @@ Optional hooks, used only when lic offers them (checked with ``hasattr``, never 
   ``compress``): the stage times in seconds of the most recent compress/decompress call, as a mapping or a
   dataclass (lic's ``Timings(network, coding)``); recorded next to the total wall time.
 
-If ``codec.compress`` does not exist (lic is still being written), the codec reports itself unavailable and the
-benchmark skips it with a note.
+If ``codec.compress`` does not exist (lic is still being written), or fails on a small test image (e.g. no
+trained weights yet), the codec reports itself unavailable and the benchmark skips it with a note.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = ["LicCodec"]
 
 LIC_QUALITIES = tuple(float(q) for q in range(1, 9))
 LIC_FINE_QUALITIES = tuple(1.0 + 0.5 * k for k in range(15))
+_PROBE_SIZE = 64
 
 
 class LicCodec(Codec):
@@ -55,6 +56,12 @@ class LicCodec(Codec):
         missing = [fn for fn in ("compress", "decompress") if not callable(getattr(api, fn, None))]
         if missing:
             return False, f"lic's API is not there yet (codec.{' / codec.'.join(missing)} missing)"
+        # The API can exist before it works (e.g. no trained weights yet): code one small image to find out.
+        probe = Image.new("RGB", (_PROBE_SIZE, _PROBE_SIZE), (120, 140, 160))
+        try:
+            self.decode(self.encode(probe, self.mid_quality))
+        except Exception as exc:
+            return False, f"lic's API fails on a test image ({type(exc).__name__}: {exc})"
         return True, ""
 
     def _set_threads(self) -> None:

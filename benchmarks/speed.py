@@ -22,15 +22,15 @@ from benchmarks.codecs import get_codec
 __all__ = ["speed_row", "speed_table", "lic_mac_per_pixel"]
 
 
-def speed_row(name: str, images: Sequence[str], repeats: int, lic_options: dict) -> dict:
+def speed_row(name: str, images: Sequence[str], repeats: int, lic_options: dict, warmup: int = 1) -> dict:
     """Median over images of the per-image median times, mean bpp and PSNR, peak RSS in MiB. Runs in a fresh
     child process; computes no MS-SSIM, so torch is loaded only by codecs that need it (lic)."""
     codec = get_codec(name, lic_options)
     rows = []
     for path in images:
         img = Image.open(path).convert("RGB")
-        data, enc = metrics.median_time(lambda: codec.encode(img, codec.mid_quality), repeats)
-        decoded, dec = metrics.median_time(lambda: codec.decode(data), repeats)
+        data, enc = metrics.median_time(lambda: codec.encode(img, codec.mid_quality), repeats, warmup)
+        decoded, dec = metrics.median_time(lambda: codec.decode(data), repeats, warmup)
         rows.append((metrics.bpp(codec.file_size(data), *img.size), metrics.psnr(img, decoded), enc, dec))
     bpps, psnrs, encs, decs = zip(*rows)
     return {"codec": name, "quality": codec.mid_quality, "bpp": statistics.fmean(bpps),
@@ -52,12 +52,13 @@ def lic_mac_per_pixel() -> dict | None:
         return None
 
 
-def speed_table(names: Sequence[str], images: Sequence[str], repeats: int, lic_options: dict) -> list[dict]:
+def speed_table(names: Sequence[str], images: Sequence[str], repeats: int, lic_options: dict,
+                warmup: int = 1) -> list[dict]:
     ctx = multiprocessing.get_context("spawn")
     rows = []
     for name in names:
         with ctx.Pool(1) as pool:
-            rows.append(pool.apply(speed_row, (name, list(images), repeats, lic_options)))
+            rows.append(pool.apply(speed_row, (name, list(images), repeats, lic_options, warmup)))
     return rows
 
 

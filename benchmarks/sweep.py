@@ -47,12 +47,12 @@ def list_images(folder: Path, limit: int | None = None) -> list[Path]:
     return images[:limit] if limit else images
 
 
-def measure(codec: Codec, image: Path, quality: float, repeats: int = 3) -> Measurement:
-    """Code ``image`` once per timing run and return its measurement."""
+def measure(codec: Codec, image: Path, quality: float, repeats: int = 3, warmup: int = 1) -> Measurement:
+    """Code ``image`` ``warmup + repeats`` times (median time of the last ``repeats``) and measure it."""
     img = Image.open(image).convert("RGB")
-    data, enc_time = metrics.median_time(lambda: codec.encode(img, quality), repeats)
+    data, enc_time = metrics.median_time(lambda: codec.encode(img, quality), repeats, warmup)
     stages = {f"encode_{k}": v for k, v in codec.timings().items()}
-    decoded, dec_time = metrics.median_time(lambda: codec.decode(data), repeats)
+    decoded, dec_time = metrics.median_time(lambda: codec.decode(data), repeats, warmup)
     stages.update({f"decode_{k}": v for k, v in codec.timings().items()})
     if decoded.size != img.size:
         raise RuntimeError(f"{codec.name} decoded {image.name} to {decoded.size}, expected {img.size}")
@@ -66,21 +66,21 @@ def measure(codec: Codec, image: Path, quality: float, repeats: int = 3) -> Meas
 _WORKER_CODECS: dict[str, Codec] = {}
 
 
-def _measure_task(task: tuple[str, dict, str, float, int]) -> Measurement:
-    name, lic_options, image, quality, repeats = task
+def _measure_task(task: tuple[str, dict, str, float, int, int]) -> Measurement:
+    name, lic_options, image, quality, repeats, warmup = task
     if name not in _WORKER_CODECS:
         _WORKER_CODECS[name] = get_codec(name, lic_options)
-    return measure(_WORKER_CODECS[name], Path(image), quality, repeats)
+    return measure(_WORKER_CODECS[name], Path(image), quality, repeats, warmup)
 
 
 def sweep_codec(codec: Codec, images: Sequence[Path], qualities: Sequence[float], repeats: int = 3,
-                jobs: int = 1, lic_options: dict | None = None) -> Iterator[Measurement]:
+                jobs: int = 1, lic_options: dict | None = None, warmup: int = 1) -> Iterator[Measurement]:
     """Yield one ``Measurement`` per (quality, image). ``jobs > 1`` codes in worker processes (faster, but the
     times then share the CPU; timing runs should use ``jobs=1``)."""
-    tasks = [(codec.name, lic_options or {}, str(img), q, repeats) for q in qualities for img in images]
+    tasks = [(codec.name, lic_options or {}, str(img), q, repeats, warmup) for q in qualities for img in images]
     if jobs <= 1:
-        for _, _, img, q, rep in tasks:
-            yield measure(codec, Path(img), q, rep)
+        for _, _, img, q, rep, warm in tasks:
+            yield measure(codec, Path(img), q, rep, warm)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         yield from pool.map(_measure_task, tasks)
