@@ -100,16 +100,15 @@ def results_json(codec: Codec, measurements: Iterable[Measurement], qualities: S
     for q, ms in by_quality.items():
         if not ms:
             continue
-        mean = lambda values: statistics.fmean(values)  # noqa: E731
         results["quality"].append(q)
-        results["bpp"].append(mean(m.bpp for m in ms))
-        results["psnr-rgb"].append(mean(m.psnr for m in ms))
-        results["ms-ssim"].append(mean(m.ms_ssim for m in ms))
-        results["ms-ssim-db"].append(mean(metrics.ms_ssim_db(m.ms_ssim) for m in ms))
-        results["encoding_time"].append(mean(m.encoding_time for m in ms))
-        results["decoding_time"].append(mean(m.decoding_time for m in ms))
+        results["bpp"].append(statistics.fmean(m.bpp for m in ms))
+        results["psnr-rgb"].append(statistics.fmean(m.psnr for m in ms))
+        results["ms-ssim"].append(statistics.fmean(m.ms_ssim for m in ms))
+        results["ms-ssim-db"].append(statistics.fmean(metrics.ms_ssim_db(m.ms_ssim) for m in ms))
+        results["encoding_time"].append(statistics.fmean(m.encoding_time for m in ms))
+        results["decoding_time"].append(statistics.fmean(m.decoding_time for m in ms))
         for name in stage_names:
-            results[f"{name}_time"].append(mean(dict(m.stage_times).get(name, 0.0) for m in ms))
+            results[f"{name}_time"].append(statistics.fmean(dict(m.stage_times).get(name, 0.0) for m in ms))
     return {"name": codec.name, "description": codec.description, "n_images": max(n_images, default=0),
             "results": results}
 
