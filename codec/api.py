@@ -103,10 +103,11 @@ class Codec:
 
     def __init__(self, device: str = "auto", quality: float = DEFAULT_QUALITY,
                  weights: str | os.PathLike | None = None):
+        self.quality = _check_quality(quality)
+        self.device = resolve_device(device)  # before the model imports: a bad device fails fast
+
         from .weights import fingerprint, load_model
 
-        self.quality = _check_quality(quality)
-        self.device = resolve_device(device)
         self.weights = weights_dir(weights)
         self.model = load_model(self.weights, device=self.device)
         self.model_hash = fingerprint(self.model)  # hashes every tensor: once per Codec

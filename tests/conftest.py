@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny model saved once per session, so no test needs the shipped weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """Directory of a freshly initialised ``ModelConfig.tiny()`` model (a few thousand parameters)."""
+    import torch
+
+    from codec.config import ModelConfig
+    from codec.model import LicModel
+    from codec.weights import save_model
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-weights")
+    save_model(LicModel(ModelConfig.tiny()), directory)
+    return directory
+
+
+@pytest.fixture
+def use_tiny_weights(tiny_weights, monkeypatch):
+    """Point ``LIC_WEIGHTS`` (API, CLI subprocesses, Pillow plugin) at the tiny model."""
+    monkeypatch.setenv("LIC_WEIGHTS", str(tiny_weights))
+    return tiny_weights
+
+
+def smooth_image(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
+    """Deterministic uint8 test content: smooth waves plus a little noise, odd sizes welcome."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    planes = [128 + 90 * np.sin(x / 7.0 + c) * np.cos(y / 9.0 - c) for c in range(channels)]
+    image = np.stack(planes, axis=-1) + rng.normal(0, 6, (height, width, channels))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def make_image():
+    """``make_image(height, width, channels, seed=0)`` -> uint8 array (see ``smooth_image``)."""
+    return smooth_image
