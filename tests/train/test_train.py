@@ -1,0 +1,181 @@
+"""Claims about train/: the loop learns, resumes exactly, exports what codes, runs under DDP."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
+from codec.model import LicModel
+from train.train import (
+    RateDistortion, TrainConfig, get_batch, get_lr, lambdas_for, load_checkpoint, parse_args, train,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """Seven smooth random JPEGs of odd sizes (no downloads, no real data)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        h, w = 70 + 9 * i, 97 + 5 * i
+        low = rng.uniform(0, 255, (h // 8 + 2, w // 8 + 2, 3)).astype(np.uint8)
+        img = Image.fromarray(low).resize((w, h), Image.BICUBIC)
+        img.save(folder / f"img{i}.jpg", quality=95)
+    return folder
+
+
+def tiny_args(data: Path, run: Path, *extra: str) -> TrainConfig:
+    return parse_args([
+        "--data", str(data), "--run", str(run), "--config", "tiny", "--batch-size", "2", "--patch", "64",
+        "--bank-size", "64", "--crops-per-image", "2", "--val-images", "1", "--warmup-steps", "2",
+        "--log-every", "2", "--eval-every", "4", "--threads", "1", "--lr", "1e-3", *extra,
+    ])
+
+
+def test_get_lr_warms_up_holds_and_decays_to_the_floor():
+    kw = dict(lr=1e-3, min_lr=1e-5, warmup_steps=100, decay_frac=0.2)
+    total = 1000
+    lrs = [get_lr(s, total, **kw) for s in range(total + 10)]
+    assert lrs[0] == pytest.approx(1e-5) and lrs[99] == pytest.approx(1e-3)
+    assert all(a < b for a, b in zip(lrs[:99], lrs[1:100]))  # warm-up: strictly increasing
+    assert all(v == 1e-3 for v in lrs[100:800])  # constant until the last 20 %
+    assert all(a >= b for a, b in zip(lrs[800:total], lrs[801 : total + 1]))  # decay: monotone
+    assert lrs[total - 1] == pytest.approx(1e-5, rel=1e-2) and lrs[total:] == [1e-5] * 10
+    assert get_lr(5000, None, **kw) == 1e-3  # not planned yet: constant after warm-up
+
+
+def test_lambdas_match_the_codec_table_and_interpolation():
+    q = torch.tensor([1.0, 2.0, 2.5, 7.25, 8.0])
+    expected = [lambda_for_quality(float(v)) for v in q]
+    assert torch.allclose(lambdas_for(q).double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6)
+    assert lambdas_for(torch.arange(1.0, 9.0)).tolist() == pytest.approx(list(QUALITY_LAMBDAS), rel=1e-6)
+
+
+def test_rate_distortion_is_the_models_forward():
+    torch.manual_seed(0)
+    model = LicModel(ModelConfig.tiny())
+    x = torch.rand(2, 3, 64, 128)
+    q = torch.tensor([1.5, 7.0])
+    torch.manual_seed(1)
+    bpp, mse, x_hat = RateDistortion(model)(x, q)
+    torch.manual_seed(1)
+    out = model(x, q, ste=True)
+    bits = -(torch.log2(out.y_likelihoods).sum((1, 2, 3)) + torch.log2(out.z_likelihoods).sum((1, 2, 3)))
+    assert torch.equal(x_hat, out.x_hat)
+    assert torch.allclose(bpp, bits / (64 * 128))
+
+
+def test_batches_are_crops_and_flips_of_the_bank():
+    bank = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).reshape(2, 3, 8, 8).to(torch.uint8)
+    gen = torch.Generator().manual_seed(0)
+    x = get_batch(bank, 16, 4, gen)
+    assert x.shape == (16, 3, 4, 4) and x.dtype == torch.float32
+    values = (x * 255).round().to(torch.uint8)
+    for crop in values:  # each crop is a window of one bank image, possibly flipped
+        found = False
+        for img in bank:
+            for t in range(5):
+                for l in range(5):
+                    win = img[:, t : t + 4, l : l + 4]
+                    cands = [win, win.flip(-1), win.flip(-2), win.flip(-1).flip(-2)]
+                    found |= any(torch.equal(crop, c) for c in cands)
+        assert found
+
+
+def test_training_steps_lower_the_loss():
+    torch.manual_seed(0)
+    model = LicModel(ModelConfig.tiny())
+    rd = RateDistortion(model)
+    lin = torch.linspace(0, 1, 64)
+    x = torch.stack([lin[None, :].expand(64, 64), lin[:, None].expand(64, 64), 0.5 * torch.ones(64, 64)])
+    x = torch.stack([x, x.flip(-1)])
+    q = torch.tensor([3.0, 6.0])
+    lam = lambdas_for(q)
+
+    def loss_value():
+        torch.manual_seed(123)
+        with torch.no_grad():
+            bpp, mse, _ = rd(x, q)
+        return (bpp + lam * 255**2 * mse).mean().item()
+
+    before = loss_value()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(30):
+        bpp, mse, _ = rd(x, q)
+        loss = (bpp + lam * 255**2 * mse).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    after = loss_value()
+    assert after < 0.7 * before, (before, after)
+
+
+def test_interrupted_and_resumed_run_is_bit_identical(data_dir, tmp_path):
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "6"))
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "6", "--stop-at", "3"))
+    half = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert half["step"] == 3 and half["total_steps"] == 6
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "6", "--resume"))
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 6
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert not any(k.startswith("_orig_mod") for k in a["model"])
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    log = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and len(log) > 3
+
+
+def test_export_load_and_real_coding_round_trip(data_dir, tmp_path):
+    pytest.importorskip("bitstream")
+    from codec.coding import decode_rgb, encode_rgb
+    from codec.weights import fingerprint, load_model
+    from train.export import export
+
+    train(tiny_args(data_dir, tmp_path / "run", "--steps", "4"))
+    paths = export(tmp_path / "run", tmp_path / "w1")
+    export(tmp_path / "run", tmp_path / "w2")
+    assert all(p.stat().st_size < 16 * 2**20 for p in paths)
+    m1, m2 = load_model(tmp_path / "w1"), load_model(tmp_path / "w2")
+    assert fingerprint(m1) == fingerprint(m2)  # export is deterministic
+    rgb = np.asarray(np.random.default_rng(1).integers(0, 256, (37, 70, 3)), dtype=np.uint8)
+    data = encode_rgb(m1, rgb, 4.0)
+    decoded, header, _ = decode_rgb(m2, data)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    code = m1.compress(x, header.quality)
+    expected = m1.reconstruct(code.y_hat, header.quality, (37, 70))
+    expected = torch.round(expected[0].permute(1, 2, 0) * 255).to(torch.uint8).numpy()
+    assert np.array_equal(decoded, expected)
+    assert header.model_hash == fingerprint(m1)
+
+
+def test_ddp_two_cpu_processes_train_in_step(data_dir, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train",
+           "--data", str(data_dir), "--run-dir", str(run), "--config", "tiny", "--batch-size", "2", "--patch", "64",
+           "--bank-size", "64", "--val-images", "1", "--steps", "3", "--log-every", "1", "--eval-every", "0",
+           "--threads", "1", "--warmup-steps", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    assert ckpt["step"] == 3 and len(ckpt["rng"]) == 2
+    assert not torch.equal(ckpt["rng"][0]["data"], ckpt["rng"][1]["data"])  # per-rank data streams
+    assert "world 2" in proc.stdout

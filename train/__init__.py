@@ -1,0 +1,1 @@
+"""Training, export and evaluation of lic models (see README.md beside this file)."""

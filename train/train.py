@@ -1,0 +1,616 @@
+"""Train a lic model: one file, read top to bottom (after nanoGPT's train.py).
+
+    python -m train --data ../shared/data/train --run runs/a --minutes 20 [--config small]
+    torchrun --nproc_per_node=K -m train --run-dir runs/a ...   (DistributedDataParallel; under
+                                                               torchrun, --run is taken for --run-path)
+
+Objective, per sample with quality q (Ballé et al. 2018; CompressAI's RateDistortionLoss):
+
+    L = R + λ(q)·255²·D,   R = −Σ log2 p(ỹ) − Σ log2 p(z̃)  over all latents, divided by H·W (bpp)
+                           D = mean over pixels and channels of (x̂ − x)²,  x in [0, 1]
+
+q is drawn per sample *continuously* from U[1, 8] and λ(q) is interpolated geometrically between the
+table's levels (``codec.config.lambda_for_quality``).  Why continuous: the gain units interpolate
+exponentially between levels and the bitstream stores real qualities, so the model is used between
+levels; training there costs nothing and spreads every table entry's gradient over its neighbours.
+``--quality-sampling levels`` draws only the eight table levels instead.
+
+Quantization (Minnen & Singh 2020, "mixed"): the rate uses the noisy proxy ỹ = y + U(−½, ½); the
+slice networks and g_s see round(y − μ) + μ with a straight-through gradient (the model's ``ste``
+flag).  ``--noise-frac f`` feeds g_s the noisy ỹ for the first fraction f of the steps and switches to
+STE after (a cheap step towards the annealing of Agustsson & Theis 2020); the default 0 trains with
+STE from the start, which is what CompressAI and TFC do.
+
+Speed: the training set is decoded once into a bank of fixed-size uint8 crops on the device; each step
+draws random sub-crops, flips and qualities there (no DataLoader).  On CUDA g_a and g_s run under bf16
+autocast; everything that feeds a likelihood (h_a, h_s, the slice networks) and the rate itself stay
+in fp32.  ``torch.compile`` is on by default on CUDA.
+
+Checkpoints (``RUN_DIR/checkpoint.pt``) hold plain state dicts, numbers, strings and tensors only, no
+pickled classes of ours, so they load with ``torch.load(weights_only=True)`` on another machine, another
+Python or another torch.  The LR schedule is in steps; in time-budgeted runs the total step count is
+planned once from the measured step rate and stored, so a resumed run finishes the same schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from codec.config import QUALITY_LAMBDAS, ModelConfig
+from codec.model import LicModel
+
+__all__ = ["TrainConfig", "get_lr", "lambdas_for", "model_config", "parse_args", "train", "main",
+           "RateDistortion", "load_checkpoint", "list_images"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".ppm")
+
+
+# -----------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = ""  # folder of training images (searched recursively)
+    run: str = "runs/default"  # checkpoint.pt, log.csv, weights/ go here
+    minutes: float = 20.0  # wall-clock budget of this invocation
+    steps: int = 0  # fixed total step count (deterministic runs, tests); 0: plan it from --minutes
+    stop_at: int = 0  # stop with a checkpoint after this step (staged runs, tests); 0: never
+    resume: bool = False
+    config: str = "default"  # model size: tiny | small | default
+    model_id: str = ""  # override the preset's model id
+    # data
+    batch_size: int = 16  # per process
+    patch: int = 256  # training crop, a multiple of 64
+    bank_size: int = 256  # side of the stored crops (>= patch)
+    crops_per_image: int = 4  # at most this many stored crops per image (fewer for small images)
+    max_images: int = 0  # 0: all
+    val_images: int = 8  # held out from training for the in-training evaluation
+    # optimization
+    lr: float = 1e-4
+    min_lr: float = 1e-5
+    warmup_steps: int = 500
+    decay_frac: float = 0.2  # the last fraction of the planned steps decays the LR (cosine)
+    grad_clip: float = 1.0
+    quality_sampling: str = "continuous"  # continuous | levels
+    noise_frac: float = 0.0  # first fraction of steps: g_s sees noisy latents instead of STE
+    # bookkeeping
+    log_every: int = 50  # also where time-based decisions (stop, checkpoint, plan) are taken
+    eval_every: int = 1000
+    checkpoint_minutes: float = 5.0
+    plan_seconds: float = 30.0  # measure the step rate this long (after warm-up steps) to plan
+    reserve_seconds: float = 20.0  # kept back from --minutes for the last eval and checkpoint
+    eval_dir: str = ""  # evaluate real coding on these images at the end (e.g. Kodak)
+    eval_limit: int = 0  # at most this many images of eval_dir (0: all)
+    # machine
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    compile: str = "auto"  # auto (on for CUDA) | on | off
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
+    threads: int = 0  # torch CPU threads (0: torch's default)
+
+    def __post_init__(self):
+        if self.patch % 64 or self.patch < 64:
+            raise ValueError("patch must be a positive multiple of 64")
+        if self.bank_size < self.patch:
+            raise ValueError("bank_size must be >= patch")
+        if self.quality_sampling not in ("continuous", "levels"):
+            raise ValueError("quality_sampling must be continuous or levels")
+        if self.config not in PRESETS:
+            raise ValueError(f"config must be one of {sorted(PRESETS)}")
+        if not 0 <= self.decay_frac <= 1 or not 0 <= self.noise_frac <= 1:
+            raise ValueError("decay_frac and noise_frac must be in [0, 1]")
+
+
+PRESETS = {
+    "tiny": lambda: ModelConfig.tiny(),
+    # The CPU placeholder: about a tenth of the default's work per pixel.
+    "small": lambda: ModelConfig(model_id="lic-placeholder-cpu", N=64, M=96, Nz=48, hyper_channels=48,
+                                 slices=(8, 8, 16, 64), param_width=48, lrp_width=32),
+    "default": lambda: ModelConfig(),
+}
+
+
+def model_config(cfg: TrainConfig) -> ModelConfig:
+    mc = PRESETS[cfg.config]()
+    return dataclasses.replace(mc, model_id=cfg.model_id) if cfg.model_id else mc
+
+
+def parse_args(argv=None) -> TrainConfig:
+    """Every TrainConfig field is a --flag of the same name (underscores as dashes)."""
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n\n")[0])
+    for f in dataclasses.fields(TrainConfig):
+        flags = ["--" + f.name.replace("_", "-")]
+        if f.name == "run":  # torchrun's parser takes a bare --run for its own --run-path
+            flags.append("--run-dir")
+        if f.type in ("bool", bool):
+            p.add_argument(*flags, action="store_true", default=f.default)
+        else:
+            kind = {"int": int, "float": float, "str": str}[str(f.type)]
+            p.add_argument(*flags, type=kind, default=f.default, dest=f.name)
+    return TrainConfig(**vars(p.parse_args(argv)))
+
+
+# -----------------------------------------------------------------------------------------------
+# Learning rate and λ
+
+
+def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: float = 1e-5,
+           warmup_steps: int = 500, decay_frac: float = 0.2) -> float:
+    """LR at ``step`` (0-based): linear warm-up, constant, cosine decay to ``min_lr`` over the
+    last ``decay_frac`` of ``total_steps``, then ``min_lr``.  ``total_steps=None``: not planned yet
+    (warm-up and constant only)."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    if total_steps is None:
+        return lr
+    decay_start = max(warmup_steps, int(total_steps * (1 - decay_frac)))
+    if step < decay_start:
+        return lr
+    if step >= total_steps:
+        return min_lr
+    t = (step - decay_start) / max(1, total_steps - decay_start)
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
+
+
+_LOG_LAMBDAS = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64)
+
+
+def lambdas_for(quality: torch.Tensor) -> torch.Tensor:
+    """λ(q) for a tensor of real qualities in [1, 8]: geometric interpolation between the table's
+    levels, the tensor form of ``codec.config.lambda_for_quality``."""
+    table = _LOG_LAMBDAS.to(quality.device)
+    q = quality.double().clamp(1, len(QUALITY_LAMBDAS)) - 1
+    low = q.floor().clamp(max=len(QUALITY_LAMBDAS) - 2)
+    t = q - low
+    low = low.long()
+    return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()
+
+
+# -----------------------------------------------------------------------------------------------
+# The objective
+
+
+class RateDistortion(nn.Module):
+    """Per-sample bpp and MSE of ``model`` on a batch: the training face of ``LicModel.forward``.
+
+    It runs the same steps as ``LicModel.forward`` (a test checks they agree), only with bf16
+    autocast around the float transforms g_a and g_s, so that the entropy path (h_a, h_s, slices)
+    and the rate are computed in fp32.
+    """
+
+    def __init__(self, model: LicModel, amp_dtype: torch.dtype | None = None):
+        super().__init__()
+        self.model = model
+        self.amp_dtype = amp_dtype
+
+    def _autocast(self, x: torch.Tensor):
+        return torch.autocast(x.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                              enabled=self.amp_dtype is not None)
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, ste: bool = True):
+        m = self.model
+        h, w = x.shape[-2:]
+        with self._autocast(x):
+            y = m.g_a(m._pad(x))
+        y = y.float() * m.gain.gain(quality)
+        hyper = m.hyper(y)
+        y_hat, y_lik = m.entropy(y, hyper.features, ste=ste)
+        with self._autocast(x):
+            x_hat = m.g_s(y_hat * m.gain.inverse_gain(quality))
+        x_hat = x_hat.float()[..., :h, :w]
+        # Rate in bits per pixel, per sample: −Σ log2 p over every latent of y and z.
+        bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(hyper.z_likelihoods).sum((1, 2, 3)))
+        bpp = bits / (h * w)
+        mse = (x_hat - x).pow(2).mean((1, 2, 3))  # on [0, 1]; ×255² for the 8-bit scale
+        return bpp, mse, x_hat
+
+
+# -----------------------------------------------------------------------------------------------
+# Data: decoded once into a bank of uint8 crops on the device
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    if any("kodim" in p.name.lower() for p in files):
+        raise ValueError(f"{folder} holds Kodak images: lic never trains on its evaluation set")
+    return files
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def build_bank(files: list[Path], size: int, per_image: int, seed: int) -> torch.Tensor:
+    """(N, 3, size, size) uint8: up to ``per_image`` random crops of each image, one per
+    size×size of its area.  Images whose short side is below ``size`` are upscaled first.
+
+    Fixed-size crops instead of whole images: one tensor, so a batch is one gather on the device,
+    and memory is bounded (the whole set is 242 MP; 4 crops of 256² per image are 1 GB).
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    crops = []
+    for path in files:
+        img = _read_rgb(path)
+        h, w = img.shape[:2]
+        if min(h, w) < size:
+            s = size / min(h, w)
+            img = np.asarray(Image.fromarray(img).resize((max(size, round(w * s)), max(size, round(h * s))),
+                                                         Image.BICUBIC))
+            h, w = img.shape[:2]
+        k = max(1, min(per_image, (h * w) // (size * size)))
+        for _ in range(k):
+            top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+            crops.append(img[top : top + size, left : left + size])
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+
+
+def build_bank_center(files: list[Path], size: int) -> torch.Tensor:
+    """Center crops (size×size) of the held-out images, uint8 (V, 3, size, size)."""
+    out = []
+    for path in files:
+        img = _read_rgb(path)
+        h, w = img.shape[:2]
+        if min(h, w) < size:
+            continue
+        top, left = (h - size) // 2, (w - size) // 2
+        out.append(img[top : top + size, left : left + size])
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def get_batch(bank: torch.Tensor, batch: int, patch: int, gen: torch.Generator) -> torch.Tensor:
+    """Random crops with random horizontal/vertical flips, float in [0, 1], on the bank's device."""
+    n, _, size, _ = bank.shape
+    dev = bank.device
+    idx = torch.randint(n, (batch,), generator=gen, device=dev)
+    top = torch.randint(size - patch + 1, (batch,), generator=gen, device=dev)
+    left = torch.randint(size - patch + 1, (batch,), generator=gen, device=dev)
+    flips = torch.rand(batch, 2, generator=gen, device=dev) < 0.5
+    ar = torch.arange(patch, device=dev)
+    rows = top[:, None] + ar  # (B, P)
+    cols = left[:, None] + ar
+    rows = torch.where(flips[:, :1], rows.flip(1), rows)  # a reversed index = a flip
+    cols = torch.where(flips[:, 1:], cols.flip(1), cols)
+    chan = torch.arange(3, device=dev)
+    x = bank[idx[:, None, None, None], chan[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+    return x.float().div_(255)
+
+
+def sample_quality(batch: int, mode: str, gen: torch.Generator, device) -> torch.Tensor:
+    levels = len(QUALITY_LAMBDAS)
+    if mode == "levels":
+        return torch.randint(1, levels + 1, (batch,), generator=gen, device=device).float()
+    return 1 + (levels - 1) * torch.rand(batch, generator=gen, device=device)
+
+
+# -----------------------------------------------------------------------------------------------
+# Evaluation (held-out crops, training face: estimated bpp, PSNR of the clamped x̂)
+
+
+@torch.no_grad()
+def evaluate(rd: RateDistortion, images: torch.Tensor, batch: int = 8) -> dict[str, float]:
+    """Per quality level: mean estimated bpp and PSNR over ``images``.  RNG-neutral (the noise it
+    draws does not shift the training run's random stream)."""
+    model = rd.model
+    was_training = model.training
+    model.eval()
+    cpu_state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state(images.device) if images.device.type == "cuda" else None
+    torch.manual_seed(1234)
+    out = {}
+    for level in range(1, len(QUALITY_LAMBDAS) + 1):
+        bpps, psnrs = [], []
+        for i in range(0, len(images), batch):
+            x = images[i : i + batch].float() / 255
+            x = x.contiguous(memory_format=torch.channels_last)
+            q = torch.full((len(x),), float(level), device=x.device)
+            bpp, _, x_hat = rd(x, q)
+            mse = (x_hat.clamp(0, 1) - x).pow(2).mean((1, 2, 3))
+            bpps.append(bpp)
+            psnrs.append(-10 * torch.log10(mse.clamp_min(1e-10)))
+        out[f"bpp_q{level}"] = torch.cat(bpps).mean().item()
+        out[f"psnr_q{level}"] = torch.cat(psnrs).mean().item()
+    torch.set_rng_state(cpu_state)
+    if cuda_state is not None:
+        torch.cuda.set_rng_state(cuda_state, images.device)
+    model.train(was_training)
+    return out
+
+
+# -----------------------------------------------------------------------------------------------
+# Checkpoints: plain data only, written atomically
+
+
+def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "data": gen.get_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+    gen.set_state(state["data"].cpu())
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+
+
+def save_checkpoint(path: Path, **payload) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a crash leaves the old checkpoint or the new one
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """The checkpoint as plain data (``weights_only``: no code of ours or anyone's runs)."""
+    # TorchVersion: early checkpoints stored torch.__version__ itself rather than its str().
+    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
+# -----------------------------------------------------------------------------------------------
+# The run
+
+
+def _setup(cfg: TrainConfig):
+    """Device, distributed world, rank.  Under torchrun RANK/WORLD_SIZE/LOCAL_RANK are set."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda", local) if want_cuda else torch.device("cpu")
+    if want_cuda:
+        torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if want_cuda else "gloo")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return device, rank, world
+
+
+def _broadcast(values: list[float], device: torch.device, world: int) -> list[float]:
+    """Rank 0's decisions (stop, checkpoint, planned steps) for every rank."""
+    if world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(t, 0)
+    return t.tolist()
+
+
+LOG_FIELDS = ["step", "seconds", "loss", "bpp", "psnr", "lr", "images_per_s"] + [
+    f"{k}_q{q}" for q in range(1, len(QUALITY_LAMBDAS) + 1) for k in ("psnr", "bpp")]
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or continue) a training run; returns a summary.  See the module docstring."""
+    t_start = time.time()
+    device, rank, world = _setup(cfg)
+    master = rank == 0
+    run_dir = Path(cfg.run)
+    ckpt_path = run_dir / "checkpoint.pt"
+    if master:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a: print(*a, flush=True)) if master else (lambda *a: None)
+    cuda = device.type == "cuda"
+    if cuda:  # TF32 for the fp32 parts: the integer path is fake-quantized in training anyway
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+    ckpt = load_checkpoint(ckpt_path) if cfg.resume and ckpt_path.exists() else None
+    if cfg.resume and ckpt is None:
+        say(f"no checkpoint in {run_dir}: starting fresh")
+    mcfg = ModelConfig(**ckpt["model_config"]) if ckpt else model_config(cfg)
+
+    # -- data: decoded once; the last val_images files are held out for evaluation ------------
+    files = list_images(cfg.data)
+    if cfg.max_images:
+        files = files[: cfg.max_images]
+    order = np.random.default_rng(cfg.seed).permutation(len(files))  # held-out set: a random one
+    val_files = [files[i] for i in order[: cfg.val_images]]
+    train_files = [files[i] for i in order[cfg.val_images :]]
+    t0 = time.time()
+    bank = build_bank(train_files, cfg.bank_size, cfg.crops_per_image, cfg.seed).to(device)
+    val_images = build_bank_center(val_files, cfg.patch).to(device) if val_files else None
+    say(f"data: {len(train_files)} images -> {len(bank)} crops {cfg.bank_size}² "
+        f"({bank.numel() / 2**20:.0f} MiB), {len(val_files)} held out, {time.time() - t0:.1f} s")
+
+    # -- model, optimizer, RNG ----------------------------------------------------------------
+    torch.manual_seed(cfg.seed + rank)  # the model's quantization noise: its own stream per rank
+    model = LicModel(mcfg).to(device)  # same init on every rank (DDP also broadcasts it)
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+    model = model.to(memory_format=torch.channels_last)
+    amp = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
+    rd = RateDistortion(model, torch.bfloat16 if amp else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if ckpt:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank data stream
+    step, total_steps, train_seconds = 0, (cfg.steps or None), 0.0
+    if ckpt:
+        step, train_seconds = ckpt["step"], ckpt["train_seconds"]
+        total_steps = ckpt["total_steps"] or total_steps
+        states = ckpt["rng"]
+        if len(states) == world:  # same world size: continue every stream exactly
+            _set_rng_state(states[rank], gen, device)
+        else:  # another world size: fresh, but distinct, streams
+            torch.manual_seed(cfg.seed + rank + 7919 * step)
+            gen.manual_seed(cfg.seed * 1000 + rank + 1 + 7919 * step)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"model {mcfg.model_id}: {n_params / 1e6:.2f} M parameters; device {device}, world {world}, "
+        f"amp {'bf16' if amp else 'off'}; step {step}, total {total_steps}")
+
+    use_compile = cfg.compile == "on" or (cfg.compile == "auto" and cuda)
+    step_fn = torch.compile(rd) if use_compile else rd
+    if world > 1:
+        # Buffers are constants here (σ table, tanh table, coding tables built at export): no
+        # per-step broadcast; gloo cannot broadcast the int16 tanh table at all, so skip those.
+        ignore = [n for n, b in step_fn.named_buffers() if b.dtype == torch.int16]
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(step_fn, ignore)
+        step_fn = nn.parallel.DistributedDataParallel(
+            step_fn, device_ids=[device.index] if cuda else None, broadcast_buffers=False)
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    log_path = run_dir / "log.csv"
+    if master and not log_path.exists():
+        with open(log_path, "w", newline="") as f:
+            csv.writer(f).writerow(LOG_FIELDS)
+
+    def log(row: dict) -> None:
+        with open(log_path, "a", newline="") as f:
+            csv.DictWriter(f, LOG_FIELDS).writerow({k: row.get(k, "") for k in LOG_FIELDS})
+
+    def checkpoint() -> None:
+        states = [_rng_state(gen, device)]
+        if world > 1:
+            states = [None] * world
+            dist.all_gather_object(states, _rng_state(gen, device))
+            states = [{k: (v.cpu() if torch.is_tensor(v) else v) for k, v in s.items()} for s in states]
+        if master:
+            save_checkpoint(
+                ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                total_steps=total_steps, train_seconds=train_seconds + (time.time() - t_loop),
+                model_config=dataclasses.asdict(mcfg), train_config=dataclasses.asdict(cfg),
+                rng=states, torch_version=str(torch.__version__),
+            )
+
+    deadline = t_start + 60 * cfg.minutes - cfg.reserve_seconds
+    plan_from = None  # (step, time) where the step-rate measurement began
+    last_ckpt = time.time()
+    stop_at = cfg.stop_at or None
+    acc = torch.zeros(4, device=device)  # loss, bpp, psnr, count since the last log
+    t_loop = t_log = time.time()
+    step_log = step
+    summary = {}
+
+    # -- the loop -----------------------------------------------------------------------------
+    model.train()
+    while True:
+        done = total_steps is not None and step >= total_steps
+        if done or (stop_at is not None and step >= stop_at):
+            break
+
+        # LR for this step; the first noise_frac of the plan feeds g_s noisy latents
+        lr = get_lr(step, total_steps, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
+                    decay_frac=cfg.decay_frac)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        ste = not (cfg.noise_frac and total_steps and step < cfg.noise_frac * total_steps)
+
+        # a batch: random crops and flips of the bank, per-sample qualities and their λ
+        x = get_batch(bank, cfg.batch_size, cfg.patch, gen).contiguous(memory_format=torch.channels_last)
+        q = sample_quality(cfg.batch_size, cfg.quality_sampling, gen, device)
+        lam = lambdas_for(q)
+
+        # forward, R + λ·255²·D, backward, clip, step
+        bpp, mse, _ = step_fn(x, q, ste)
+        loss = (bpp + lam * 255**2 * mse).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        with torch.no_grad():
+            psnr = (-10 * torch.log10(mse.detach().clamp_min(1e-10))).mean()
+            acc += torch.stack([loss.detach(), bpp.detach().mean(), psnr, torch.ones((), device=device)])
+
+        # every log_every steps: log, and rank 0 takes the time-based decisions for all ranks
+        at_eval = cfg.eval_every and step % cfg.eval_every == 0
+        if step % cfg.log_every == 0 or at_eval or step == total_steps or step == stop_at:
+            now = time.time()
+            ips = (step - step_log) * cfg.batch_size * world / max(1e-9, now - t_log)
+            a = (acc / acc[3].clamp_min(1)).tolist()
+            acc.zero_()
+            row = {"step": step, "seconds": round(train_seconds + now - t_loop, 1), "loss": f"{a[0]:.4f}",
+                   "bpp": f"{a[1]:.4f}", "psnr": f"{a[2]:.3f}", "lr": f"{lr:.3g}", "images_per_s": f"{ips:.1f}"}
+            if at_eval and master and val_images is not None:
+                row.update({k: f"{v:.4f}" for k, v in evaluate(rd, val_images).items()})
+            if master:
+                log(row)
+                say(" ".join(f"{k} {v}" for k, v in row.items() if k in LOG_FIELDS[:7])
+                    + (f" | eval psnr q1 {row['psnr_q1']} q8 {row['psnr_q8']}" if "psnr_q1" in row else ""))
+            t_log, step_log = time.time(), step
+            # plan total_steps from the measured rate (time-budgeted runs only)
+            planned = total_steps or 0
+            if total_steps is None and master:
+                if plan_from is None and step >= min(20, max(1, cfg.warmup_steps // 4)):
+                    plan_from = (step, now)
+                elif plan_from and now - plan_from[1] >= cfg.plan_seconds:
+                    rate = (step - plan_from[0]) / (now - plan_from[1])
+                    planned = step + int(rate * max(0.0, deadline - now))
+                    say(f"planned {planned} steps ({rate:.2f} steps/s over {now - plan_from[1]:.0f} s)")
+            stop = now >= deadline
+            save = now - last_ckpt >= 60 * cfg.checkpoint_minutes
+            stop, save, planned = _broadcast([float(stop), float(save), float(planned)], device, world)
+            if planned and total_steps is None:
+                total_steps = int(planned)
+            if save:
+                checkpoint()
+                last_ckpt = time.time()
+            if stop:
+                say(f"time budget reached at step {step}")
+                break
+
+    # -- end: checkpoint, final evaluation, optional real coding of eval_dir ---------------------
+    checkpoint()
+    if master:
+        summary = {"step": step, "total_steps": total_steps,
+                   "train_seconds": train_seconds + time.time() - t_loop}
+        if val_images is not None:
+            summary.update(evaluate(rd, val_images))
+            say("held-out: " + " ".join(f"q{q} {summary[f'bpp_q{q}']:.3f} bpp {summary[f'psnr_q{q}']:.2f} dB"
+                                        for q in range(1, len(QUALITY_LAMBDAS) + 1)))
+        if cfg.eval_dir and step == total_steps:
+            from .evaluate import evaluate_weights
+            from .export import export
+
+            weights = run_dir / "weights"
+            export(run_dir, weights)
+            results = evaluate_weights(weights, cfg.eval_dir, limit=cfg.eval_limit,
+                                       out=weights / f"{mcfg.model_id}-eval.json")
+            say(f"real coding: {results['results']}")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def main(argv=None) -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    cfg = parse_args(argv)
+    if not cfg.data:
+        sys.exit("--data is required")
+    train(cfg)
