@@ -398,7 +398,13 @@ def cmd_info(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run
 
-    run(args.image, quality=args.quality, device=args.device, weights=args.weights)
+    if args.image is not None:
+        _read_input(args.image)  # one-line errors for a missing or unreadable file
+        _open_image(args.image, Path(args.image).read_bytes())
+    try:
+        run(args.image, quality=args.quality, device=args.device, weights=args.weights)
+    except FileNotFoundError as e:
+        raise CliError(f"{e} (set --weights DIR or LIC_WEIGHTS)") from None
     return 0
 
 

@@ -17,7 +17,11 @@ from PIL import Image
 
 __all__ = ["run", "sample_image", "main"]
 
-KODAK_DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak" / "kodim23.png"
+# The Kodak image the demo prefers: in ../shared beside the repository or the working directory.
+KODAK_CANDIDATES = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak" / "kodim23.png",
+    Path.cwd().parent / "shared" / "data" / "kodak" / "kodim23.png",
+)
 
 
 def sample_image(width: int = 384, height: int = 256) -> Image.Image:
@@ -43,8 +47,8 @@ def run(image: str | None = None, quality: float | None = None, device: str = "a
     from .images import decoded_pixels, open_image, to_coded
 
     quality = DEFAULT_QUALITY if quality is None else quality
-    if image is None and KODAK_DEFAULT.is_file():
-        image = str(KODAK_DEFAULT)
+    if image is None:
+        image = next((str(p) for p in KODAK_CANDIDATES if p.is_file()), None)
     name = image if image is not None else "built-in sample (Kodak not found)"
     pil = open_image(image) if image is not None else sample_image()
     coded = to_coded(pil)
