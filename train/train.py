@@ -78,7 +78,8 @@ class TrainConfig:
     # data
     batch_size: int = 16  # per process
     patch: int = 256  # training crop, a multiple of 64
-    bank_size: int = 256  # side of the stored crops (>= patch)
+    bank_size: int = 256  # height of the stored crops (>= patch)
+    bank_width: int = 0  # width of the stored crops (0: square); portrait images are transposed
     crops_per_image: int = 4  # at most this many stored crops per image (fewer for small images)
     max_images: int = 0  # 0: all
     val_images: int = 8  # held out from training for the in-training evaluation
@@ -96,6 +97,7 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     plan_seconds: float = 30.0  # measure the step rate this long (after warm-up steps) to plan
     reserve_seconds: float = 20.0  # kept back from --minutes for the last eval and checkpoint
+    replan: bool = False  # re-plan the end from this invocation's budget until the decay starts
     eval_dir: str = ""  # evaluate real coding on these images at the end (e.g. Kodak)
     eval_limit: int = 0  # at most this many images of eval_dir (0: all)
     # machine
@@ -108,8 +110,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.patch % 64 or self.patch < 64:
             raise ValueError("patch must be a positive multiple of 64")
-        if self.bank_size < self.patch:
-            raise ValueError("bank_size must be >= patch")
+        if min(self.bank_size, self.bank_width or self.bank_size) < self.patch:
+            raise ValueError("bank_size and bank_width must be >= patch")
         if self.quality_sampling not in ("continuous", "levels"):
             raise ValueError("quality_sampling must be continuous or levels")
         if self.config not in PRESETS:
@@ -160,13 +162,18 @@ def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: floa
         return lr * (step + 1) / warmup_steps
     if total_steps is None:
         return lr
-    decay_start = max(warmup_steps, int(total_steps * (1 - decay_frac)))
-    if step < decay_start:
+    start = decay_start(total_steps, warmup_steps, decay_frac)
+    if step < start:
         return lr
     if step >= total_steps:
         return min_lr
-    t = (step - decay_start) / max(1, total_steps - decay_start)
+    t = (step - start) / max(1, total_steps - start)
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
+
+
+def decay_start(total_steps: int, warmup_steps: int, decay_frac: float) -> int:
+    """First step of the LR decay."""
+    return max(warmup_steps, int(total_steps * (1 - decay_frac)))
 
 
 _LOG_LAMBDAS = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64)
@@ -242,29 +249,34 @@ def _read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def build_bank(files: list[Path], size: int, per_image: int, seed: int) -> torch.Tensor:
-    """(N, 3, size, size) uint8: up to ``per_image`` random crops of each image, one per
-    size×size of its area.  Images whose short side is below ``size`` are upscaled first.
+def build_bank(files: list[Path], size: int, per_image: int, seed: int, width: int = 0) -> torch.Tensor:
+    """(N, 3, size, width) uint8: up to ``per_image`` random crops of each image, about one per
+    size×width of its area.  With a landscape bank (width > size) portrait images are transposed
+    (a legitimate augmentation: training already flips both ways).  Images smaller than the
+    crop are upscaled first.
 
     Fixed-size crops instead of whole images: one tensor, so a batch is one gather on the device,
     and memory is bounded (the whole set is 242 MP; 4 crops of 256² per image are 1 GB).
     """
     from PIL import Image
 
+    width = width or size
     rng = np.random.default_rng(seed)
     crops = []
     for path in files:
         img = _read_rgb(path)
+        if width > size and img.shape[0] > img.shape[1]:
+            img = img.transpose(1, 0, 2)
         h, w = img.shape[:2]
-        if min(h, w) < size:
-            s = size / min(h, w)
-            img = np.asarray(Image.fromarray(img).resize((max(size, round(w * s)), max(size, round(h * s))),
+        if h < size or w < width:
+            s = max(size / h, width / w)
+            img = np.asarray(Image.fromarray(img).resize((max(width, round(w * s)), max(size, round(h * s))),
                                                          Image.BICUBIC))
             h, w = img.shape[:2]
-        k = max(1, min(per_image, (h * w) // (size * size)))
+        k = max(1, min(per_image, int(h * w / (size * width) + 0.5)))
         for _ in range(k):
-            top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
-            crops.append(img[top : top + size, left : left + size])
+            top, left = rng.integers(0, h - size + 1), rng.integers(0, w - width + 1)
+            crops.append(img[top : top + size, left : left + width])
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -283,11 +295,11 @@ def build_bank_center(files: list[Path], size: int) -> torch.Tensor:
 
 def get_batch(bank: torch.Tensor, batch: int, patch: int, gen: torch.Generator) -> torch.Tensor:
     """Random crops with random horizontal/vertical flips, float in [0, 1], on the bank's device."""
-    n, _, size, _ = bank.shape
+    n, _, height, width = bank.shape
     dev = bank.device
     idx = torch.randint(n, (batch,), generator=gen, device=dev)
-    top = torch.randint(size - patch + 1, (batch,), generator=gen, device=dev)
-    left = torch.randint(size - patch + 1, (batch,), generator=gen, device=dev)
+    top = torch.randint(height - patch + 1, (batch,), generator=gen, device=dev)
+    left = torch.randint(width - patch + 1, (batch,), generator=gen, device=dev)
     flips = torch.rand(batch, 2, generator=gen, device=dev) < 0.5
     ar = torch.arange(patch, device=dev)
     rows = top[:, None] + ar  # (B, P)
@@ -441,9 +453,9 @@ def train(cfg: TrainConfig) -> dict:
     val_files = [files[i] for i in order[: cfg.val_images]]
     train_files = [files[i] for i in order[cfg.val_images :]]
     t0 = time.time()
-    bank = build_bank(train_files, cfg.bank_size, cfg.crops_per_image, cfg.seed).to(device)
+    bank = build_bank(train_files, cfg.bank_size, cfg.crops_per_image, cfg.seed, cfg.bank_width).to(device)
     val_images = build_bank_center(val_files, cfg.patch).to(device) if val_files else None
-    say(f"data: {len(train_files)} images -> {len(bank)} crops {cfg.bank_size}² "
+    say(f"data: {len(train_files)} images -> {len(bank)} crops {bank.shape[2]}x{bank.shape[3]} "
         f"({bank.numel() / 2**20:.0f} MiB), {len(val_files)} held out, {time.time() - t0:.1f} s")
 
     # -- model, optimizer, RNG ----------------------------------------------------------------
@@ -463,6 +475,8 @@ def train(cfg: TrainConfig) -> dict:
     if ckpt:
         step, train_seconds = ckpt["step"], ckpt["train_seconds"]
         total_steps = ckpt["total_steps"] or total_steps
+        if cfg.replan and total_steps and step < decay_start(total_steps, cfg.warmup_steps, cfg.decay_frac):
+            total_steps = None  # plan the end again, from this invocation's budget
         states = ckpt["rng"]
         if len(states) == world:  # same world size: continue every stream exactly
             _set_rng_state(states[rank], gen, device)
@@ -474,14 +488,19 @@ def train(cfg: TrainConfig) -> dict:
         f"amp {'bf16' if amp else 'off'}; step {step}, total {total_steps}")
 
     use_compile = cfg.compile == "on" or (cfg.compile == "auto" and cuda)
-    step_fn = torch.compile(rd) if use_compile else rd
-    if world > 1:
+
+    def wrap(module: nn.Module) -> nn.Module:
+        if world == 1:
+            return module
         # Buffers are constants here (σ table, tanh table, coding tables built at export): no
         # per-step broadcast; gloo cannot broadcast the int16 tanh table at all, so skip those.
-        ignore = [n for n, b in step_fn.named_buffers() if b.dtype == torch.int16]
-        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(step_fn, ignore)
-        step_fn = nn.parallel.DistributedDataParallel(
-            step_fn, device_ids=[device.index] if cuda else None, broadcast_buffers=False)
+        ignore = [n for n, b in module.named_buffers() if b.dtype == torch.int16]
+        nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, ignore)
+        return nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if cuda else None, broadcast_buffers=False)
+
+    step_fn = wrap(torch.compile(rd) if use_compile else rd)
+    compile_checked = not use_compile
 
     # -- bookkeeping --------------------------------------------------------------------------
     log_path = run_dir / "log.csv"
@@ -509,6 +528,7 @@ def train(cfg: TrainConfig) -> dict:
 
     deadline = t_start + 60 * cfg.minutes - cfg.reserve_seconds
     plan_from = None  # (step, time) where the step-rate measurement began
+    plan_after = step + min(20, max(1, cfg.warmup_steps // 4))  # skip compilation and cold caches
     last_ckpt = time.time()
     stop_at = cfg.stop_at or None
     acc = torch.zeros(4, device=device)  # loss, bpp, psnr, count since the last log
@@ -536,10 +556,21 @@ def train(cfg: TrainConfig) -> dict:
         lam = lambdas_for(q)
 
         # forward, R + λ·255²·D, backward, clip, step
-        bpp, mse, _ = step_fn(x, q, ste)
-        loss = (bpp + lam * 255**2 * mse).mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        try:
+            bpp, mse, _ = step_fn(x, q, ste)
+            loss = (bpp + lam * 255**2 * mse).mean()
+            loss.backward()
+        except Exception as e:  # a torch.compile failure on another torch: go on in eager mode
+            if compile_checked:
+                raise
+            say(f"torch.compile failed, continuing without it: {type(e).__name__}: {str(e)[:300]}")
+            step_fn = wrap(rd)
+            optimizer.zero_grad(set_to_none=True)
+            bpp, mse, _ = step_fn(x, q, ste)
+            loss = (bpp + lam * 255**2 * mse).mean()
+            loss.backward()
+        compile_checked = True
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         step += 1
@@ -564,18 +595,23 @@ def train(cfg: TrainConfig) -> dict:
                     + (f" | eval psnr q1 {row['psnr_q1']} q8 {row['psnr_q8']}" if "psnr_q1" in row else ""))
             t_log, step_log = time.time(), step
             # plan total_steps from the measured rate (time-budgeted runs only)
+            # (--replan: again over each plan_seconds window, until the decay begins)
             planned = total_steps or 0
-            if total_steps is None and master:
-                if plan_from is None and step >= min(20, max(1, cfg.warmup_steps // 4)):
-                    plan_from = (step, now)
-                elif plan_from and now - plan_from[1] >= cfg.plan_seconds:
+            may_plan = total_steps is None or (
+                cfg.replan and not cfg.steps and step < decay_start(total_steps, cfg.warmup_steps, cfg.decay_frac))
+            if may_plan and master:
+                if plan_from is None:
+                    if step >= plan_after:
+                        plan_from = (step, now)
+                elif now - plan_from[1] >= cfg.plan_seconds:
                     rate = (step - plan_from[0]) / (now - plan_from[1])
                     planned = step + int(rate * max(0.0, deadline - now))
                     say(f"planned {planned} steps ({rate:.2f} steps/s over {now - plan_from[1]:.0f} s)")
+                    plan_from = (step, now) if cfg.replan else plan_from
             stop = now >= deadline
             save = now - last_ckpt >= 60 * cfg.checkpoint_minutes
             stop, save, planned = _broadcast([float(stop), float(save), float(planned)], device, world)
-            if planned and total_steps is None:
+            if planned:
                 total_steps = int(planned)
             if save:
                 checkpoint()
