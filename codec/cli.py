@@ -263,6 +263,22 @@ def _open_image(name: str, data: bytes) -> Image.Image:
     return img
 
 
+def _check_image(name: str) -> None:
+    """Fail now if ``name`` is not an image Pillow recognises (reads only its header)."""
+    try:
+        with open(name, "rb") as f:
+            if f.read(4) == b"LIC1":
+                raise CliError(f"{name}: is already a .lic file (decode it first)")
+        with Image.open(name):
+            pass
+    except CliError:
+        raise
+    except (IsADirectoryError, PermissionError) as e:
+        raise CliError(f"{name}: cannot read: {e.strerror}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CliError(f"{name}: not an image Pillow can read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
 def cmd_encode(args) -> int:
     from .images import to_coded
 
@@ -270,11 +286,17 @@ def cmd_encode(args) -> int:
         if os.path.exists(args.dir) and not os.path.isdir(args.dir):
             raise CliError(f"{args.dir}: not a directory")
     jobs = _encode_jobs(args)
-    # Read and decode every input before the model loads: a bad one fails fast.
-    images = []
+    # Check every input before the model loads, so a bad one fails fast; pixels are read one
+    # image at a time below (a folder of large photos must not sit in memory at once).
+    stdin_data = None
     for name, _ in jobs:
-        data = _read_input(name)
-        images.append((name, len(data), _open_image(name, data)))
+        if name == STDIO:
+            if sys.stdin.isatty():
+                raise CliError("refusing to read image data from a terminal (pipe a file into -)")
+            stdin_data = _read_input(name)
+            _open_image(name, stdin_data)
+        else:
+            _check_image(name)
     if args.dir:
         os.makedirs(args.dir, exist_ok=True)
     codec = _load_codec(args)
@@ -286,7 +308,10 @@ def cmd_encode(args) -> int:
     total_in = total_out = 0
     bpps = []
     progress = tqdm(total=len(jobs), unit="image", file=sys.stderr, disable=len(jobs) < 2, leave=False)
-    for (name, out), (_, size_in, img) in zip(jobs, images):
+    for name, out in jobs:
+        data_in = stdin_data if name == STDIO else _read_input(name)
+        size_in, img = len(data_in), _open_image(name, data_in)
+        del data_in
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             coded = to_coded(img)
