@@ -165,6 +165,23 @@ def test_export_load_and_real_coding_round_trip(data_dir, tmp_path):
     assert np.array_equal(decoded, expected)
     assert header.model_hash == fingerprint(m1)
 
+    from train.evaluate import evaluate_weights
+
+    result = evaluate_weights(tmp_path / "w1", data_dir, qualities=[2.0, 6.0], limit=2,
+                              out=tmp_path / "eval.json")
+    assert result["name"] == "lic-tiny" and len(result["results"]["bpp"]) == 2
+    assert set(result["results"]) >= {"bpp", "psnr-rgb"}
+    assert (tmp_path / "eval.json").exists()
+
+
+def test_time_budget_plans_total_steps_and_stops(data_dir, tmp_path):
+    summary = train(tiny_args(data_dir, tmp_path / "t", "--minutes", "0.2", "--plan-seconds", "2",
+                              "--reserve-seconds", "1", "--warmup-steps", "4", "--eval-every", "0"))
+    ckpt = load_checkpoint(tmp_path / "t" / "checkpoint.pt")
+    assert ckpt["total_steps"] and ckpt["total_steps"] > 8  # planned from the measured rate, stored
+    assert ckpt["step"] == summary["step"] <= ckpt["total_steps"]
+    assert summary["train_seconds"] < 15
+
 
 def test_ddp_two_cpu_processes_train_in_step(data_dir, tmp_path):
     run = tmp_path / "ddp"
