@@ -459,8 +459,9 @@ def train(cfg: TrainConfig) -> dict:
         f"({bank.numel() / 2**20:.0f} MiB), {len(val_files)} held out, {time.time() - t0:.1f} s")
 
     # -- model, optimizer, RNG ----------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    model = LicModel(mcfg).to(device)  # the same init on every rank (DDP also broadcasts rank 0's)
     torch.manual_seed(cfg.seed + rank)  # the model's quantization noise: its own stream per rank
-    model = LicModel(mcfg).to(device)  # same init on every rank (DDP also broadcasts it)
     if ckpt:
         model.load_state_dict(ckpt["model"])
     model = model.to(memory_format=torch.channels_last)
