@@ -630,14 +630,14 @@ def train(cfg: TrainConfig) -> dict:
             summary.update(evaluate(rd, val_images))
             say("held-out: " + " ".join(f"q{q} {summary[f'bpp_q{q}']:.3f} bpp {summary[f'psnr_q{q}']:.2f} dB"
                                         for q in range(1, len(QUALITY_LAMBDAS) + 1)))
-        if cfg.eval_dir and step == total_steps:
+        if cfg.eval_dir and not (stop_at and step >= stop_at):  # the run's end, not a staged stop
             from .evaluate import evaluate_weights
             from .export import export
 
             weights = run_dir / "weights"
             export(run_dir, weights)
             results = evaluate_weights(weights, cfg.eval_dir, limit=cfg.eval_limit,
-                                       out=weights / f"{mcfg.model_id}-eval.json")
+                                       out=weights / f"{mcfg.model_id}-{Path(cfg.eval_dir).name}.json")
             say(f"real coding: {results['results']}")
     if world > 1:
         dist.barrier()
