@@ -135,18 +135,30 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
 
 
 def parse_args(argv=None) -> TrainConfig:
-    """Every TrainConfig field is a --flag of the same name (underscores as dashes)."""
-    p = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n\n")[0])
+    """Every TrainConfig field is a --flag of the same name (underscores as dashes).
+
+    With --resume, flags not given on the command line default to the checkpoint's values, so
+    ``python -m train --data D --run R --resume`` continues the run as it was started.
+    """
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__.split("\n\n")[0],
+                                argument_default=argparse.SUPPRESS)
     for f in dataclasses.fields(TrainConfig):
         flags = ["--" + f.name.replace("_", "-")]
         if f.name == "run":  # torchrun's parser takes a bare --run for its own --run-path
             flags.append("--run-dir")
         if f.type in ("bool", bool):
-            p.add_argument(*flags, action="store_true", default=f.default)
+            p.add_argument(*flags, action="store_true", dest=f.name)
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
-            p.add_argument(*flags, type=kind, default=f.default, dest=f.name)
-    return TrainConfig(**vars(p.parse_args(argv)))
+            p.add_argument(*flags, type=kind, dest=f.name, help=f"default {f.default!r}")
+    given = vars(p.parse_args(argv))
+    base = {}
+    ckpt_path = Path(given.get("run", TrainConfig.run)) / "checkpoint.pt"
+    if given.get("resume") and ckpt_path.exists():
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        stored = load_checkpoint(ckpt_path)["train_config"]
+        base = {k: v for k, v in stored.items() if k in names and k not in ("stop_at", "minutes")}
+    return TrainConfig(**{**base, **given})
 
 
 # -----------------------------------------------------------------------------------------------
@@ -445,7 +457,7 @@ def train(cfg: TrainConfig) -> dict:
         say(f"no checkpoint in {run_dir}: starting fresh")
     mcfg = ModelConfig(**ckpt["model_config"]) if ckpt else model_config(cfg)
 
-    # -- data: decoded once; the last val_images files are held out for evaluation ------------
+    # -- data: decoded once; val_images random files are held out for evaluation -----------------
     files = list_images(cfg.data)
     if cfg.max_images:
         files = files[: cfg.max_images]

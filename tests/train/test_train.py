@@ -129,7 +129,9 @@ def test_interrupted_and_resumed_run_is_bit_identical(data_dir, tmp_path):
     train(tiny_args(data_dir, tmp_path / "b", "--steps", "6", "--stop-at", "3"))
     half = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert half["step"] == 3 and half["total_steps"] == 6
-    train(tiny_args(data_dir, tmp_path / "b", "--steps", "6", "--resume"))
+    resumed = parse_args(["--data", str(data_dir), "--run", str(tmp_path / "b"), "--resume"])
+    assert resumed == dataclasses.replace(tiny_args(data_dir, tmp_path / "b", "--steps", "6"), resume=True)
+    train(resumed)  # flags not given come from the checkpoint
     a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert a["step"] == b["step"] == 6
