@@ -14,6 +14,8 @@ from PIL import Image, ImageCms
 import codec
 from codec import LicFormatError
 
+pytestmark = pytest.mark.usefixtures("use_tiny_weights")
+
 
 def _icc(space: str) -> bytes:
     profile = ImageCms.createProfile("sRGB") if space == "RGB" else ImageCms.createProfile("LAB")

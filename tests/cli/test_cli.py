@@ -19,6 +19,7 @@ from PIL import Image
 import codec
 from codec import cli
 
+pytestmark = pytest.mark.usefixtures("use_tiny_weights")
 TIMEOUT = 300
 # The subprocesses import the same ``codec`` as this test, installed or not.
 SOURCE_ROOT = str(Path(codec.__file__).resolve().parent.parent)
@@ -95,15 +96,12 @@ def workspace(tmp_path_factory, tiny_weights):
         "size_bad": (["encode", "single.bmp", "-o", "nosize.lic", "--target-size", 10], None),
         "bpp_bad": (["encode", "single.bmp", "-o", "bpp.lic", "--target-bpp", 0.001], None),
         "psnr_ok": (["encode", "single.bmp", "-o", "psnr.lic", "--target-psnr", 5], None),
-        "psnr_bad": (["encode", "single.bmp", "-o", "psnr-hi.lic", "--target-psnr", 99], None),
     }, root, env)
     assert first["stdin"].returncode == 0, first["stdin"].stderr.decode()
     (root / "alpha.lic").write_bytes(first["stdin"].stdout)
     second = lic_parallel({
         "decode": (["decode", "single.lic"], None),
         "decode_stdio": (["decode", "-"], (root / "alpha.lic").read_bytes()),
-        "decode_tif": (["decode", "alpha.lic", "-o", "alpha.tif"], None),
-        "decode_jpg": (["decode", "alpha.lic", "-o", "alpha.jpg"], None),
     }, root, env)
     return root, {**first, **second}
 
@@ -149,24 +147,16 @@ def test_stdin_to_stdout_round_trip_keeps_alpha_exact(workspace):
         assert np.array_equal(np.asarray(out)[..., 3], np.asarray(original)[..., 3])
 
 
-def test_decode_format_follows_the_extension(workspace):
-    root, runs = workspace
-    ok(runs["decode_tif"])
-    with Image.open(root / "alpha.tif") as img:
-        assert img.format == "TIFF" and img.mode == "RGBA"
-    err = ok(runs["decode_jpg"])
-    assert "alpha dropped" in err
-    with Image.open(root / "alpha.jpg") as img:
-        assert img.format == "JPEG" and img.mode == "RGB"
-
-
-@pytest.mark.parametrize("suffix,fmt", [(".webp", "WEBP"), (".ppm", "PPM"), (".jpeg", "JPEG"), (".png", "PNG")])
-def test_decode_formats_in_process(workspace, tmp_path, suffix, fmt):
+@pytest.mark.parametrize("suffix,fmt,mode", [
+    (".webp", "WEBP", "RGBA"), (".tif", "TIFF", "RGBA"), (".jpeg", "JPEG", "RGB"), (".ppm", "PPM", "RGB"),
+])
+def test_decode_format_follows_the_extension(workspace, tmp_path, capsys, suffix, fmt, mode):
     root, _ = workspace
     target = tmp_path / f"x{suffix}"
-    assert cli.main(["decode", str(root / "single.lic"), "-o", str(target)]) == 0
+    assert cli.main(["decode", str(root / "alpha.lic"), "-o", str(target)]) == 0
     with Image.open(target) as img:
-        assert img.format == fmt and img.size == (47, 33)
+        assert (img.format, img.mode, img.size) == (fmt, mode, (47, 33))
+    assert ("alpha dropped" in capsys.readouterr().err) == (mode == "RGB")
 
 
 def test_info_text_and_json(workspace):
@@ -200,15 +190,12 @@ def test_target_bpp_falls_back_to_the_smallest_file_with_a_warning(workspace):
     assert json.loads(lic("info", "bpp.lic", "--json", cwd=root).stdout)["quality"] == codec.MIN_QUALITY
 
 
-def test_target_psnr_is_at_or_above_or_best_effort(workspace):
+def test_target_psnr_is_met_at_or_above(workspace):
     root, runs = workspace
     ok(runs["psnr_ok"])
     with Image.open(root / "single.bmp") as original:
         decoded = codec.decompress((root / "psnr.lic").read_bytes())
         assert _psnr(decoded, original) >= 5
-    err = ok(runs["psnr_bad"])
-    assert "cannot reach 99 dB" in err
-    assert json.loads(lic("info", "psnr-hi.lic", "--json", cwd=root).stdout)["quality"] == codec.MAX_QUALITY
 
 
 # -- errors: one line, right status, nothing left behind ------------------------------------------------
