@@ -113,7 +113,11 @@ def run_speed(args: argparse.Namespace) -> None:
     lic_options = {"fine": args.lic_fine, "threads": args.threads}
     rows = []
     for name in tqdm(list(codecs), desc="speed", unit="codec"):
-        rows += speed.speed_table([name], [str(p) for p in images], args.repeats, lic_options, args.warmup)
+        try:
+            rows += speed.speed_table([name], [str(p) for p in images], args.repeats, lic_options, args.warmup)
+        except Exception as exc:  # as in the RD sweep: note it, keep the other codecs
+            skipped[name] = f"failed while coding: {type(exc).__name__}: {exc}"
+            print(f"skipping {name}: {skipped[name]}", file=sys.stderr)
     text = speed.speed_markdown(rows, skipped, len(images))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.md").write_text(text)

@@ -79,14 +79,19 @@ class PillowCodec(Codec):
     def save_options(self, quality: float) -> dict:
         return {**self.options, self.quality_option: int(quality)}
 
+    def _load_plugin(self) -> None:
+        """Plugins register their format with Pillow on import; a fresh worker process must import them too."""
+        if self.plugin_module:
+            __import__(self.plugin_module)
+
     def encode(self, img: Image.Image, quality: float) -> bytes:
+        self._load_plugin()
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format=self.format, **self.save_options(quality))
         return buf.getvalue()
 
     def decode(self, data: bytes) -> Image.Image:
-        if self.plugin_module:
-            __import__(self.plugin_module)
+        self._load_plugin()
         with Image.open(io.BytesIO(data)) as im:
             return im.convert("RGB")
 
