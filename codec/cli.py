@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_input(path: str) -> bytes:
     if path == STDIO:
+        if sys.stdin.isatty():
+            raise CliError("refusing to read from a terminal (pipe a file into -)")
         return sys.stdin.buffer.read()
     try:
         return Path(path).read_bytes()
@@ -291,8 +293,6 @@ def cmd_encode(args) -> int:
     stdin_data = None
     for name, _ in jobs:
         if name == STDIO:
-            if sys.stdin.isatty():
-                raise CliError("refusing to read image data from a terminal (pipe a file into -)")
             stdin_data = _read_input(name)
             _open_image(name, stdin_data)
         else:
@@ -440,6 +440,8 @@ COMMANDS = {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "demo"
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lic``; returns the exit status (the console script exits with it)."""
+    # Pillow's decompression-bomb guard, raised to what a .lic file can hold.
+    Image.MAX_IMAGE_PIXELS = bitstream.container.MAX_PIXELS
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "weights", None) and not os.path.isdir(args.weights):
