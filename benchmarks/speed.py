@@ -3,7 +3,8 @@ image and the peak resident memory.
 
 Each codec runs in its own fresh process, so the peak RSS (``getrusage``'s ``ru_maxrss``) is that codec's alone:
 the Python process (interpreter, numpy and Pillow included) and, for the codec
-that runs command-line tools, the largest of them (x265 or ffmpeg). lic's
+that runs command-line tools, the largest of them (x265 or ffmpeg; ``ru_maxrss`` of children, which Linux keeps
+across ``exec``, so it cannot read below the size of the Python process that forked them). lic's
 MAC/pixel comes from ``benchmarks/complexity.py`` (``mac_per_pixel() -> dict``) when that module exists.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import statistics
+from pathlib import Path
 from typing import Sequence
 
 from PIL import Image
@@ -36,8 +38,20 @@ def speed_row(name: str, images: Sequence[str], repeats: int, lic_options: dict,
     return {"codec": name, "quality": codec.mid_quality, "bpp": statistics.fmean(bpps),
             "psnr": statistics.fmean(psnrs), "encode_s": statistics.median(encs),
             "decode_s": statistics.median(decs),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": _own_peak_rss_mib(),
             "peak_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def _own_peak_rss_mib() -> float:
+    """This process's peak RSS. ``VmHWM`` belongs to the current memory image, whereas ``ru_maxrss`` survives
+    ``exec`` on Linux and would report the parent's peak for a spawned worker."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def lic_mac_per_pixel() -> dict | None:
