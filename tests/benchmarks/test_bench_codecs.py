@@ -113,7 +113,7 @@ def test_bpg_size_drops_vps_and_sps_and_adds_bpg_header():
 
 @pytest.mark.skipif(not HAVE_X265, reason="x265 and ffmpeg not installed (apt-get install x265 ffmpeg)")
 def test_hevc444_round_trips_at_two_qps(tmp_path):
-    from conftest import synthetic_image
+    from bench_images import synthetic_image
 
     codec = registry()["hevc444"]
     path = tmp_path / "odd.png"  # x265 needs at least one 64x64 CTU; 81x67 also exercises the padding to 8
