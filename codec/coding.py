@@ -69,7 +69,7 @@ def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: st
     quality = bitstream.quantize_quality(quality)
     device = next(model.parameters()).device
     start = time.perf_counter()
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(np.array(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
     code = model.compress(x, quality)
     z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1).cpu().numpy()
     slices = [(s.symbols.cpu().numpy(), s.indexes.cpu().numpy()) for s in code.slices]
