@@ -70,8 +70,12 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         return img
 
 
-def _to_8bit(values: np.ndarray, what: str) -> np.ndarray:
-    """Reduce integer or float samples to uint8 (16-bit: top byte, rounded), warning once."""
+def _to_8bit(values: np.ndarray, what: str, sixteen_bit: bool = False) -> np.ndarray:
+    """Reduce integer or float samples to uint8 (16-bit: x / 257, rounded), warning once.
+
+    ``sixteen_bit``: the source says its samples are 16-bit (Pillow's I;16 modes); otherwise
+    integers that all fit in 0..255 are taken as 8-bit values.
+    """
     if values.dtype == np.uint8:
         return values
     if values.dtype == bool:
@@ -81,7 +85,7 @@ def _to_8bit(values: np.ndarray, what: str) -> np.ndarray:
         finite = values[np.isfinite(values)]
         scale = 255.0 if finite.size == 0 or finite.max() <= 1.0 else 1.0
         return np.clip(np.nan_to_num(values) * scale + 0.5, 0, 255).astype(np.uint8)
-    if values.max(initial=0) <= 255 and values.min(initial=0) >= 0:
+    if not sixteen_bit and values.max(initial=0) <= 255 and values.min(initial=0) >= 0:
         return values.astype(np.uint8)
     warnings.warn(f"{what}: 16-bit samples reduced to 8 bits", stacklevel=3)
     return np.clip((values.astype(np.float64) / 257.0).round(), 0, 255).astype(np.uint8)
@@ -104,7 +108,7 @@ def _from_pil(img: Image.Image) -> CodedImage:
         img = img.convert("RGBA" if mode == "PA" else "RGB")
         mode = img.mode
     if mode in _GRAY_MODES:
-        gray = _to_8bit(np.asarray(img), "image")
+        gray = _to_8bit(np.asarray(img), "image", sixteen_bit=mode.startswith("I;16"))
         return CodedImage(np.repeat(gray[..., None], 3, axis=2), "L", None, _icc_for(icc, "L"))
     if mode in _ALPHA_MODES:
         rgba = np.asarray(img.convert("RGBA"))

@@ -126,6 +126,12 @@ def test_16_bit_input_is_reduced_with_a_warning(make_image):
     assert codec.decompress(data).mode == "L"
     with pytest.warns(UserWarning, match="16-bit"):
         codec.compress(np.dstack([wide] * 3))
+    png = io.BytesIO()
+    Image.fromarray(np.full((5, 6), 200, np.uint16)).save(png, format="PNG")  # dark, but 16-bit
+    with Image.open(png) as sixteen, pytest.warns(UserWarning, match="16-bit"):
+        assert sixteen.mode == "I;16"
+        out = codec.decompress(codec.compress(sixteen))
+    assert out.mode == "L"
 
 
 def test_exif_orientation_is_applied(make_image):
