@@ -16,16 +16,12 @@ compression and decompression, which differ only in how a slice is quantized.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Callable, NamedTuple
 
 import torch
 import torch.nn as nn
 
-with warnings.catch_warnings():  # compressai's import calls the deprecated torch.jit.script
-    warnings.simplefilter("ignore", FutureWarning)
-    from compressai.ops import LowerBound
-
+from .gdn import LowerBound
 from .integer import INPUT_LIMIT, BoundedTanh, IntConv2d, QReLU, round_ste, to_grid
 
 __all__ = ["ChannelConditional", "SliceCode", "scale_table"]

@@ -3,20 +3,16 @@
     y = g_a(x):  [conv5x5/2, GDN] x 3, conv5x5/2          RGB -> M channels at 1/16 resolution
     x̂ = g_s(ŷ):  [deconv5x5/2, IGDN] x 3, deconv5x5/2     M channels -> RGB
 
-GDN (Ballé, Laparra & Simoncelli 2016): y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²), compressai's layer.
+GDN (Ballé, Laparra & Simoncelli 2016): y_i = x_i / sqrt(β_i + Σ_j γ_ij x_j²), see ``gdn.py``.
 These transforms only shape the latent and the reconstruction; nothing they compute feeds the
 range coder's probabilities, so they stay in float and may run on any device.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import torch.nn as nn
 
-with warnings.catch_warnings():  # compressai's import calls the deprecated torch.jit.script
-    warnings.simplefilter("ignore", FutureWarning)
-    from compressai.layers import GDN
+from .gdn import GDN
 
 __all__ = ["AnalysisTransform", "SynthesisTransform", "conv", "deconv"]
 
