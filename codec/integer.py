@@ -157,7 +157,7 @@ class BoundedTanh(nn.Module):
         steps = int(self.RANGE * 2**ACT_FRAC)
         v = torch.arange(-steps, steps + 1, dtype=torch.float64) / 2**ACT_FRAC
         table = torch.round(0.5 * torch.tanh(v) * 2**ACT_FRAC)
-        self.register_buffer("table", table.to(torch.int16))
+        self.register_buffer("table", table.to(torch.int32))  # int32: DDP/gloo broadcasts it
 
     def forward(self, v: torch.Tensor, exact: bool) -> torch.Tensor:
         v = to_grid(v, exact).clamp(-self.RANGE, self.RANGE)

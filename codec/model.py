@@ -80,15 +80,24 @@ class LicModel(nn.Module):
         return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
     # -- training face --------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, quality, ste: bool = True) -> ForwardOutput:
-        """x (B,3,H,W) in [0,1], quality a float or (B,) tensor in [1, 8]."""
+    def forward(self, x: torch.Tensor, quality, ste: bool = True,
+                amp_dtype: torch.dtype | None = None) -> ForwardOutput:
+        """x (B,3,H,W) in [0,1], quality a float or (B,) tensor in [1, 8].
+
+        ``amp_dtype`` (e.g. bfloat16) autocasts the float transforms g_a and g_s only: the
+        entropy path and the likelihoods always run in float32.
+        """
         h, w = x.shape[-2:]
         q = _as_quality(quality, x.shape[0], x.device)
-        y = self.g_a(self._pad(x)) * self.gain.gain(q)
+        amp = torch.autocast(x.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
+        with amp:
+            y = self.g_a(self._pad(x))
+        y = y.float() * self.gain.gain(q)
         hyper = self.hyper(y)
         y_hat, y_likelihoods = self.entropy(y, hyper.features, ste=ste)
-        x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))[..., :h, :w]
-        return ForwardOutput(x_hat, y_likelihoods, hyper.z_likelihoods)
+        with amp:
+            x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
+        return ForwardOutput(x_hat.float()[..., :h, :w], y_likelihoods, hyper.z_likelihoods)
 
     # -- coding face ----------------------------------------------------------------------------
     @torch.no_grad()

@@ -50,3 +50,5 @@ class SynthesisTransform(nn.Sequential):
             deconv(N, N), GDN(N, inverse=True),
             deconv(N, 3),
         )
+        # Start at mid-grey rather than black: the first steps then learn detail, not the DC.
+        nn.init.constant_(self[-1].bias, 0.5)

@@ -8,6 +8,7 @@ header records is a hash of the loaded tensors, so a file made by other weights 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -51,10 +52,13 @@ def _storage_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:
 def save_model(model: LicModel, directory: str | Path, metadata: dict | None = None) -> list[Path]:
     """Write ``model`` as ``<model_id>-NN.safetensors`` shards; returns the paths.
 
-    Builds the coding tables first, so what ships is always consistent with the weights.
+    Builds the coding tables first (on a copy), so what ships is always consistent with the
+    weights.  Encode with the *loaded* model: fp16 storage changes the float weights, hence
+    the fingerprint.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(model).cpu()  # snapping and table building must not touch a live model
     snap_integer_weights(model)
     model.build_tables()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -209,9 +209,8 @@ def lambdas_for(quality: torch.Tensor) -> torch.Tensor:
 class RateDistortion(nn.Module):
     """Per-sample bpp and MSE of ``model`` on a batch: the training face of ``LicModel.forward``.
 
-    It runs the same steps as ``LicModel.forward`` (a test checks they agree), only with bf16
-    autocast around the float transforms g_a and g_s, so that the entropy path (h_a, h_s, slices)
-    and the rate are computed in fp32.
+    ``amp_dtype`` (bf16 on CUDA) autocasts the float transforms g_a and g_s only; the entropy
+    path (h_a, h_s, slices) and the rate stay in fp32.
     """
 
     def __init__(self, model: LicModel, amp_dtype: torch.dtype | None = None):
@@ -219,23 +218,11 @@ class RateDistortion(nn.Module):
         self.model = model
         self.amp_dtype = amp_dtype
 
-    def _autocast(self, x: torch.Tensor):
-        return torch.autocast(x.device.type, dtype=self.amp_dtype or torch.bfloat16,
-                              enabled=self.amp_dtype is not None)
-
     def forward(self, x: torch.Tensor, quality: torch.Tensor, ste: bool = True):
-        m = self.model
         h, w = x.shape[-2:]
-        with self._autocast(x):
-            y = m.g_a(m._pad(x))
-        y = y.float() * m.gain.gain(quality)
-        hyper = m.hyper(y)
-        y_hat, y_lik = m.entropy(y, hyper.features, ste=ste)
-        with self._autocast(x):
-            x_hat = m.g_s(y_hat * m.gain.inverse_gain(quality))
-        x_hat = x_hat.float()[..., :h, :w]
+        x_hat, y_lik, z_lik = self.model(x, quality, ste=ste, amp_dtype=self.amp_dtype)
         # Rate in bits per pixel, per sample: −Σ log2 p over every latent of y and z.
-        bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(hyper.z_likelihoods).sum((1, 2, 3)))
+        bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(z_lik).sum((1, 2, 3)))
         bpp = bits / (h * w)
         mse = (x_hat - x).pow(2).mean((1, 2, 3))  # on [0, 1]; ×255² for the 8-bit scale
         return bpp, mse, x_hat

@@ -57,7 +57,7 @@ def test_shipped_model_round_trips_bit_exactly(shipped, sample):
     assert (header.width, header.height) == (sample.shape[1], sample.shape[0])
     import torch
 
-    x = torch.from_numpy(sample).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(np.array(sample)).permute(2, 0, 1)[None].float() / 255
     code = model.compress(x, header.quality)
     expected = model.reconstruct(code.y_hat, header.quality, sample.shape[:2])
     expected = torch.round(expected[0].permute(1, 2, 0) * 255).to(torch.uint8).numpy()
