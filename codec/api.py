@@ -25,6 +25,7 @@ import bitstream
 
 from .config import MAX_QUALITY, MIN_QUALITY
 from .images import CodedImage, decode_alpha, decoded_pixels, encode_alpha, from_decoded, to_coded
+from .timings import Timings
 
 __all__ = [
     "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
@@ -37,18 +38,6 @@ __all__ = [
 DEFAULT_QUALITY = 4.34375
 # Bisection steps of a target search over quality in [1, 8]: 7 / 2**10 < one stored step of 1/256 * 2.
 SEARCH_STEPS = 10
-
-
-@dataclass
-class Timings:
-    """Wall time of the last call (seconds): network (transforms, hyperprior) and entropy coding."""
-
-    network: float = 0.0
-    coding: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.network + self.coding
 
 
 @dataclass
@@ -123,25 +112,23 @@ class Codec:
 
     def decompress(self, data: bytes) -> Image.Image:
         """Decode a ``.lic`` file; ``LicFormatError`` for anything that is not a valid one."""
-        from .coding import Timings as CoreTimings, decode_rgb
+        from .coding import decode_rgb
 
-        data = bytes(data)
-        header, _, alpha_blob = bitstream.unpack(data)  # validate before any network runs
+        t = Timings()  # decode_rgb validates the whole container before any network runs
+        rgb, header, alpha_blob = decode_rgb(self.model, bytes(data), timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
-        t = CoreTimings()
-        rgb, header, _ = decode_rgb(self.model, data, timings=t, model_hash=self.model_hash)
-        self.last_timings = Timings(t.network, t.coding)
+        self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
 
     def _encode(self, coded: CodedImage, quality: float) -> bytes:
-        from .coding import Timings as CoreTimings, encode_rgb
+        from .coding import encode_rgb
 
         quality = _check_quality(quality)
-        t = CoreTimings()
+        t = Timings()
         alpha = encode_alpha(coded.alpha) if coded.alpha is not None else None
         data = encode_rgb(self.model, coded.rgb, quality, channels=coded.channels, icc=coded.icc,
                           alpha=alpha, timings=t, model_hash=self.model_hash)
-        self.last_timings = Timings(t.network, t.coding)
+        self.last_timings = t
         return data
 
     # -- targets ---------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,21 +20,10 @@ import bitstream
 from bitstream import Header, LicFormatError
 
 from .model import LicModel
+from .timings import Timings
 from .weights import fingerprint
 
 __all__ = ["Timings", "encode_rgb", "decode_rgb"]
-
-
-@dataclass
-class Timings:
-    """Wall time of the last call, split into network and entropy coding (seconds)."""
-
-    network: float = 0.0
-    coding: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.network + self.coding
 
 
 class _SymbolChecksum:
