@@ -11,10 +11,10 @@
 from bitstream import LicFormatError
 
 from . import pillow_plugin as _pillow_plugin
-from .api import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, Timings, compress, decompress
+from .api import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, Timings, compress, decompress, default_codec
 
 __all__ = [
-    "compress", "decompress", "Codec", "Timings", "LicFormatError",
+    "compress", "decompress", "Codec", "Timings", "LicFormatError", "default_codec",
     "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY",
 ]
 
