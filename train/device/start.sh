@@ -9,7 +9,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:/tmp/src PYTHONUNBUFFERED=1
 mkdir -p /tmp/src /tmp/data /tmp/run
 cp -r codec bitstream train /tmp/src/
-cp -r .devdata/shard-* /tmp/data/
+# Data either travels with this call (carry .devdata) or was staged by earlier calls (stage.sh).
+if compgen -G ".devdata/shard-*" > /dev/null; then cp -r .devdata/shard-* /tmp/data/; fi
+if [ -z "$(ls -A /tmp/data)" ]; then echo "no training data: carry .devdata or run stage.sh first" >&2; exit 1; fi
 cd /tmp/src
 python3 - <<'PY'
 import numpy, torch, constriction
