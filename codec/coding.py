@@ -10,6 +10,7 @@ all reported as ``LicFormatError``, never returned as an image.
 
 from __future__ import annotations
 
+import struct
 import time
 import zlib
 
@@ -27,10 +28,19 @@ __all__ = ["Timings", "encode_rgb", "decode_rgb"]
 
 
 class _SymbolChecksum:
-    """CRC32 over all symbols in coding order, as little-endian int32."""
+    """CRC32 over everything that decides the decoded image: the header fields the decoder uses
+    (quality, size, channel layout, ICC, alpha), then all symbols in coding order as int32 LE.
 
-    def __init__(self):
-        self.value = 0
+    The file CRC catches accidental damage; this one also catches a header or stream that was
+    changed and re-CRC'd, since a different quality or size would otherwise decode "validly".
+    """
+
+    def __init__(self, quality: float, width: int, height: int, channels: str,
+                 icc: bytes | None, alpha: bytes | None):
+        fields = struct.pack("<dII", quality, width, height) + channels.encode("ascii")
+        self.value = zlib.crc32(fields)
+        for blob in (icc, alpha):
+            self.value = zlib.crc32(struct.pack("<I", len(blob or b"")) + (blob or b""), self.value)
 
     def update(self, symbols: np.ndarray) -> None:
         self.value = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self.value)
@@ -68,7 +78,7 @@ def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: st
     density = model.hyper.density
     pmf, offset = density.table_pmf.cpu().numpy(), density.table_offset.cpu().numpy()
     scales = model.entropy.scales.cpu().numpy()
-    checksum = _SymbolChecksum()
+    checksum = _SymbolChecksum(quality, width, height, channels, icc, alpha)
     checksum.update(z)
     streams = [bitstream.encode_categorical(z, pmf, offset)]
     for symbols, indexes in slices:
@@ -110,7 +120,8 @@ def decode_rgb(model: LicModel, data: bytes, *, timings: Timings | None = None,
     pmf, offset = density.table_pmf.cpu().numpy(), density.table_offset.cpu().numpy()
     scales = model.entropy.scales.cpu().numpy()
     hz, wz = _z_count(model, header.height, header.width)
-    checksum = _SymbolChecksum()
+    checksum = _SymbolChecksum(header.quality, header.width, header.height, header.channels,
+                               header.icc, alpha)
     z = bitstream.decode_categorical(streams[0], pmf, offset, hz * wz)
     checksum.update(z)
     z_symbols = torch.from_numpy(z.reshape(1, -1, hz, wz))
@@ -127,7 +138,7 @@ def decode_rgb(model: LicModel, data: bytes, *, timings: Timings | None = None,
 
     x_hat = model.decompress(z_symbols, read_slice, header.quality, (header.height, header.width))
     if checksum.value != header.symbol_crc:
-        raise LicFormatError("corrupt: decoded symbols do not match the encoder's checksum")
+        raise LicFormatError("corrupt: decoded content does not match the encoder's checksum")
     rgb = torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
     _sync(device)
     timings.coding = coding
