@@ -85,7 +85,7 @@ def speed_markdown(rows: Sequence[dict], skipped: dict[str, str], n_images: int)
         mac = "—"
         tool = f"{r['peak_child_rss_mib']:.0f}" if r["codec"] == "hevc444" else "—"
         if r["codec"] == "lic":
-            mac = ", ".join(f"{k}: {macs[k]:,.0f}" for k in ("encoder", "decoder", "entropy_parameters")) if macs else "n/a (no complexity.py)"
+            mac = ", ".join(f"{k}: {macs[k]:,.0f}" for k in ("encoder", "decoder", "entropy_parameters") if k in macs) if macs else "n/a (no complexity.py)"
         lines.append(f"| {r['codec']} | {r['quality']:g} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['encode_s']:.3f} "
                      f"| {r['decode_s']:.3f} | {r['peak_rss_mib']:.0f} / {tool} | {mac} |")
     if skipped:
