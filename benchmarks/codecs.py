@@ -13,6 +13,8 @@ Codecs here: JPEG 4:2:0 and 4:4:4, WebP, JPEG 2000 (all Pillow), AVIF (Pillow's 
 
 from __future__ import annotations
 
+import abc
+
 import io
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -22,7 +24,7 @@ from PIL import Image, features
 __all__ = ["Codec", "PillowCodec", "registry", "get_codec"]
 
 
-class Codec:
+class Codec(abc.ABC):
     """Interface of a measured codec; subclasses set the class attributes and implement encode/decode."""
 
     name: str
@@ -33,11 +35,13 @@ class Codec:
     def available(self) -> tuple[bool, str]:
         return True, ""
 
+    @abc.abstractmethod
     def encode(self, img: Image.Image, quality: float) -> bytes:
-        raise NotImplementedError
+        """The codec's file for ``img`` at ``quality`` (one of ``qualities``)."""
 
+    @abc.abstractmethod
     def decode(self, data: bytes) -> Image.Image:
-        raise NotImplementedError
+        """The RGB image a file decodes to."""
 
     def file_size(self, data: bytes) -> int:
         """Bytes that count as the rate; the encoded bytes themselves unless the codec says otherwise."""
