@@ -158,6 +158,28 @@ class _Reader:
         raise LicFormatError("corrupt: varint longer than 5 bytes")
 
 
+def _declared_size(data: bytes) -> int | None:
+    """The file size the header announces, read without trusting it; None if it cannot be read.
+
+    Only used to tell a truncated file from a corrupt one once the CRC has failed.
+    """
+    try:
+        r = _Reader(data, len(data))
+        r.take(len(MAGIC) + 1)
+        flags = r.byte()
+        r.take(r.byte() + MODEL_HASH_SIZE + 2)  # model id, hash, quality
+        r.varint(), r.varint()
+        r.take(4)
+        n_streams = r.varint()
+        if n_streams > MAX_STREAMS:
+            return None
+        count = n_streams + bool(flags & _FLAG_ICC) + bool(flags & _FLAG_ALPHA)
+        lengths = [r.varint() for _ in range(count)]
+        return r.pos + sum(lengths) + _CRC_SIZE
+    except LicFormatError:
+        return None
+
+
 def _parse(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
     data = bytes(data)
     if data[:len(MAGIC)] != MAGIC[:len(data)]:
@@ -170,6 +192,9 @@ def _parse(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
         raise LicFormatError("truncated file")
     body_end = len(data) - _CRC_SIZE
     if zlib.crc32(data[:body_end]) != int.from_bytes(data[body_end:], "little"):
+        declared = _declared_size(data)
+        if declared is not None and declared > len(data):
+            raise LicFormatError(f"truncated file ({len(data):,} of {declared:,} bytes)")
         raise LicFormatError("corrupt: CRC mismatch")
 
     r = _Reader(data, body_end)

@@ -150,3 +150,14 @@ def test_pack_rejects_inconsistent_alpha():
     rgba = Header("m", b"abcd", 2.0, 3, 3, "RGBA", 0)
     with pytest.raises(ValueError):
         pack(rgba, [])
+
+
+def test_a_file_cut_inside_its_streams_is_reported_as_truncated():
+    from bitstream import Header, LicFormatError, pack, unpack
+
+    header = Header(model_id="lic-test", model_hash=b"\x01\x02\x03\x04", quality=4.0, width=768,
+                    height=512, channels="RGB", symbol_crc=7)
+    data = pack(header, [bytes(range(200)), bytes(300)])
+    for cut in (60, 200, len(data) - 1):
+        with pytest.raises(LicFormatError, match=r"^truncated file \(\d+ of [\d,]+ bytes\)$"):
+            unpack(data[:cut])
