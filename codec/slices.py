@@ -62,15 +62,15 @@ class _BoundSTE(torch.autograd.Function):
 class SliceParameters(nn.Module):
     """P_k: (ψ, ŷ_<k) -> (μ_k, s_k); conv3x3, QReLU, conv3x3, QReLU, conv1x1 (integer)."""
 
-    def __init__(self, in_ch: int, width: int, out_ch: int, num_scales: int):
+    def __init__(self, in_ch: int, width: int, out_ch: int, num_scales: int, init_index: float):
         super().__init__()
         self.conv1 = IntConv2d(in_ch, width, 3)
         self.conv2 = IntConv2d(width, width, 3)
         self.head = IntConv2d(width, 2 * out_ch, 1)
         self.act = QReLU()
         self.num_scales = num_scales
-        with torch.no_grad():  # start mid-table, where the index gradient is informative
-            self.head.bias[out_ch:] = (num_scales - 1) / 2
+        with torch.no_grad():  # start inside the table (informative index gradient), near σ = 1
+            self.head.bias[out_ch:] = init_index
 
     def forward(self, x: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.act(self.conv1(x, exact), exact)
@@ -110,9 +110,12 @@ class ChannelConditional(nn.Module):
         self.slices = tuple(slices)
         self.params = nn.ModuleList()
         self.lrp = nn.ModuleList()
+        # The index of σ = 1: latents start small, and a σ near 1 costs few bits on them.
+        init_index = (num_scales - 1) * math.log(1 / scale_min) / math.log(scale_max / scale_min)
+        init_index = min(max(init_index, 0.0), num_scales - 1.0)
         seen = 0
         for size in self.slices:
-            self.params.append(SliceParameters(hyper_channels + seen, param_width, size, num_scales))
+            self.params.append(SliceParameters(hyper_channels + seen, param_width, size, num_scales, init_index))
             self.lrp.append(ResidualPrediction(hyper_channels + seen + size, lrp_width, size))
             seen += size
         self.register_buffer("scales", scale_table(num_scales, scale_min, scale_max))
