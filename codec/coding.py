@@ -96,10 +96,11 @@ def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: st
 
 def check_model(model: LicModel, header: Header, model_hash: bytes | None = None) -> None:
     """Refuse a file that another model made: its symbols would decode to garbage."""
-    if header.model_id != model.config.model_id or header.model_hash != (model_hash or fingerprint(model)):
+    expected = model_hash or fingerprint(model)
+    if header.model_id != model.config.model_id or header.model_hash != expected:
         raise LicFormatError(
             f"made by another model ({header.model_id}, {header.model_hash.hex()}); "
-            f"this decoder has {model.config.model_id}, {(model_hash or fingerprint(model)).hex()}"
+            f"this decoder has {model.config.model_id}, {expected.hex()}"
         )
 
 

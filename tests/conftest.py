@@ -21,6 +21,24 @@ def tiny_weights(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="module")
+def active_tiny_model():
+    """An untrained tiny model whose latent is widened so it codes non-zero symbols (eval mode).
+
+    A random init leaves y ≈ 0, which would make every symbol zero and the coding tests trivial.
+    """
+    import torch
+
+    from codec.config import ModelConfig
+    from codec.model import LicModel
+
+    torch.manual_seed(0)
+    model = LicModel(ModelConfig.tiny())
+    with torch.no_grad():
+        model.g_a[-1].weight.mul_(40)
+    return model.eval()
+
+
 @pytest.fixture
 def use_tiny_weights(tiny_weights, monkeypatch):
     """Point ``LIC_WEIGHTS`` (API, CLI subprocesses, Pillow plugin) at the tiny model."""

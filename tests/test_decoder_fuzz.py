@@ -26,12 +26,8 @@ EXAMPLES = int(os.environ.get("LIC_FUZZ_EXAMPLES", "150"))
 
 
 @pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    model = LicModel(ModelConfig.tiny())
-    with torch.no_grad():
-        model.g_a[-1].weight.mul_(40)  # non-trivial symbols from an untrained model
-    model.eval()
+def setup(active_tiny_model):
+    model = active_tiny_model
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
     digest = fingerprint(model)

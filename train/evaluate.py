@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.weights import load_model
+from codec.weights import fingerprint, load_model
 
 __all__ = ["evaluate_weights", "parse_qualities", "main"]
 
@@ -41,6 +41,7 @@ def evaluate_weights(weights: str | Path, images: str | Path, qualities=tuple(ra
     from codec.coding import decode_rgb, encode_rgb
 
     model = load_model(weights, device=device)
+    digest = fingerprint(model)  # once: hashing every tensor per call would pollute the timings
     files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in _SUFFIXES)
     if limit:
         files = files[:limit]
@@ -53,9 +54,9 @@ def evaluate_weights(weights: str | Path, images: str | Path, qualities=tuple(ra
             with Image.open(path) as im:
                 rgb = np.asarray(im.convert("RGB"))
             t0 = time.perf_counter()
-            data = encode_rgb(model, rgb, q)
+            data = encode_rgb(model, rgb, q, model_hash=digest)
             t1 = time.perf_counter()
-            out_rgb, _, _ = decode_rgb(model, data)
+            out_rgb, _, _ = decode_rgb(model, data, model_hash=digest)
             t2 = time.perf_counter()
             mse = np.mean((out_rgb.astype(np.float64) - rgb.astype(np.float64)) ** 2)
             bpp.append(8 * len(data) / (rgb.shape[0] * rgb.shape[1]))
