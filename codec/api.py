@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,10 @@ __all__ = [
     "compress", "decompress", "resolve_device", "weights_dir",
 ]
 
-# The quality that lands near 0.5 bpp on Kodak with the shipped model: 0.502 bpp mean over the 24
-# images with lic-placeholder-cpu (4.30 -> 0.493, 4.40 -> 0.514).  A stored value (1112/256), so the
-# header holds exactly this number.  Re-measure whenever the weights change.
+# The default quality, tuned to a mean of about 0.5 bpp over the 24 Kodak images.  What it costs
+# with the shipped model is measured in codec/weights/<model id>-kodak.json (mean bpp per quality);
+# single images land far above or below the mean.  A stored value (1112/256), so the header holds
+# exactly this number.  Re-tune whenever the weights change.
 DEFAULT_QUALITY = 4.34375
 # Bisection steps of a target search over quality in [1, 8]: 7 / 2**10 < one stored step of 1/256 * 2.
 SEARCH_STEPS = 10
@@ -48,6 +50,10 @@ class TargetResult:
     quality: float
     met: bool
     psnr: float | None = None  # dB over the decoded samples, for PSNR targets
+
+    def __repr__(self) -> str:  # the file's size, not its bytes
+        psnr = "" if self.psnr is None else f", psnr={self.psnr:.2f}"
+        return f"TargetResult(quality={self.quality:g}, met={self.met}, {len(self.data):,} bytes{psnr})"
 
 
 def weights_dir(weights: str | os.PathLike | None = None) -> Path | None:
@@ -71,11 +77,25 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _check_quality(quality: float) -> float:
+def _check_quality(quality: float | None) -> float:
+    """A quality in [1, 8] as a float; None is ``DEFAULT_QUALITY``.  Not a bool, not a string."""
+    if quality is None:
+        return DEFAULT_QUALITY
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Real):
+        raise TypeError(f"quality must be a number in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality!r}")
     quality = float(quality)
     if not (MIN_QUALITY <= quality <= MAX_QUALITY):  # also refuses NaN
         raise ValueError(f"quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality:g}")
     return quality
+
+
+def _lic_bytes(data) -> bytes:
+    """The bytes of a .lic file: bytes-like, or read from a path."""
+    if isinstance(data, (str, os.PathLike)):
+        return Path(data).read_bytes()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"expected the bytes of a .lic file or a path to one, got {type(data).__name__}")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -87,12 +107,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 class Codec:
     """A loaded model that compresses images to ``.lic`` bytes and back.
 
-    ``device``: "auto", "cpu" or "cuda"; ``quality``: the default for ``compress``, a real number
-    in [1, 8]; ``weights``: a directory of safetensors shards (default as in the module doc).
+    ``device``: "auto" (CUDA when available, else the CPU), "cpu" or "cuda"; ``quality``: the
+    default for ``compress``, a real number in [1, 8], stored in steps of 1/256 (4.3 is kept as
+    4.30078); ``weights``: a directory of safetensors shards (default as in the module doc).
     The bits do not depend on the device: a file made on a GPU decodes on a CPU.
     """
 
-    def __init__(self, device: str = "auto", quality: float = DEFAULT_QUALITY,
+    def __init__(self, device: str = "auto", quality: float | None = DEFAULT_QUALITY,
                  weights: str | os.PathLike | None = None):
         self.quality = _check_quality(quality)
         self.device = resolve_device(device)  # before the model imports: a bad device fails fast
@@ -110,12 +131,12 @@ class Codec:
         coded = to_coded(image)
         return self._encode(coded, self.quality if quality is None else quality)
 
-    def decompress(self, data: bytes) -> Image.Image:
-        """Decode a ``.lic`` file; ``LicFormatError`` for anything that is not a valid one."""
+    def decompress(self, data) -> Image.Image:
+        """Decode a ``.lic`` file (bytes or a path); ``LicFormatError`` for anything that is not a valid one."""
         from .coding import decode_rgb
 
         t = Timings()  # decode_rgb validates the whole container before any network runs
-        rgb, header, alpha_blob = decode_rgb(self.model, bytes(data), timings=t, model_hash=self.model_hash)
+        rgb, header, alpha_blob = decode_rgb(self.model, _lic_bytes(data), timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
@@ -206,13 +227,19 @@ def default_codec(device: str = "auto") -> Codec:
     return _default_codec(device, os.environ.get("LIC_WEIGHTS") or None)
 
 
-def compress(image, quality: float = DEFAULT_QUALITY, *, device: str = "auto") -> bytes:
-    """Encode an image (PIL image, path, numpy array or torch tensor) into ``.lic`` bytes."""
-    _check_quality(quality)
+def compress(image, quality: float | None = DEFAULT_QUALITY, *, device: str = "auto") -> bytes:
+    """Encode an image (PIL image, path, numpy array or torch tensor) into ``.lic`` bytes.
+
+    ``quality``: a real number in [1, 8] (None: ``DEFAULT_QUALITY``), stored in steps of 1/256.
+    Arrays and tensors hold uint8 or wider integers, bool, or floats in [0, 1]
+    (``codec.images`` has the rule; anything else is a ``ValueError``).
+    """
+    quality = _check_quality(quality)
     return default_codec(device).compress(image, quality)
 
 
-def decompress(data: bytes, *, device: str = "auto") -> Image.Image:
-    """Decode ``.lic`` bytes into a PIL image: mode "L", "RGB" or "RGBA" as encoded."""
-    bitstream.unpack(bytes(data))  # a bad file fails before the model loads
+def decompress(data, *, device: str = "auto") -> Image.Image:
+    """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded."""
+    data = _lic_bytes(data)
+    bitstream.unpack(data)  # a bad file fails before the model loads
     return default_codec(device).decompress(data)

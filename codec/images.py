@@ -9,8 +9,16 @@ The model codes three 8-bit channels.  Everything else is mapped onto that and b
 
 EXIF orientation is applied before coding (the file has no orientation tag).  An ICC profile
 travels in the header when it describes the coded colour space ('RGB ' for colour, 'GRAY' for
-gray); a CMYK profile on a converted image would be wrong, so it is dropped.  16-bit input is
-reduced to 8 bits with a warning.
+gray); a CMYK profile on a converted image would be wrong, so it is dropped.  Every reduction of
+bit depth warns once, naming the file: 16-bit PNG, TIFF and PPM samples (which Pillow itself cuts
+to 8 bits while loading colour images), 32-bit integer and float samples.  An animated or
+multi-page file codes its first frame, with a warning.
+
+Arrays and tensors follow one rule.  Integers are samples: values that all fit in 0..255 are
+8-bit, wider ones are 16-bit (up to 65535) or 32-bit and are scaled down with a warning; bool is
+0 or 255.  Floats are in [0, 1] and are rounded to the nearest of 256 levels; a float input
+with a value more than half a level outside [0, 1] (0..255 held in floats, say), NaN or
+infinity is a ``ValueError``, never clipped in silence.
 
 Alpha blob: one tag byte, then the payload.  The encoder tries each and keeps the smallest:
 
@@ -63,32 +71,104 @@ class CodedImage:
 
 # -- input -----------------------------------------------------------------------------------------
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open and fully load an image file; ``OSError`` / ``ValueError`` for anything unreadable."""
-    with Image.open(path) as img:
+# Half an 8-bit level: a float this far outside [0, 1] still rounds to 0 or 255.
+FLOAT_TOLERANCE = 0.5 / 255
+
+
+def _warn(name: str | None, message: str) -> None:
+    warnings.warn(f"{name}: {message}" if name else message, UserWarning, stacklevel=4)
+
+
+def _file_bits(img: Image.Image) -> int:
+    """Bits per sample of the file behind ``img``, read from its not yet loaded tiles (else 8).
+
+    Pillow loads 16-bit colour PNG, TIFF and PPM samples as 8-bit "RGB"/"RGBA"; only the raw
+    mode of the tiles (``RGB;16B``) or PPM's maximum value (65535) still says what the file held.
+    """
+    for tile in getattr(img, "tile", None) or ():
+        codec_name, args = tile[0], tile[3]
+        rawmode = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args else "")
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return 16
+        if codec_name == "ppm" and isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], int) \
+                and args[1] > 255:
+            return 16
+    return 8
+
+
+def _frames(img: Image.Image) -> int:
+    try:
+        return int(getattr(img, "n_frames", 1))
+    except (OSError, ValueError, EOFError, TypeError):  # a closed file cannot be counted again
+        return 1
+
+
+def _source(img: Image.Image) -> tuple[int, int]:
+    """(bits per sample, frames) of the file behind ``img``: noted by ``open_image`` before
+    loading hid them, else read now."""
+    noted = getattr(img, "_lic_source", None)
+    return noted if noted is not None else (_file_bits(img), _frames(img))
+
+
+def open_image(source) -> Image.Image:
+    """Open and fully load an image (a path or a binary file object).
+
+    ``OSError`` / ``ValueError`` for anything unreadable.  Notes the file's bits per sample and
+    frame count on the image first, so ``to_coded`` can warn about what loading hides.
+    """
+    with Image.open(source) as img:
+        noted = (_file_bits(img), _frames(img))
         img.load()
+        img._lic_source = noted
         return img
 
 
-def _to_8bit(values: np.ndarray, what: str, sixteen_bit: bool = False) -> np.ndarray:
-    """Reduce integer or float samples to uint8 (16-bit: x / 257, rounded), warning once.
-
-    ``sixteen_bit``: the source says its samples are 16-bit (Pillow's I;16 modes); otherwise
-    integers that all fit in 0..255 are taken as 8-bit values.
-    """
+def _integers_to_8bit(values: np.ndarray, name: str | None, bits: int | None = None) -> np.ndarray:
+    """Integer samples -> uint8.  ``bits``: the file's declared sample width; otherwise values
+    that fit in 0..255 are 8-bit and wider ones 16-bit (to 65535) or 32-bit.  Scaled, warned."""
     if values.dtype == np.uint8:
         return values
     if values.dtype == bool:
         return values.astype(np.uint8) * 255
+    low, high = int(values.min(initial=0)), int(values.max(initial=0))
+    if bits is None:
+        if low >= 0 and high <= 255:
+            return values.astype(np.uint8)
+        bits = 16 if low >= 0 and high <= 65535 else 32
+    _warn(name, f"{bits}-bit samples reduced to 8 bits")
+    scale = 255 / (2**bits - 1)
+    return np.clip(np.round(values.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+
+
+def _floats_to_8bit(values: np.ndarray, what: str) -> np.ndarray:
+    """Float samples in [0, 1] -> uint8 (the one float rule; see the module doc)."""
+    values = values.astype(np.float64, copy=False)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{what} has NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if low < -FLOAT_TOLERANCE or high > 1 + FLOAT_TOLERANCE:
+        hint = "; scale 0..255 values by 1/255" if -FLOAT_TOLERANCE <= low and high <= 255.5 else ""
+        raise ValueError(f"{what} must hold values in [0, 1], got values in [{low:g}, {high:g}]{hint}")
+    return np.clip(values * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _samples_to_8bit(values: np.ndarray, what: str, name: str | None) -> np.ndarray:
     if np.issubdtype(values.dtype, np.floating):
-        # Floats in [0, 1] are normalized images; anything larger is taken as 0..255.
-        finite = values[np.isfinite(values)]
-        scale = 255.0 if finite.size == 0 or finite.max() <= 1.0 else 1.0
-        return np.clip(np.nan_to_num(values) * scale + 0.5, 0, 255).astype(np.uint8)
-    if not sixteen_bit and values.max(initial=0) <= 255 and values.min(initial=0) >= 0:
-        return values.astype(np.uint8)
-    warnings.warn(f"{what}: 16-bit samples reduced to 8 bits", stacklevel=3)
-    return np.clip((values.astype(np.float64) / 257.0).round(), 0, 255).astype(np.uint8)
+        return _floats_to_8bit(values, f"float {what}")
+    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
+        return _integers_to_8bit(values, name)
+    raise TypeError(f"cannot code a {what} of dtype {values.dtype} (use uint8, integers, bool or floats in [0, 1])")
+
+
+def _gray_to_8bit(img: Image.Image, bits: int, name: str | None) -> np.ndarray:
+    values = np.asarray(img)
+    if img.mode == "F":  # Pillow's float images hold 0..255, as its own convert("L") reads them
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name or 'image'}: float samples include NaN or infinite values")
+        _warn(name, "32-bit float samples reduced to 8 bits")
+        return np.clip(values.astype(np.float64) + 0.5, 0, 255).astype(np.uint8)
+    declared = 16 if img.mode.startswith("I;16") or bits == 16 else None
+    return _integers_to_8bit(values, name, declared)
 
 
 def _icc_for(icc: bytes | None, channels: str) -> bytes | None:
@@ -99,7 +179,11 @@ def _icc_for(icc: bytes | None, channels: str) -> bytes | None:
     return icc if space == (b"GRAY" if channels == "L" else b"RGB ") else None
 
 
-def _from_pil(img: Image.Image) -> CodedImage:
+def _from_pil(img: Image.Image, name: str | None = None) -> CodedImage:
+    name = name or getattr(img, "filename", None) or None
+    bits, frames = _source(img)
+    if frames > 1:
+        _warn(name, f"{frames} frames; only the first is coded")
     img = ImageOps.exif_transpose(img)
     icc = img.info.get("icc_profile")
     mode = img.mode
@@ -108,8 +192,10 @@ def _from_pil(img: Image.Image) -> CodedImage:
         img = img.convert("RGBA" if mode == "PA" else "RGB")
         mode = img.mode
     if mode in _GRAY_MODES:
-        gray = _to_8bit(np.asarray(img), "image", sixteen_bit=mode.startswith("I;16"))
+        gray = _gray_to_8bit(img, bits, name)
         return CodedImage(np.repeat(gray[..., None], 3, axis=2), "L", None, _icc_for(icc, "L"))
+    if bits > 8:  # Pillow already cut these samples to 8 bits while loading
+        _warn(name, f"{bits}-bit samples reduced to 8 bits")
     if mode in _ALPHA_MODES:
         rgba = np.asarray(img.convert("RGBA"))
         return CodedImage(np.ascontiguousarray(rgba[..., :3]), "RGBA",
@@ -121,13 +207,14 @@ def _from_pil(img: Image.Image) -> CodedImage:
     return CodedImage(np.asarray(img.convert("RGB")).copy(), "RGB", None, _icc_for(icc, "RGB"))
 
 
-def _from_array(array: np.ndarray) -> CodedImage:
-    """(H, W) or (H, W, C) with C in 1, 3, 4; uint8 (or 16-bit, bool, float in [0, 1])."""
+def _from_array(array: np.ndarray, what: str = "array", name: str | None = None) -> CodedImage:
+    """(H, W) or (H, W, C) with C in 1, 3, 4; samples as in the module doc."""
+    shape = array.shape
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape:
-        raise ValueError(f"expected an (H, W) or (H, W, C) array with C in 1, 3, 4; got {array.shape}")
-    array = _to_8bit(np.asarray(array), "array")
+        raise ValueError(f"expected an (H, W) or (H, W, C) array with C in 1, 3, 4; got shape {shape}")
+    array = _samples_to_8bit(np.asarray(array), what, name)
     channels = array.shape[2]
     if channels == 1:
         return CodedImage(np.ascontiguousarray(np.repeat(array, 3, axis=2)), "L")
@@ -140,30 +227,40 @@ def _is_tensor(obj) -> bool:
     return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
 
 
-def to_coded(image) -> CodedImage:
+def _from_tensor(tensor, name: str | None = None) -> CodedImage:
+    """(C, H, W) or (1, C, H, W), C in 1, 3, 4: the array rule, channels first."""
+    import torch
+
+    shape = tuple(tensor.shape)
+    t = tensor.detach().cpu()
+    if t.ndim == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 3 or t.shape[0] not in (1, 3, 4) or 0 in t.shape:
+        hint = "; for an (H, W, C) tensor use .permute(2, 0, 1)" if len(shape) == 3 and shape[2] in (1, 3, 4) else ""
+        raise ValueError(f"expected a (C, H, W) or (1, C, H, W) tensor with C in 1, 3, 4; got shape {shape}{hint}")
+    if t.dtype == torch.bfloat16:  # numpy has no bfloat16
+        t = t.float()
+    return _from_array(t.permute(1, 2, 0).numpy(), "tensor", name)
+
+
+def to_coded(image, name: str | None = None) -> CodedImage:
     """Any supported input -> ``CodedImage``.
 
     ``image``: a PIL image; a path (str or ``os.PathLike``); a numpy array (H, W) or (H, W, C),
-    C in 1, 3, 4, uint8; or a torch tensor (C, H, W) (or (1, C, H, W)), float in [0, 1] or uint8.
+    C in 1, 3, 4; or a torch tensor (C, H, W) (or (1, C, H, W)).  Samples: uint8, wider
+    integers (reduced with a warning), bool, or floats in [0, 1] (see the module doc).
+    ``name`` starts every warning (default: the path, or the file a PIL image came from).
     """
     if isinstance(image, CodedImage):
         return image
     if isinstance(image, Image.Image):
-        return _from_pil(image)
+        return _from_pil(image, name)
     if isinstance(image, (str, os.PathLike)):
-        return _from_pil(open_image(Path(image)))
+        return _from_pil(open_image(Path(image)), name or str(image))
     if isinstance(image, np.ndarray):
-        return _from_array(image)
+        return _from_array(image, "array", name)
     if _is_tensor(image):
-        t = image.detach().cpu()
-        if t.ndim == 4 and t.shape[0] == 1:
-            t = t[0]
-        if t.ndim != 3:
-            raise ValueError(f"expected a (C, H, W) tensor, got shape {tuple(t.shape)}")
-        array = t.permute(1, 2, 0).numpy()
-        if array.dtype != np.uint8:
-            array = np.clip(array.astype(np.float64) * 255 + 0.5, 0, 255).astype(np.uint8)
-        return _from_array(array)
+        return _from_tensor(image, name)
     raise TypeError(f"cannot code a {type(image).__name__}: pass a PIL image, a path, a numpy array or a tensor")
 
 

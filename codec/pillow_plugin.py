@@ -3,11 +3,15 @@
 Registered by ``import codec``.  Opening reads only the header (size, mode, ICC profile);
 pixels are decoded, whole, on ``load()`` by the default ``Codec`` (``$LIC_WEIGHTS`` or the shipped
 weights).  Saving takes ``quality=`` (a real number in [1, 8], default ``DEFAULT_QUALITY``).
+
+A file that starts like a .lic file but is damaged raises ``UnidentifiedImageError`` (what
+``Image.open`` raises for any unreadable file) with the reason in its message, e.g.
+``x.lic: not a valid lic file: truncated file (10 of 200 bytes)``.
 """
 
 from __future__ import annotations
 
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 import bitstream
 from bitstream import LicFormatError
@@ -31,7 +35,9 @@ class LicImageFile(ImageFile.ImageFile):
         try:
             header = bitstream.read_header(data)
         except LicFormatError as e:
-            raise SyntaxError(f"not a valid lic file: {e}") from None
+            # Not SyntaxError: Pillow would swallow it, try every other format and lose the reason.
+            name = f"{self.filename}: " if isinstance(self.filename, str) and self.filename else ""
+            raise UnidentifiedImageError(f"{name}not a valid lic file: {e}") from None
         self._size = (header.width, header.height)
         self._mode = header.channels
         if header.icc:
@@ -59,7 +65,8 @@ class LicDecoder(ImageFile.PyDecoder):
 def _save(im: Image.Image, fp, filename) -> None:
     from .api import DEFAULT_QUALITY, compress
 
-    quality = im.encoderinfo.get("quality", DEFAULT_QUALITY)
+    quality = im.encoderinfo.get("quality")
+    quality = DEFAULT_QUALITY if quality is None else quality
     icc = im.encoderinfo.get("icc_profile")
     if icc and im.info.get("icc_profile") != icc:
         im = im.copy()
