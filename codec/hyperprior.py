@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .factorized import FactorizedDensity
-from .integer import INPUT_LIMIT, IntConv2d, QReLU, round_ste
+from .integer import INPUT_LIMIT, Arithmetic, IntConv2d, QReLU, round_ste
 from .transforms import conv
 
 __all__ = ["Hyperprior", "HyperAnalysis", "HyperSynthesis", "HyperOutput"]
@@ -52,10 +52,10 @@ class HyperSynthesis(nn.Module):
         self.out = IntConv2d(N, out_ch, 3)
         self.act = QReLU()
 
-    def forward(self, z_hat: torch.Tensor, exact: bool) -> torch.Tensor:
-        x = self.act(F.pixel_shuffle(self.up1(z_hat, exact), 2), exact)
-        x = self.act(F.pixel_shuffle(self.up2(x, exact), 2), exact)
-        return self.act(self.out(x, exact), exact)
+    def forward(self, z_hat: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
+        x = self.act(F.pixel_shuffle(self.up1(z_hat, mode), 2), mode)
+        x = self.act(F.pixel_shuffle(self.up2(x, mode), 2), mode)
+        return self.act(self.out(x, mode), mode)
 
 
 class Hyperprior(nn.Module):
@@ -67,11 +67,12 @@ class Hyperprior(nn.Module):
         self.h_s = HyperSynthesis(Nz, N, hyper_channels)
         self.density = FactorizedDensity(Nz, table_radius)
 
-    def forward(self, y: torch.Tensor) -> HyperOutput:
-        """Training face: rate of z from the noisy proxy z + U(-½, ½); h_s sees round(z) (STE)."""
+    def forward(self, y: torch.Tensor, mode: Arithmetic = Arithmetic.FAKE) -> HyperOutput:
+        """Training face: rate of z from the noisy proxy z + U(-½, ½) (round(z) in eval mode);
+        h_s sees round(z) (STE)."""
         z = self.h_a(y)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
-        features = self.h_s(round_ste(z), exact=False)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
+        features = self.h_s(round_ste(z), mode)
         return HyperOutput(features, self.density.likelihood(z_noisy), None)
 
     def compress(self, y: torch.Tensor) -> HyperOutput:
@@ -80,5 +81,5 @@ class Hyperprior(nn.Module):
         return self.decompress(z_hat.to(torch.int32))
 
     def decompress(self, z_symbols: torch.Tensor) -> HyperOutput:
-        features = self.h_s(z_symbols.double(), exact=True)
+        features = self.h_s(z_symbols.double(), Arithmetic.EXACT)
         return HyperOutput(features, None, z_symbols)

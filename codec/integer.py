@@ -13,12 +13,15 @@ computed exactly, in any order, on any device, with any thread count or batch si
 convolutions therefore run as plain ``unfold`` + ``matmul`` (no Winograd/FFT algorithms, no TF32:
 those produce non-integer intermediates).
 
-In training (``exact=False``) the same layers run in the input dtype with straight-through
-rounding ("fake quantization"), so the model learns under the arithmetic it is coded with.
+Each layer takes an ``Arithmetic``: ``EXACT`` for coding; in training either ``FAKE`` (the same
+rounding with straight-through gradients, "fake quantization": the model learns under the arithmetic
+it is coded with) or ``FLOAT`` (the same network, clamps kept, no rounding: it learns faster, and
+the rounding it will be coded with is a perturbation of 2^-7 at most per activation).
 """
 
 from __future__ import annotations
 
+import enum
 import math
 
 import torch
@@ -26,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
+    "Arithmetic",
     "ACT_FRAC",
     "ACT_MAX",
     "INPUT_LIMIT",
@@ -50,15 +54,25 @@ EXACT_LIMIT = 2.0**53
 _UNFOLD_BUDGET = 2**23
 
 
+class Arithmetic(str, enum.Enum):
+    """How the integer layers compute (see the module docstring)."""
+
+    EXACT = "exact"  # coding: integers in float64, bit-identical on every machine
+    FAKE = "fake"  # training: the exact path's rounding, straight-through gradients
+    FLOAT = "float"  # training: no rounding at all, clamps kept
+
+
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """round(x) in the forward pass, identity gradient in the backward pass."""
     return x + (torch.round(x) - x).detach()
 
 
-def to_grid(x: torch.Tensor, exact: bool) -> torch.Tensor:
-    """Snap ``x`` to the 2^-ACT_FRAC grid (straight-through in training)."""
+def to_grid(x: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
+    """Snap ``x`` to the 2^-ACT_FRAC grid (straight-through when FAKE, not at all when FLOAT)."""
+    if mode is Arithmetic.FLOAT:
+        return x
     scaled = x * 2**ACT_FRAC
-    return (torch.round(scaled) if exact else round_ste(scaled)) / 2**ACT_FRAC
+    return (torch.round(scaled) if mode is Arithmetic.EXACT else round_ste(scaled)) / 2**ACT_FRAC
 
 
 def _exact_conv2d(x: torch.Tensor, w_int: torch.Tensor, b_int: torch.Tensor, padding: int):
@@ -111,9 +125,11 @@ class IntConv2d(nn.Module):
         if bound.max().item() >= EXACT_LIMIT:
             raise ValueError("integer convolution may exceed 2^53: weights too large")
 
-    def forward(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
         x = x.clamp(-INPUT_LIMIT, INPUT_LIMIT)
-        if exact:
+        if mode is Arithmetic.FLOAT:
+            return F.conv2d(x, self.weight.clamp(-W_LIMIT, W_LIMIT), self.bias, padding=self.padding)
+        if mode is Arithmetic.EXACT:
             w, b = self.quantized()
             w, b = w.to(x.device), b.to(x.device)
             x_int = torch.round(x.double() * 2**ACT_FRAC)
@@ -121,7 +137,7 @@ class IntConv2d(nn.Module):
             return acc / 2 ** (W_FRAC + ACT_FRAC)
         w = round_ste(self.weight.clamp(-W_LIMIT, W_LIMIT) * 2**W_FRAC) / 2**W_FRAC
         b = round_ste(self.bias * 2 ** (W_FRAC + ACT_FRAC)) / 2 ** (W_FRAC + ACT_FRAC)
-        return F.conv2d(to_grid(x, exact=False), w, b, padding=self.padding)
+        return F.conv2d(to_grid(x, mode), w, b, padding=self.padding)
 
 
 class QReLU(nn.Module):
@@ -133,9 +149,9 @@ class QReLU(nn.Module):
 
     LEAK = 0.05
 
-    def forward(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
-        hard = to_grid(x, exact).clamp(0.0, ACT_MAX)
-        if exact:
+    def forward(self, x: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
+        hard = to_grid(x, mode).clamp(0.0, ACT_MAX)
+        if mode is Arithmetic.EXACT:
             return hard
         inside = (x >= 0) & (x <= ACT_MAX)
         slope = x * torch.where(inside, 1.0, self.LEAK).to(x.dtype)
@@ -159,9 +175,11 @@ class BoundedTanh(nn.Module):
         table = torch.round(0.5 * torch.tanh(v) * 2**ACT_FRAC)
         self.register_buffer("table", table.to(torch.int32))  # int32: DDP/gloo broadcasts it
 
-    def forward(self, v: torch.Tensor, exact: bool) -> torch.Tensor:
-        v = to_grid(v, exact).clamp(-self.RANGE, self.RANGE)
-        if exact:
+    def forward(self, v: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
+        v = to_grid(v, mode).clamp(-self.RANGE, self.RANGE)
+        if mode is Arithmetic.EXACT:
             index = (v * 2**ACT_FRAC).long() + int(self.RANGE * 2**ACT_FRAC)
             return self.table.to(v.device)[index].double() / 2**ACT_FRAC
+        if mode is Arithmetic.FLOAT:
+            return 0.5 * torch.tanh(v)
         return round_ste(0.5 * torch.tanh(v) * 2**ACT_FRAC) / 2**ACT_FRAC

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from .config import ModelConfig
 from .gain import GainUnits
 from .hyperprior import Hyperprior
-from .integer import IntConv2d
+from .integer import Arithmetic, IntConv2d
 from .slices import ChannelConditional, SliceCode
 from .transforms import AnalysisTransform, SynthesisTransform
 
@@ -81,11 +81,12 @@ class LicModel(nn.Module):
 
     # -- training face --------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality, ste: bool = True,
-                amp_dtype: torch.dtype | None = None) -> ForwardOutput:
+                amp_dtype: torch.dtype | None = None, arithmetic: Arithmetic = Arithmetic.FAKE) -> ForwardOutput:
         """x (B,3,H,W) in [0,1], quality a float or (B,) tensor in [1, 8].
 
         ``amp_dtype`` (e.g. bfloat16) autocasts the float transforms g_a and g_s only: the
-        entropy path and the likelihoods always run in float32.
+        entropy path and the likelihoods always run in float32.  ``arithmetic`` is how the
+        integer entropy path trains: FAKE (quantization-aware) or FLOAT (``integer.py``).
         """
         h, w = x.shape[-2:]
         q = _as_quality(quality, x.shape[0], x.device)
@@ -93,8 +94,8 @@ class LicModel(nn.Module):
         with amp:
             y = self.g_a(self._pad(x))
         y = y.float() * self.gain.gain(q)
-        hyper = self.hyper(y)
-        y_hat, y_likelihoods = self.entropy(y, hyper.features, ste=ste)
+        hyper = self.hyper(y, arithmetic)
+        y_hat, y_likelihoods = self.entropy(y, hyper.features, ste=ste, mode=arithmetic)
         with amp:
             x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
         return ForwardOutput(x_hat.float()[..., :h, :w], y_likelihoods, hyper.z_likelihoods)

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .gdn import LowerBound
-from .integer import INPUT_LIMIT, BoundedTanh, IntConv2d, QReLU, round_ste, to_grid
+from .integer import INPUT_LIMIT, Arithmetic, BoundedTanh, IntConv2d, QReLU, round_ste, to_grid
 
 __all__ = ["ChannelConditional", "SliceCode", "scale_table"]
 
@@ -72,15 +72,16 @@ class SliceParameters(nn.Module):
         with torch.no_grad():  # start inside the table (informative index gradient), near σ = 1
             self.head.bias[out_ch:] = init_index
 
-    def forward(self, x: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.act(self.conv1(x, exact), exact)
-        x = self.act(self.conv2(x, exact), exact)
-        mean, index = self.head(x, exact).chunk(2, dim=1)
-        mean = to_grid(mean, exact).clamp(-INPUT_LIMIT, INPUT_LIMIT)
+    def forward(self, x: torch.Tensor, mode: Arithmetic) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.act(self.conv1(x, mode), mode)
+        x = self.act(self.conv2(x, mode), mode)
+        mean, index = self.head(x, mode).chunk(2, dim=1)
+        mean = to_grid(mean, mode).clamp(-INPUT_LIMIT, INPUT_LIMIT)
         top = self.num_scales - 1
-        if exact:
+        if mode is Arithmetic.EXACT:
             return mean, torch.round(index).clamp(0, top)
-        return mean, round_ste(_BoundSTE.apply(index, 0.0, float(top)))
+        index = _BoundSTE.apply(index, 0.0, float(top))
+        return mean, (index if mode is Arithmetic.FLOAT else round_ste(index))
 
 
 class ResidualPrediction(nn.Module):
@@ -93,8 +94,8 @@ class ResidualPrediction(nn.Module):
         self.act = QReLU()
         self.tanh = BoundedTanh()
 
-    def forward(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
-        return self.tanh(self.conv2(self.act(self.conv1(x, exact), exact), exact), exact)
+    def forward(self, x: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
+        return self.tanh(self.conv2(self.act(self.conv1(x, mode), mode), mode), mode)
 
 
 # A slice quantizer: (k, μ_k, σ-index_k) -> q_k + μ_k, the slice before its LRP correction.
@@ -121,24 +122,27 @@ class ChannelConditional(nn.Module):
         self.register_buffer("scales", scale_table(num_scales, scale_min, scale_max))
         self.likelihood_bound = LowerBound(1e-9)
 
-    def _run(self, features: torch.Tensor, quantize: Quantizer, exact: bool) -> torch.Tensor:
+    def _run(self, features: torch.Tensor, quantize: Quantizer, mode: Arithmetic) -> torch.Tensor:
         decoded: list[torch.Tensor] = []
         for k in range(len(self.slices)):
             context = torch.cat([features, *decoded], dim=1)
-            mean, index = self.params[k](context, exact)
+            mean, index = self.params[k](context, mode)
             y_k = quantize(k, mean, index)
-            y_k = y_k + self.lrp[k](torch.cat([context, y_k], dim=1), exact)
+            y_k = y_k + self.lrp[k](torch.cat([context, y_k], dim=1), mode)
             decoded.append(y_k)
         return torch.cat(decoded, dim=1)
 
     def _split(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return torch.split(y, self.slices, dim=1)
 
-    def forward(self, y: torch.Tensor, features: torch.Tensor, ste: bool = True):
+    def forward(self, y: torch.Tensor, features: torch.Tensor, ste: bool = True,
+                mode: Arithmetic = Arithmetic.FAKE):
         """Training face: returns (ŷ, likelihoods of y).
 
         The rate uses the noisy proxy ỹ = y + U(−½, ½) (dithered quantization).  What P_k, R_k
         and g_s see is round(y − μ) + μ with a straight-through gradient if ``ste``, else ỹ.
+        In eval mode the rate is that of the rounded residual (what the coder spends, up to the
+        σ table), so estimates are deterministic.
         """
         parts = self._split(y)
         likelihoods: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
@@ -146,12 +150,15 @@ class ChannelConditional(nn.Module):
 
         def quantize(k, mean, index):
             residual = parts[k] - mean
-            noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+            if self.training:
+                noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+            else:
+                noisy = torch.round(residual)
             sigma = torch.exp(_interp(log_scales, index))
             likelihoods[k] = self._likelihood(noisy, sigma)
             return (round_ste(residual) if ste else noisy) + mean
 
-        y_hat = self._run(features, quantize, exact=False)
+        y_hat = self._run(features, quantize, mode)
         return y_hat, torch.cat(likelihoods, dim=1)
 
     def _likelihood(self, residual: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -172,7 +179,7 @@ class ChannelConditional(nn.Module):
             codes.append(SliceCode(q.to(torch.int32), index.to(torch.int64)))
             return q + mean
 
-        return self._run(features, quantize, exact=True), codes
+        return self._run(features, quantize, Arithmetic.EXACT), codes
 
     def decompress(self, features: torch.Tensor,
                    read_slice: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -182,7 +189,7 @@ class ChannelConditional(nn.Module):
             q = read_slice(k, index.to(torch.int64))
             return q.to(device=mean.device, dtype=torch.float64).reshape(mean.shape) + mean
 
-        return self._run(features, quantize, exact=True)
+        return self._run(features, quantize, Arithmetic.EXACT)
 
     def entropy_parameters(self, features: torch.Tensor, y_hat: torch.Tensor):
         """(μ, σ-index) of every slice given the decoded ŷ (teacher forcing), for tests/analysis."""
@@ -194,7 +201,7 @@ class ChannelConditional(nn.Module):
             indexes.append(index)
             return torch.round(parts[k] - mean) + mean
 
-        self._run(features.double(), quantize, exact=True)
+        self._run(features.double(), quantize, Arithmetic.EXACT)
         return torch.cat(means, dim=1), torch.cat(indexes, dim=1)
 
 

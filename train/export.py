@@ -24,8 +24,10 @@ __all__ = ["export", "main"]
 
 
 def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
-           replace: bool = False) -> list[Path]:
+           replace: bool = False, raw: bool = False) -> list[Path]:
     """Write the checkpoint's model into ``out``; returns the shard paths.
+
+    The weight average (``--ema``) is what ships when the run kept one, unless ``raw``.
 
     ``replace`` first removes every other model's ``*.safetensors`` and ``*-kodak.json`` from
     ``out`` (the package loads all shards in ``codec/weights`` as one model).
@@ -35,7 +37,8 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
     if model_id:
         config = dataclasses.replace(config, model_id=model_id)
     model = LicModel(config)
-    model.load_state_dict(ckpt["model"])
+    averaged = ckpt.get("ema") is not None and not raw
+    model.load_state_dict(ckpt["ema"] if averaged else ckpt["model"])
     out = Path(out)
     if replace and out.is_dir():
         for old in [*out.glob("*.safetensors"), *out.glob("*-kodak.json")]:
@@ -44,6 +47,7 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
     tc = ckpt["train_config"]
     metadata = {
         "steps": ckpt["step"], "total_steps": ckpt["total_steps"],
+        "images_seen": ckpt["step"] * tc["batch_size"], "weights": f"ema {tc['ema']}" if averaged else "raw",
         "train_seconds": round(ckpt["train_seconds"], 1), "data": Path(tc["data"]).name,
         "batch_size": tc["batch_size"], "patch": tc["patch"], "lr": tc["lr"],
         "quality_sampling": tc["quality_sampling"], "trained_with": f"torch {ckpt.get('torch_version', '?')}",
@@ -61,8 +65,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=None, help="default: RUN_DIR/weights")
     p.add_argument("--model-id", default=None)
     p.add_argument("--replace", action="store_true", help="remove other models' shards from --out")
+    p.add_argument("--raw", action="store_true", help="the last weights, not the run's weight average")
     a = p.parse_args(argv)
-    export(a.run_dir, a.out or Path(a.run_dir) / "weights", a.model_id, a.replace)
+    export(a.run_dir, a.out or Path(a.run_dir) / "weights", a.model_id, a.replace, a.raw)
 
 
 if __name__ == "__main__":

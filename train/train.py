@@ -19,7 +19,14 @@ Quantization (Minnen & Singh 2020, "mixed"): the rate uses the noisy proxy ỹ =
 slice networks and g_s see round(y − μ) + μ with a straight-through gradient (the model's ``ste``
 flag).  ``--noise-frac f`` feeds g_s the noisy ỹ for the first fraction f of the steps and switches to
 STE after (a cheap step towards the annealing of Agustsson & Theis 2020); the default 0 trains with
-STE from the start, which is what CompressAI and TFC do.
+STE from the start, which is what CompressAI and TFC do (noise into g_s measured 60 % worse after 8
+minutes on this CPU, train/README.md).
+
+The integer entropy path (h_s, the slice networks) trains in float by default (``--arithmetic
+float``: no rounding of its weights, activations, means or σ indexes, the clamps kept), which learns
+faster than training under its fixed-point arithmetic from the first step; ``--qat-frac f`` turns
+the fixed-point rounding on (straight-through) for the last fraction f of the planned steps, and
+``--arithmetic fake`` for all of them (``codec.integer.Arithmetic``).
 
 Speed: the training set is decoded once into a bank of fixed-size uint8 crops on the device; each step
 draws random sub-crops, flips and qualities there (no DataLoader).  On CUDA g_a and g_s run under bf16
@@ -53,6 +60,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from codec.config import QUALITY_LAMBDAS, ModelConfig
+from codec.integer import Arithmetic
 from codec.model import LicModel
 
 __all__ = ["TrainConfig", "get_lr", "lambdas_for", "model_config", "parse_args", "train", "main",
@@ -73,6 +81,8 @@ class TrainConfig:
     steps: int = 0  # fixed total step count (deterministic runs, tests); 0: plan it from --minutes
     stop_at: int = 0  # stop with a checkpoint after this step (staged runs, tests); 0: never
     resume: bool = False
+    init_from: str = ""  # no checkpoint yet: start from these shipped weights (their step, fresh Adam)
+    campaign_minutes: float = 0.0  # plan total_steps over this many training minutes in all (resumes included)
     config: str = "default"  # model size: tiny | small | default
     model_id: str = ""  # override the preset's model id
     # data
@@ -91,6 +101,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     quality_sampling: str = "continuous"  # continuous | levels
     noise_frac: float = 0.0  # first fraction of steps: g_s sees noisy latents instead of STE
+    arithmetic: str = "float"  # the integer entropy path trains in float | fake (quantization-aware)
+    qat_frac: float = 0.0  # the last fraction of the planned steps trains it quantization-aware
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); export uses it
     # bookkeeping
     log_every: int = 50  # also where time-based decisions (stop, checkpoint, plan) are taken
     eval_every: int = 1000
@@ -104,7 +117,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     compile: str = "auto"  # auto (on for CUDA) | on | off
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
+    amp: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16) | bf16 | off
     threads: int = 0  # torch CPU threads (0: torch's default)
 
     def __post_init__(self):
@@ -116,8 +129,18 @@ class TrainConfig:
             raise ValueError("quality_sampling must be continuous or levels")
         if self.config not in PRESETS:
             raise ValueError(f"config must be one of {sorted(PRESETS)}")
-        if not 0 <= self.decay_frac <= 1 or not 0 <= self.noise_frac <= 1:
-            raise ValueError("decay_frac and noise_frac must be in [0, 1]")
+        if not 0 <= self.decay_frac <= 1 or not 0 <= self.noise_frac <= 1 or not 0 <= self.qat_frac <= 1:
+            raise ValueError("decay_frac, noise_frac and qat_frac must be in [0, 1]")
+        if self.arithmetic not in ("float", "fake"):
+            raise ValueError("arithmetic must be float or fake")
+        if not 0 <= self.ema < 1:
+            raise ValueError("ema must be in [0, 1)")
+        if self.amp not in ("auto", "bf16", "off") or self.compile not in ("auto", "on", "off"):
+            raise ValueError("amp must be auto|bf16|off and compile auto|on|off")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError("device must be auto|cpu|cuda")
+        if self.minutes <= 0 or self.campaign_minutes < 0 or self.lr <= 0 or self.batch_size < 1:
+            raise ValueError("minutes, lr and batch_size must be positive, campaign_minutes >= 0")
 
 
 PRESETS = {
@@ -125,6 +148,9 @@ PRESETS = {
     # The CPU placeholder: about a tenth of the default's work per pixel.
     "small": lambda: ModelConfig(model_id="lic-placeholder-cpu", N=64, M=96, Nz=48, hyper_channels=48,
                                  slices=(8, 8, 16, 64), param_width=48, lrp_width=32),
+    # Between the two: the size the CPU campaign trains (train/README.md, "Choosing the size").
+    "medium": lambda: ModelConfig(model_id="lic-medium", N=128, M=192, Nz=128, hyper_channels=128,
+                                  slices=(16, 16, 32, 128), param_width=128, lrp_width=64),
     "default": lambda: ModelConfig(),
 }
 
@@ -210,17 +236,20 @@ class RateDistortion(nn.Module):
     """Per-sample bpp and MSE of ``model`` on a batch: the training face of ``LicModel.forward``.
 
     ``amp_dtype`` (bf16 on CUDA) autocasts the float transforms g_a and g_s only; the entropy
-    path (h_a, h_s, slices) and the rate stay in fp32.
+    path (h_a, h_s, slices) and the rate stay in fp32.  ``arithmetic``: how the integer entropy
+    path trains (``codec.integer.Arithmetic``: FAKE quantization or FLOAT).
     """
 
-    def __init__(self, model: LicModel, amp_dtype: torch.dtype | None = None):
+    def __init__(self, model: LicModel, amp_dtype: torch.dtype | None = None,
+                 arithmetic: Arithmetic = Arithmetic.FAKE):
         super().__init__()
         self.model = model
         self.amp_dtype = amp_dtype
+        self.arithmetic = arithmetic
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor, ste: bool = True):
         h, w = x.shape[-2:]
-        x_hat, y_lik, z_lik = self.model(x, quality, ste=ste, amp_dtype=self.amp_dtype)
+        x_hat, y_lik, z_lik = self.model(x, quality, ste=ste, amp_dtype=self.amp_dtype, arithmetic=self.arithmetic)
         # Rate in bits per pixel, per sample: −Σ log2 p over every latent of y and z.
         bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(z_lik).sum((1, 2, 3)))
         bpp = bits / (h * w)
@@ -410,6 +439,35 @@ def _setup(cfg: TrainConfig):
     return device, rank, world
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512_BF16 or AMX: where oneDNN's bf16 convolutions measure faster than fp32
+    (1.4-1.9x on this project's Zen 4, train/README.md).  Elsewhere bf16 is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+class WeightAverage:
+    """Exponential moving average of the weights, θ̄ ← θ̄ + (1 − d)(θ − θ̄), with d warmed up as
+    min(d, (1 + t)/(10 + t)) (Polyak averaging; the weights a constant-LR run ships)."""
+
+    def __init__(self, model: nn.Module, decay: float, state: dict | None = None):
+        self.decay = decay
+        self.model = model
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if state is not None:
+            self.state.update({k: v.to(self.state[k].device) for k, v in state.items()})
+        self.names = [n for n, p in model.named_parameters()]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        params = dict(self.model.named_parameters())
+        torch._foreach_lerp_([self.state[n] for n in self.names], [params[n].detach() for n in self.names], 1 - d)
+
+
 def _broadcast(values: list[float], device: torch.device, world: int) -> list[float]:
     """Rank 0's decisions (stop, checkpoint, planned steps) for every rank."""
     if world == 1:
@@ -464,7 +522,7 @@ def train(cfg: TrainConfig) -> dict:
     if ckpt:
         model.load_state_dict(ckpt["model"])
     model = model.to(memory_format=torch.channels_last)
-    amp = cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)
+    amp = cfg.amp == "bf16" or (cfg.amp == "auto" and (cuda or cpu_has_native_bf16()))
     rd = RateDistortion(model, torch.bfloat16 if amp else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if ckpt:
@@ -472,6 +530,16 @@ def train(cfg: TrainConfig) -> dict:
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank data stream
     step, total_steps, train_seconds = 0, (cfg.steps or None), 0.0
+    ema_state = ckpt.get("ema") if ckpt else None
+    if not ckpt and cfg.init_from:  # the campaign on a fresh machine: the committed weights
+        from codec.weights import load_metadata, load_model
+
+        model.load_state_dict(load_model(cfg.init_from).state_dict())
+        meta = load_metadata(cfg.init_from)
+        step, train_seconds = int(meta.get("steps", 0)), float(meta.get("train_seconds", 0.0))
+        if not cfg.steps and meta.get("total_steps", "None") != "None":  # the campaign's planned schedule
+            total_steps = int(meta["total_steps"])
+        say(f"initialised from {cfg.init_from} (step {step}, {train_seconds / 60:.0f} min trained; fresh optimizer)")
     if ckpt:
         step, train_seconds = ckpt["step"], ckpt["train_seconds"]
         total_steps = ckpt["total_steps"] or total_steps
@@ -483,6 +551,7 @@ def train(cfg: TrainConfig) -> dict:
         else:  # another world size: fresh, but distinct, streams
             torch.manual_seed(cfg.seed + rank + 7919 * step)
             gen.manual_seed(cfg.seed * 1000 + rank + 1 + 7919 * step)
+    ema = WeightAverage(model, cfg.ema, ema_state) if cfg.ema else None
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model {mcfg.model_id}: {n_params / 1e6:.2f} M parameters; device {device}, world {world}, "
         f"amp {'bf16' if amp else 'off'}; step {step}, total {total_steps}")
@@ -521,6 +590,7 @@ def train(cfg: TrainConfig) -> dict:
         if master:
             save_checkpoint(
                 ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                ema=ema.state if ema else None,
                 total_steps=total_steps, train_seconds=train_seconds + (time.time() - t_loop),
                 model_config=dataclasses.asdict(mcfg), train_config=dataclasses.asdict(cfg),
                 rng=states, torch_version=str(torch.__version__),
@@ -549,6 +619,8 @@ def train(cfg: TrainConfig) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = lr
         ste = not (cfg.noise_frac and total_steps and step < cfg.noise_frac * total_steps)
+        qat = cfg.arithmetic == "fake" or bool(total_steps and step >= (1 - cfg.qat_frac) * total_steps)
+        rd.arithmetic = Arithmetic.FAKE if qat else Arithmetic.FLOAT
 
         # a batch: random crops and flips of the bank, per-sample qualities and their λ
         x = get_batch(bank, cfg.batch_size, cfg.patch, gen).contiguous(memory_format=torch.channels_last)
@@ -573,6 +645,8 @@ def train(cfg: TrainConfig) -> dict:
         compile_checked = True
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if ema:
+            ema.update(step)
         step += 1
         with torch.no_grad():
             psnr = (-10 * torch.log10(mse.detach().clamp_min(1e-10))).mean()
@@ -605,7 +679,11 @@ def train(cfg: TrainConfig) -> dict:
                         plan_from = (step, now)
                 elif now - plan_from[1] >= cfg.plan_seconds:
                     rate = (step - plan_from[0]) / (now - plan_from[1])
-                    planned = step + int(rate * max(0.0, deadline - now))
+                    if cfg.campaign_minutes:  # the whole campaign's remaining training time
+                        left = 60 * cfg.campaign_minutes - (train_seconds + now - t_loop)
+                    else:
+                        left = deadline - now
+                    planned = step + int(rate * max(0.0, left))
                     say(f"planned {planned} steps ({rate:.2f} steps/s over {now - plan_from[1]:.0f} s)")
                     plan_from = (step, now) if cfg.replan else plan_from
             stop = now >= deadline
@@ -645,8 +723,16 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def main(argv=None) -> None:
+    """``python -m train``: a bad flag, configuration or data folder is one line and exit status 2."""
     warnings.filterwarnings("ignore", category=FutureWarning)
-    cfg = parse_args(argv)
-    if not cfg.data:
-        sys.exit("--data is required")
+    try:
+        cfg = parse_args(argv)
+        if not cfg.data:
+            raise ValueError("--data is required")
+        list_images(cfg.data)  # before any work: a missing folder, no images, Kodak
+        if cfg.init_from and not Path(cfg.init_from).exists():
+            raise FileNotFoundError(f"--init-from {cfg.init_from}: no such weights")
+    except (ValueError, FileNotFoundError) as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        sys.exit(2)
     train(cfg)

@@ -167,3 +167,27 @@ def test_entropy_parameters_bit_identical_on_cpu_and_gpu(model):
     gpu_code = gpu.compress(_image().cuda(), 4.0)
     x_dec = model.decompress(gpu_code.z_symbols.cpu(), lambda k, i: gpu_code.slices[k].symbols.cpu(), 4.0, (70, 90))
     assert x_dec.shape == (1, 3, 70, 90)
+
+
+def test_float_training_arithmetic_is_the_fake_quantized_one_without_rounding(model):
+    from codec.integer import ACT_FRAC, Arithmetic
+
+    g = torch.Generator().manual_seed(3)
+    z = torch.randint(-4, 5, (2, model.config.Nz, 3, 5), generator=g).float()
+    fake = model.hyper.h_s(z, Arithmetic.FAKE)
+    exact = model.hyper.h_s(z.double(), Arithmetic.EXACT)
+    flt = model.hyper.h_s(z, Arithmetic.FLOAT)
+    assert torch.allclose(fake.double(), exact, atol=1e-6)  # FAKE is what the coder computes
+    assert not torch.equal(flt, fake)  # FLOAT does not round ...
+    assert torch.equal(fake * 2**ACT_FRAC, torch.round(fake * 2**ACT_FRAC))
+    # ... and differs from it only by the rounding: a few grid steps after three layers
+    assert (flt - fake).abs().max() < 8 * 2**-ACT_FRAC
+    x = _image()
+    out_float = model(x, 4.0, arithmetic=Arithmetic.FLOAT)
+    out_fake = model(x, 4.0, arithmetic=Arithmetic.FAKE)
+    assert out_float.y_likelihoods.shape == out_fake.y_likelihoods.shape
+    loss = out_float.y_likelihoods.log().sum() + out_float.x_hat.sum()
+    loss.backward()
+    grads = [p.grad for p in model.entropy.parameters()]
+    assert all(gr is not None and torch.isfinite(gr).all() for gr in grads)
+    model.zero_grad(set_to_none=True)

@@ -198,3 +198,58 @@ def test_ddp_two_cpu_processes_train_in_step(data_dir, tmp_path):
     assert ckpt["step"] == 3 and len(ckpt["rng"]) == 2
     assert not torch.equal(ckpt["rng"][0]["data"], ckpt["rng"][1]["data"])  # per-rank data streams
     assert "world 2" in proc.stdout
+
+
+def test_weight_average_ships_and_a_fresh_machine_continues_from_shipped_weights(data_dir, tmp_path):
+    from codec.weights import load_metadata, load_model
+    from train.export import export
+
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "6", "--ema", "0.5"))
+    ckpt = load_checkpoint(tmp_path / "a" / "checkpoint.pt")
+    assert any(not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["model"])
+    export(tmp_path / "a", tmp_path / "w")
+    meta = load_metadata(tmp_path / "w")
+    assert meta["weights"] == "ema 0.5" and meta["steps"] == "6" and meta["images_seen"] == "12"
+    shipped = load_model(tmp_path / "w")
+    key = "gain.log_inverse"  # stored in float32: exactly the average
+    assert torch.equal(shipped.state_dict()[key], ckpt["ema"][key])
+    assert not torch.equal(shipped.state_dict()[key], ckpt["model"][key])
+
+    # no checkpoint on this machine: continue from the shipped weights, at their step
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "10", "--init-from", str(tmp_path / "w")))
+    resumed = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert resumed["step"] == 10
+    first_logged = int((tmp_path / "b" / "log.csv").read_text().splitlines()[1].split(",")[0])
+    assert first_logged == 8  # steps 7..10 ran, not 1..10
+
+
+def test_campaign_minutes_plan_the_schedule_beyond_this_leg(data_dir, tmp_path):
+    args = ("--minutes", "0.1", "--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "4",
+            "--eval-every", "0")
+    train(tiny_args(data_dir, tmp_path / "leg", *args, "--campaign-minutes", "2"))
+    ckpt = load_checkpoint(tmp_path / "leg" / "checkpoint.pt")
+    # a 6-second leg of a 2-minute campaign: the schedule ends far beyond the steps it ran
+    assert ckpt["total_steps"] > 8 * ckpt["step"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--ema", "2"], "ema must be in [0, 1)"),
+    (["--patch", "100"], "patch must be a positive multiple of 64"),
+    (["--init-from", "/nonexistent/weights"], "no such weights"),
+])
+def test_bad_training_flags_are_one_line_errors(data_dir, tmp_path, flags, message):
+    proc = subprocess.run([sys.executable, "-m", "train", "--data", str(data_dir), "--run", str(tmp_path / "r"),
+                           *flags], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "\n" not in line and line.startswith("train: error: ") and line.endswith(message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_training_refuses_kodak(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "kodim01.png")
+    proc = subprocess.run([sys.executable, "-m", "train", "--data", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Kodak" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,195 @@
+"""The training campaign: one model trained on this 2-core CPU over many sessions.
+
+    python -m train.campaign leg --minutes 130     # start of a session: the next leg, in the background
+    python -m train.campaign finish                # end of a session: export, Kodak, benchmarks, log
+    python -m train.campaign plot                  # redraw train/campaign.png from train/campaign.csv
+
+``CAMPAIGN`` below is the whole recipe (chosen by the comparisons in train/README.md); every leg
+runs it unchanged.  One learning-rate schedule spans the campaign: ``campaign_minutes`` of training
+in all, planned into a step count once from the measured step rate and stored with the weights, so
+any later leg, on this machine or a fresh one, continues the same schedule.
+
+A leg resumes from ``runs/campaign/checkpoint.pt`` when this machine still has it (optimizer state
+and all), else from the weights committed in ``codec/weights`` (their step count, a fresh optimizer).
+``finish`` ships the run's weight average into ``codec/weights``, measures it on the 24 Kodak images
+(real files), regenerates ``benchmarks/results`` and appends a row to ``train/campaign.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .train import TrainConfig, model_config, train
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "runs" / "campaign"
+WEIGHTS = ROOT / "codec" / "weights"
+KODAK = ROOT.parent / "shared" / "data" / "kodak"
+DATA = ROOT.parent / "shared" / "data" / "train"
+LOG = Path(__file__).resolve().parent / "campaign.csv"
+PLOT = LOG.with_suffix(".png")
+ANCHORS = ("jpeg", "webp", "hevc444")  # BD-rate columns of the log
+LOG_FIELDS = ["date", "steps", "images_seen", "cpu_minutes", "model", "bd_jpeg", "bd_webp", "bd_hevc444",
+              "psnr_q8"]
+
+
+# The recipe, decided by the comparisons in train/README.md; every leg runs it unchanged.
+CAMPAIGN = TrainConfig(
+    data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
+    campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
+    batch_size=8, patch=128, bank_size=256, crops_per_image=4, val_images=8,
+    lr=5e-4, min_lr=1e-5, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
+    arithmetic="float", qat_frac=0.05, ema=0.999,
+    log_every=100, eval_every=2000, checkpoint_minutes=5.0, threads=2,
+)
+
+
+def leg(minutes: float) -> None:
+    from codec.weights import load_metadata
+
+    cfg = replace(CAMPAIGN, minutes=minutes)
+    if not (RUN / "checkpoint.pt").exists():
+        # The committed weights continue the campaign only if they are the campaign's model.
+        shipped = json.loads(load_metadata(WEIGHTS)["config"])["model_id"]
+        if shipped != model_config(cfg).model_id:
+            print(f"campaign: shipped weights are {shipped}, not {model_config(cfg).model_id}: "
+                  "starting the campaign from scratch", flush=True)
+            cfg = replace(cfg, init_from="")
+    train(cfg)
+
+
+def _bd_rates(results: Path) -> dict[str, float | None]:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bd import bd_rate
+
+    lic = json.loads((results / "lic.json").read_text())["results"]
+    out = {}
+    for name in ANCHORS:
+        anchor = json.loads((results / f"{name}.json").read_text())["results"]
+        try:
+            out[name] = bd_rate(anchor["bpp"], anchor["psnr-rgb"], lic["bpp"], lic["psnr-rgb"])
+        except ValueError:  # the curves do not overlap
+            out[name] = None
+    return out
+
+
+def _run(*args: str) -> None:
+    print("$", " ".join(args), flush=True)
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
+
+
+def default_quality(weights: Path, images: Path, target_bpp: float = 0.5) -> tuple[float, float]:
+    """The stored quality whose mean bpp over ``images`` (real files) is closest to ``target_bpp``.
+
+    Bisection over quality (rate grows with quality), each candidate coded for real; returns
+    (quality, mean bpp).  What ``lic encode`` uses when no quality is given."""
+    import numpy as np
+    from PIL import Image
+
+    from bitstream import quantize_quality
+    from codec.coding import encode_rgb
+    from codec.weights import fingerprint, load_model
+
+    model = load_model(weights)
+    digest = fingerprint(model)
+    rgbs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.glob("*.png"))]
+
+    def mean_bpp(q: float) -> float:
+        return float(np.mean([8 * len(encode_rgb(model, rgb, q, model_hash=digest)) / (rgb.shape[0] * rgb.shape[1])
+                              for rgb in rgbs]))
+
+    lo, hi = 1.0, 8.0
+    seen = {}
+    for _ in range(8):
+        mid = quantize_quality((lo + hi) / 2)
+        seen[mid] = mean_bpp(mid)
+        print(f"default quality: q {mid:.5f} -> {seen[mid]:.4f} bpp", flush=True)
+        lo, hi = (mid, hi) if seen[mid] < target_bpp else (lo, mid)
+    best = min(seen, key=lambda q: abs(seen[q] - target_bpp))
+    return best, seen[best]
+
+
+def finish() -> None:
+    from codec.weights import load_metadata, set_metadata
+
+    from .export import export
+
+    export(RUN, WEIGHTS, replace=True)
+    quality, bpp = default_quality(WEIGHTS, KODAK)
+    set_metadata(WEIGHTS, default_quality=quality, default_quality_kodak_bpp=round(bpp, 4))
+    meta = load_metadata(WEIGHTS)
+    model_id = json.loads(meta["config"])["model_id"]
+    _run("-m", "train.evaluate", "--weights", str(WEIGHTS), "--images", str(KODAK), "--threads", "2",
+         "--out", str(WEIGHTS / f"{model_id}-kodak.json"))
+    _run("-m", "benchmarks", "--codecs", "lic", "--lic-fine", "--threads", "2", "--repeats", "1", "--warmup", "0")
+    bd = _bd_rates(ROOT / "benchmarks" / "results")
+    kodak = json.loads((WEIGHTS / f"{model_id}-kodak.json").read_text())["results"]
+    row = {
+        "date": datetime.date.today().isoformat(), "steps": meta["steps"], "images_seen": meta["images_seen"],
+        "cpu_minutes": round(float(meta["train_seconds"]) / 60, 1), "model": model_id,
+        **{f"bd_{k}": ("" if v is None else f"{v:.2f}") for k, v in bd.items()},
+        "psnr_q8": f"{kodak['psnr-rgb'][-1]:.2f}",
+    }
+    new = not LOG.exists()
+    with open(LOG, "a", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    print("campaign:", row, flush=True)
+    plot()
+
+
+def plot() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(LOG, newline="") as f:
+        rows = list(csv.DictReader(f))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    hours = [float(r["cpu_minutes"]) / 60 for r in rows]
+    for name in ANCHORS:
+        points = [(h, float(r[f"bd_{name}"])) for h, r in zip(hours, rows) if r[f"bd_{name}"]]
+        if points:
+            ax.plot(*zip(*points), "o-", label=f"vs {name}")
+    ax.axhline(0, color="grey", lw=0.8)
+    for target, name in ((-40, "JPEG target"), (-15, "WebP target")):
+        ax.axhline(target, color="grey", lw=0.8, ls="--")
+        ax.text(0, target, name, fontsize=7, va="bottom")
+    ax.set_xlabel("CPU hours of training (2 cores)")
+    ax.set_ylabel("Kodak BD-rate of lic (%)")
+    ax.set_title("lic training campaign")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=120)
+    print(f"wrote {PLOT}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("leg", help="train the next leg").add_argument("--minutes", type=float, required=True)
+    sub.add_parser("finish", help="export, measure, log")
+    sub.add_parser("plot", help="redraw the campaign plot")
+    a = p.parse_args(argv)
+    if a.command == "leg":
+        if a.minutes <= 0:
+            p.error("--minutes must be positive")
+        leg(a.minutes)
+    elif a.command == "finish":
+        finish()
+    else:
+        plot()
+
+
+if __name__ == "__main__":
+    main()
