@@ -1,6 +1,7 @@
 """The ``lic`` command line: encode, decode, info, demo.
 
-    lic encode IN [IN ...] [-o OUT | -d DIR] [-q Q | --target-bpp X | --target-size B | --target-psnr DB]
+    lic encode IN [IN ...] [-o OUT | -d DIR] [-r] [-f | --skip-existing]
+               [-q Q | --target-bpp X | --target-size SIZE | --target-psnr DB]
     lic decode IN.lic [-o OUT]        # output format from the extension; PNG by default
     lic info FILE.lic [--json]
     lic demo [IMAGE]
@@ -8,8 +9,15 @@
 ``-`` is stdin or stdout.  Every failure is one line on stderr, ``lic: error: ...``, with exit
 status 2 for a bad command line and 1 for anything that goes wrong while running.  Outputs are
 written to a temporary file beside the target and renamed into place, so an interrupted or
-failed run never leaves a partial file.  Usage errors and bad inputs are found before torch
-loads, so they answer quickly.
+failed run never leaves a partial file: SIGINT, SIGTERM and SIGHUP unwind (removing the
+temporary file) and exit with 128 + the signal number.  Usage errors, bad inputs and outputs
+that cannot be written are found before torch loads, so they answer quickly.
+
+Folders: ``encode DIR`` codes the images in DIR (``-r``: and in its subfolders, keeping the tree
+under ``-d``), skipping hidden files.  A bad file in a batch is reported and skipped; the summary
+names it and the exit status is 1.  ``--skip-existing`` resumes a batch that was cut short.
+Progress bars are drawn on a terminal only: over the images of a batch, and over the transform's
+tiles while one large image codes.
 """
 
 from __future__ import annotations
@@ -19,14 +27,18 @@ import io
 import json
 import math
 import os
+import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 import bitstream
 from bitstream import LicFormatError
@@ -42,6 +54,12 @@ DECODE_FORMATS = {
 }
 _NO_ALPHA = {"JPEG", "PPM"}
 STDIO = "-"
+# Size units of --target-size: SI multiples of 1000 and binary ones of 1024.
+SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+              "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_SIZE = re.compile(r"\s*((?:\d[\d,_]*)?\.?\d*(?:e[+-]?\d+)?)\s*([a-z]*)\s*")
+# Signals that end the process normally; each unwinds like Ctrl-C (SIGINT, KeyboardInterrupt) does.
+TERMINATING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class CliError(Exception):
@@ -52,11 +70,36 @@ class CliError(Exception):
         self.status = status
 
 
+class Terminated(BaseException):
+    """A terminating signal arrived.  A BaseException, like KeyboardInterrupt, so that only
+    cleanup (``finally``, ``except BaseException``) sees it on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit status 2."""
 
     def error(self, message):
         raise CliError(message, 2)
+
+
+class _Version(argparse.Action):
+    """``--version``: looked up only when asked (importlib.metadata is not free)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"lic {version('lic')}")
+        except PackageNotFoundError:
+            print("lic (not installed; run from a source tree)")
+        parser.exit()
 
 
 def _quality(text: str) -> float:
@@ -81,9 +124,27 @@ def _positive(kind):
     return parse
 
 
+def parse_size(text: str) -> int:
+    """Bytes from what people write: 20000, 20,000, 2e4, 20k, 20KB, 1.5M, 64KiB (rounded down)."""
+    match = _SIZE.fullmatch(text.lower())
+    number = match.group(1).replace(",", "").replace("_", "") if match else ""
+    try:
+        if match is None or match.group(2) not in SIZE_UNITS:
+            raise ValueError
+        value = float(number) * SIZE_UNITS[match.group(2)]
+        size = math.floor(value)
+    except (ValueError, OverflowError):
+        size = 0
+    if size < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive size in bytes (20000, 2e4, 20k, 20KB, 1.5M, 64KiB), got {text!r}")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lic", description="lic: a learned image codec.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{encode,decode,info,demo}")
+    parser.add_argument("--version", action=_Version)
+    sub = parser.add_subparsers(dest="command", metavar="{encode,decode,info,demo}")
 
     def common(p):
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -92,20 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="directory of safetensors weights (default: $LIC_WEIGHTS, else shipped)")
 
     enc = sub.add_parser("encode", help="images -> .lic files")
-    enc.add_argument("inputs", nargs="+", metavar="IN", help="image files, directories of images, or -")
+    enc.add_argument("inputs", nargs="+", metavar="IN", help="image files, folders of images, or -")
     out = enc.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="OUT", help="output file (one input), or - for stdout")
-    out.add_argument("-d", "--dir", metavar="DIR", help="write IN.lic files into DIR")
+    out.add_argument("-d", "--dir", metavar="DIR", help="write the .lic files into DIR (created if needed)")
+    enc.add_argument("-r", "--recursive", action="store_true",
+                     help="also code the images in subfolders, keeping the tree under -d")
     target = enc.add_mutually_exclusive_group()
     target.add_argument("-q", "--quality", type=_quality, default=None,
-                        help=f"real number in [{MIN_QUALITY:g}, {MAX_QUALITY:g}] (default {DEFAULT_QUALITY:g})")
+                        help=f"real number in [{MIN_QUALITY:g}, {MAX_QUALITY:g}] (default {DEFAULT_QUALITY:g}), "
+                             "stored in steps of 1/256: 4.3 is kept as 4.30078")
     target.add_argument("--target-bpp", type=_positive(float), metavar="X",
                         help="highest quality with at most X bits per pixel")
-    target.add_argument("--target-size", type=_positive(int), metavar="BYTES",
-                        help="highest quality with at most BYTES bytes (error if impossible)")
+    target.add_argument("--target-size", type=parse_size, metavar="SIZE",
+                        help="highest quality with at most SIZE bytes: 20000, 2e4, 20k, 20KB, 1.5M, 64KiB "
+                             "(error if impossible)")
     target.add_argument("--target-psnr", type=_positive(float), metavar="DB",
                         help="lowest quality with PSNR of at least DB")
-    enc.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    existing = enc.add_mutually_exclusive_group()
+    existing.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave existing outputs alone and code the rest (resumes a batch)")
     common(enc)
 
     dec = sub.add_parser("decode", help=".lic file -> image (PNG, JPEG, WebP, TIFF, PPM by extension)")
@@ -127,26 +195,89 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- files -------------------------------------------------------------------------------------------
 
+def _shown(name: str) -> str:
+    return "stdin" if name == STDIO else name
+
+
+def _reason(error: BaseException) -> str:
+    """One line of why Pillow refused a file, without Python object reprs."""
+    if isinstance(error, UnidentifiedImageError):
+        return "unknown format"
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>", "the data", text)
+
+
 def _read_input(path: str) -> bytes:
     if path == STDIO:
         if sys.stdin.isatty():
             raise CliError("refusing to read from a terminal (pipe a file into -)")
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise CliError("stdin is empty (nothing was piped in)")
+        return data
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise CliError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CliError(f"{path}: is a directory") from None
     except OSError as e:
         raise CliError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not data:
+        raise CliError(f"{path}: empty file")
+    return data
 
 
-def _check_output(path: str, force: bool) -> None:
-    if path != STDIO and os.path.lexists(path) and not force:
-        raise CliError(f"{path}: output exists (use --force to overwrite)")
-    if path != STDIO and os.path.isdir(path):
-        raise CliError(f"{path}: output is a directory")
+def _check_output(path: str, force: bool, skip_existing: bool | None = None) -> bool:
+    """Refuse an output that exists, unless ``force``; True: it exists and ``skip_existing`` keeps
+    it (None: the command has no --skip-existing)."""
+    if path == STDIO or not os.path.lexists(path):
+        return False
+    if skip_existing:
+        return True
+    if not force:
+        also = "" if skip_existing is None else ", or --skip-existing to keep it"
+        raise CliError(f"{path}: output exists (use --force to overwrite{also})")
+    return False
+
+
+def _check_writable(path: str, make_parents: bool = False) -> None:
+    """Fail now, not after a long encode, if ``path`` cannot be written.
+
+    Its folder must exist (or, with ``make_parents``, be creatable), and a file must be
+    creatable there: a probe file is made and removed, the only test that also holds for root,
+    read-only mounts and ACLs.
+    """
+    if path == STDIO:
+        return
+    parent = Path(path).parent
+    existing = parent
+    while not os.path.lexists(existing):
+        if not make_parents:
+            raise CliError(f"{path}: directory '{parent}' does not exist")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CliError(f"{path}: '{existing}' is not a directory")
+    probe = None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lic-probe.", dir=existing)
+        os.close(fd)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        if existing == parent:
+            raise CliError(f"{path}: cannot write in '{parent}': {reason}") from None
+        raise CliError(f"{parent}: cannot create directory in '{existing}': {reason}") from None
+    finally:
+        if probe is not None:
+            os.unlink(probe)
+
+
+def _make_parent(path: str) -> None:
+    parent = Path(path).parent
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"{parent}: cannot create directory: {e.strerror or e}") from None
 
 
 @contextmanager
@@ -161,7 +292,7 @@ def _atomic_output(path: str):
     target = Path(path)
     directory = target.parent
     if not directory.is_dir():
-        raise CliError(f"{path}: directory {str(directory)!r} does not exist")
+        raise CliError(f"{path}: directory '{directory}' does not exist")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as e:
@@ -173,7 +304,7 @@ def _atomic_output(path: str):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException:  # also KeyboardInterrupt and Terminated
         try:
             os.unlink(tmp)
         except OSError:
@@ -187,9 +318,19 @@ def _umask() -> int:
     return mask
 
 
-def _image_files(directory: Path) -> list[Path]:
-    extensions = {ext for ext in Image.registered_extensions() if ext != ".lic"}
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+def _image_extensions() -> set[str]:
+    return {ext for ext in Image.registered_extensions() if ext != ".lic"}
+
+
+def _image_files(folder: Path, recursive: bool) -> list[Path]:
+    """Images in ``folder`` (and its subfolders), sorted; hidden files and folders are skipped."""
+    extensions = _image_extensions()
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        found += [Path(root) / f for f in sorted(files)
+                  if not f.startswith(".") and Path(f).suffix.lower() in extensions and (Path(root) / f).is_file()]
+    return found
 
 
 def _stdout_is_terminal(path: str) -> None:
@@ -210,67 +351,153 @@ def _load_codec(args):
         raise CliError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
+class _NoBar:
+    """A progress bar that is not drawn."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def write(self, line: str, file=None) -> None:
+        print(line, file=file or sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+class _Console:
+    """stderr lines that keep out of the way of a progress bar, and the bars themselves,
+    which are drawn on a terminal only."""
+
+    def __init__(self):
+        self.bar = None
+
+    @staticmethod
+    def terminal() -> bool:
+        return sys.stderr.isatty()
+
+    def say(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    @contextmanager
+    def progress(self, disable: bool = False, **options):
+        if disable:  # tqdm costs 40 ms to import: not for a bar that is never drawn
+            bar = _NoBar()
+        else:
+            from tqdm import tqdm
+
+            bar = tqdm(file=sys.stderr, leave=False, dynamic_ncols=True, **options)
+        outer, self.bar = self.bar, bar
+        try:
+            yield bar
+        finally:
+            self.bar = outer
+            bar.close()
+
+
+@contextmanager
+def _tile_progress(console: _Console, codec, size: tuple[int, int], encoding: bool, known_total: bool = True):
+    """On a terminal, a bar over the tiles that g_a (encoding) or g_s runs in, for one image
+    large enough to be tiled; nothing otherwise.  Counted by a forward hook, so the model is
+    untouched; ``known_total`` False (target searches code several times) shows a bare count."""
+    from . import model as model_module
+
+    tile, halo, align = (getattr(model_module, name, None) for name in ("TILE", "HALO", "ALIGN"))
+    width, height = size
+    if None in (tile, halo, align) or not console.terminal():
+        yield
+        return
+    h, w = -(-height // align) * align, -(-width // align) * align
+    if h <= tile + 2 * halo and w <= tile + 2 * halo:  # one piece: quick enough without a bar
+        yield
+        return
+    tiles = math.ceil(h / tile) * math.ceil(w / tile)
+    transform = codec.model.g_a if encoding else codec.model.g_s
+    label = f"{'encoding' if encoding else 'decoding'} {width}x{height}"
+    with console.progress(total=tiles if known_total else None, desc=label, unit="tile") as bar:
+        def count(module, inputs, output) -> None:  # a hook that returns None keeps the output
+            bar.update(1)
+
+        handle = transform.register_forward_hook(count)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
 # -- encode ------------------------------------------------------------------------------------------
 
-def _encode_jobs(args) -> list[tuple[str, str]]:
-    """(input, output) pairs, after expanding directories and checking every output up front."""
-    inputs: list[str] = []
+@dataclass
+class _Job:
+    input: str
+    output: str
+    skip: bool = False  # the output exists and --skip-existing keeps it
+
+
+def _encode_jobs(args) -> tuple[list[_Job], bool]:
+    """(jobs, batch): every input with its output, folders expanded; batch when several inputs
+    or a folder was given (then a bad file is skipped, not fatal)."""
+    jobs: list[_Job] = []
+    batch = len(args.inputs) > 1
     for name in args.inputs:
-        if name != STDIO and os.path.isdir(name):
-            found = _image_files(Path(name))
+        if name == STDIO:
+            jobs.append(_Job(STDIO, args.output or STDIO))
+        elif os.path.isdir(name):
+            batch = True
+            found = _image_files(Path(name), args.recursive)
             if not found:
-                raise CliError(f"{name}: no images in this directory")
-            inputs += [str(p) for p in found]
-        elif name != STDIO and not os.path.exists(name):
+                walk = "" if args.recursive else " (-r walks subfolders)"
+                raise CliError(f"{name}: no images in this directory{walk}")
+            for path in found:
+                lic = path.with_suffix(".lic")
+                jobs.append(_Job(str(path), str(Path(args.dir) / lic.relative_to(name)) if args.dir else str(lic)))
+        elif not os.path.exists(name):
             raise CliError(f"{name}: no such file")
         else:
-            inputs.append(name)
-    if inputs.count(STDIO) > 1:
+            lic = Path(name).with_suffix(".lic")
+            out = args.output if args.output is not None else str(Path(args.dir) / lic.name) if args.dir else str(lic)
+            jobs.append(_Job(name, out))
+    if sum(job.input == STDIO for job in jobs) > 1:
         raise CliError("stdin (-) can be read only once", 2)
-    if args.output is not None and len(inputs) > 1:
+    if args.output is not None and len(jobs) > 1:
         raise CliError("-o/--output takes one input; use -d DIR for several", 2)
-    jobs = []
-    for name in inputs:
-        if args.output is not None:
-            out = args.output
-            if out != STDIO and Path(out).suffix.lower() != ".lic":
-                raise CliError(f"{out}: encode writes .lic files (unknown extension {Path(out).suffix!r})", 2)
-        elif name == STDIO:
-            out = STDIO
-        else:
-            stem = Path(name).with_suffix(".lic").name
-            out = str(Path(args.dir) / stem) if args.dir else str(Path(name).with_suffix(".lic"))
-        jobs.append((name, out))
-    outputs = [out for _, out in jobs if out != STDIO]
-    if len(set(outputs)) != len(outputs):
-        raise CliError("two inputs would write the same output file", 2)
-    if sum(out == STDIO for _, out in jobs) > 1:
+    if sum(job.output == STDIO for job in jobs) > 1:
         raise CliError("only one output can go to stdout", 2)
-    for _, out in jobs:
-        _check_output(out, args.force)
-        _stdout_is_terminal(out)
-    return jobs
+    writers: dict[str, str] = {}
+    for job in jobs:
+        if job.output == STDIO:
+            continue
+        key = os.path.normcase(os.path.abspath(job.output))
+        if key in writers:
+            raise CliError(f"{writers[key]} and {job.input} would both write {job.output}", 2)
+        writers[key] = job.input
+    return jobs, batch
 
 
 def _open_image(name: str, data: bytes) -> Image.Image:
+    from .images import open_image
+
     if data[:4] == b"LIC1":
-        raise CliError(f"{name}: is already a .lic file (decode it first)")
+        raise CliError(f"{_shown(name)}: is already a .lic file (decode it first)")
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        return open_image(io.BytesIO(data))
     except Image.DecompressionBombError as e:
-        raise CliError(f"{name}: {e}") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise CliError(f"{name}: not an image Pillow can read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    return img
+        raise CliError(f"{_shown(name)}: {e}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise CliError(f"{_shown(name)}: not an image Pillow can read ({_reason(e)})") from None
 
 
 def _check_image(name: str) -> None:
     """Fail now if ``name`` is not an image Pillow recognises (reads only its header)."""
     try:
         with open(name, "rb") as f:
-            if f.read(4) == b"LIC1":
-                raise CliError(f"{name}: is already a .lic file (decode it first)")
+            head = f.read(4)
+        if not head:
+            raise CliError(f"{name}: empty file")
+        if head == b"LIC1":
+            raise CliError(f"{name}: is already a .lic file (decode it first)")
         with Image.open(name):
             pass
     except CliError:
@@ -278,80 +505,161 @@ def _check_image(name: str) -> None:
     except (IsADirectoryError, PermissionError) as e:
         raise CliError(f"{name}: cannot read: {e.strerror}") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise CliError(f"{name}: not an image Pillow can read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise CliError(f"{name}: not an image Pillow can read ({_reason(e)})") from None
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
+
+
+@dataclass
+class _Tally:
+    """What a run of ``lic encode`` did, for its one-line summary."""
+
+    done: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    bpp_sum: float = 0.0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def summary(self, elapsed: float) -> str:
+        attempted = self.done + len(self.failed)
+        done = f"{self.done} of {_files(attempted)}" if self.failed else _files(self.done)
+        line = f"lic: encoded {done}"
+        if self.done:
+            line += f", {self.bytes_in:,} -> {self.bytes_out:,} bytes, mean {self.bpp_sum / self.done:.4f} bpp"
+        line += f", {elapsed:.2f} s"
+        if self.skipped:
+            line += f"; skipped {self.skipped} existing"
+        if self.failed:
+            names = ", ".join(self.failed[:5]) + (f" and {len(self.failed) - 5} more" if len(self.failed) > 5 else "")
+            line += f"; {len(self.failed)} failed: {names}"
+        return line
 
 
 def cmd_encode(args) -> int:
-    from .images import to_coded
+    if args.dir == STDIO:
+        raise CliError("-d -: a folder cannot be stdout (use -o - for one input)", 2)
+    if args.dir and os.path.exists(args.dir) and not os.path.isdir(args.dir):
+        raise CliError(f"{args.dir}: not a directory")
+    if args.output is not None and args.output != STDIO and os.path.isdir(args.output):
+        raise CliError(f"{args.output}: is a directory (use -d {args.output} to write into it)")
+    if args.output is not None and args.output != STDIO and Path(args.output).suffix.lower() != ".lic":
+        raise CliError(f"{args.output}: encode writes .lic files "
+                       f"(unknown extension {Path(args.output).suffix!r})", 2)
+    jobs, batch = _encode_jobs(args)
+    for job in jobs:
+        if job.output != STDIO and os.path.isdir(job.output):
+            raise CliError(f"{job.output}: is a directory (use -d DIR to write into a folder)")
+        job.skip = _check_output(job.output, args.force, args.skip_existing)
+        _stdout_is_terminal(job.output)
+    todo = [job for job in jobs if not job.skip]
+    checked = set()
+    for job in todo:  # one probe per output folder
+        if job.output != STDIO and Path(job.output).parent not in checked:
+            _check_writable(job.output, make_parents=bool(args.dir))
+            checked.add(Path(job.output).parent)
 
-    if args.dir:
-        if os.path.exists(args.dir) and not os.path.isdir(args.dir):
-            raise CliError(f"{args.dir}: not a directory")
-    jobs = _encode_jobs(args)
+    console, tally = _Console(), _Tally(skipped=len(jobs) - len(todo))
     # Check every input before the model loads, so a bad one fails fast; pixels are read one
     # image at a time below (a folder of large photos must not sit in memory at once).
-    stdin_data = None
-    for name, _ in jobs:
-        if name == STDIO:
-            stdin_data = _read_input(name)
-            _open_image(name, stdin_data)
-        else:
-            _check_image(name)
-    if args.dir:
-        os.makedirs(args.dir, exist_ok=True)
-    codec = _load_codec(args)
-    quality = args.quality if args.quality is not None else DEFAULT_QUALITY
-
-    from tqdm import tqdm
-
+    stdin_data, ready = None, []
+    for job in todo:
+        try:
+            if job.input == STDIO:
+                stdin_data = _read_input(STDIO)
+                _open_image(STDIO, stdin_data)
+            else:
+                _check_image(job.input)
+            ready.append(job)
+        except CliError as e:
+            if not batch:
+                raise
+            console.say(f"lic: error: {e}")
+            tally.failed.append(_shown(job.input))
     start = time.perf_counter()
-    total_in = total_out = 0
-    bpps = []
-    progress = tqdm(total=len(jobs), unit="image", file=sys.stderr, disable=len(jobs) < 2, leave=False)
-    for name, out in jobs:
-        data_in = stdin_data if name == STDIO else _read_input(name)
-        size_in, img = len(data_in), _open_image(name, data_in)
-        del data_in
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            coded = to_coded(img)
-        for w in caught:
-            print(f"lic: warning: {name}: {w.message}", file=sys.stderr)
-        data = _encode_one(codec, coded, name, args)
-        with _atomic_output(out) as f:
-            f.write(data)
-        width, height = coded.size
-        bpps.append(len(data) * 8 / (width * height))
-        total_in += size_in
-        total_out += len(data)
-        progress.update(1)
-    progress.close()
-    elapsed = time.perf_counter() - start
-    files = "file" if len(jobs) == 1 else "files"
-    print(f"lic: encoded {len(jobs)} {files}, {total_in:,} -> {total_out:,} bytes, "
-          f"mean {sum(bpps) / len(bpps):.4f} bpp, {elapsed:.2f} s", file=sys.stderr)
-    return 0
+    if ready:
+        codec = _load_codec(args)
+        start = time.perf_counter()
+        with console.progress(total=len(ready), unit="image", disable=not (batch and console.terminal())):
+            for job in ready:
+                try:
+                    _encode_file(codec, job, args, stdin_data, console, tally, tiles=not batch)
+                except (CliError, LicFormatError, OSError, ValueError, MemoryError) as e:
+                    if not batch:
+                        raise
+                    console.say(f"lic: error: {e if isinstance(e, CliError) else f'{_shown(job.input)}: {_reason(e)}'}")
+                    tally.failed.append(_shown(job.input))
+                console.bar.update(1)
+    print(tally.summary(time.perf_counter() - start), file=sys.stderr)
+    return 1 if tally.failed else 0
 
 
-def _encode_one(codec, coded, name: str, args) -> bytes:
+def _encode_file(codec, job: _Job, args, stdin_data, console: _Console, tally: _Tally, tiles: bool) -> None:
+    from .images import to_coded
+
+    data_in = stdin_data if job.input == STDIO else _read_input(job.input)
+    size_in, img = len(data_in), _open_image(job.input, data_in)
+    del data_in
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coded = to_coded(img, name=_shown(job.input))
+    del img
+    for w in caught:
+        console.say(f"lic: warning: {w.message}")
+    search = args.target_size is not None or args.target_bpp is not None or args.target_psnr is not None
+    with _tile_progress(console, codec, coded.size, encoding=True, known_total=not search) if tiles else _nothing():
+        data = _encode_one(codec, coded, job.input, args, console)
+    if args.dir and job.output != STDIO:
+        _make_parent(job.output)  # -d folders appear only once there is something to put in them
+    with _atomic_output(job.output) as f:
+        f.write(data)
+    width, height = coded.size
+    tally.done += 1
+    tally.bytes_in += size_in
+    tally.bytes_out += len(data)
+    tally.bpp_sum += len(data) * 8 / (width * height)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def _encode_one(codec, coded, name: str, args, console: _Console) -> bytes:
+    """Code one image at a quality or a target; after a target, say what it chose and reached."""
+    width, height = coded.size
+    name = _shown(name)
+
+    def reached(result, target: str, psnr: bool = False) -> None:
+        bpp = len(result.data) * 8 / (width * height)
+        db = f"{result.psnr:.2f} dB, " if psnr else ""
+        console.say(f"lic: {name}: target {target} -> quality {result.quality:g}, {db}"
+                    f"{len(result.data):,} bytes, {bpp:.4f} bpp")
+
     if args.target_size is not None:
         result = codec.compress_to_size(coded, args.target_size)
         if not result.met:
             raise CliError(f"{name}: cannot fit in {args.target_size:,} bytes: "
                            f"the smallest file (quality {MIN_QUALITY:g}) is {len(result.data):,} bytes")
+        reached(result, f"{args.target_size:,} bytes")
         return result.data
     if args.target_bpp is not None:
         result = codec.compress_to_bpp(coded, args.target_bpp)
         if not result.met:
-            width, height = coded.size
-            print(f"lic: warning: {name}: cannot reach {args.target_bpp:g} bpp; using quality "
-                  f"{MIN_QUALITY:g} ({len(result.data) * 8 / (width * height):.4f} bpp)", file=sys.stderr)
+            console.say(f"lic: warning: {name}: cannot reach {args.target_bpp:g} bpp; using quality "
+                        f"{MIN_QUALITY:g} ({len(result.data) * 8 / (width * height):.4f} bpp)")
+        else:
+            reached(result, f"{args.target_bpp:g} bpp")
         return result.data
     if args.target_psnr is not None:
         result = codec.compress_to_psnr(coded, args.target_psnr)
         if not result.met:
-            print(f"lic: warning: {name}: cannot reach {args.target_psnr:g} dB; using quality "
-                  f"{MAX_QUALITY:g} ({result.psnr:.2f} dB)", file=sys.stderr)
+            console.say(f"lic: warning: {name}: cannot reach {args.target_psnr:g} dB; using quality "
+                        f"{MAX_QUALITY:g} ({result.psnr:.2f} dB)")
+        else:
+            reached(result, f"{args.target_psnr:g} dB", psnr=True)
         return result.data
     return codec._encode(coded, args.quality if args.quality is not None else DEFAULT_QUALITY)
 
@@ -363,22 +671,27 @@ def cmd_decode(args) -> int:
         out = STDIO if args.input == STDIO else str(Path(args.input).with_suffix(".png"))
     else:
         out = args.output
+    if out != STDIO and os.path.isdir(out):
+        raise CliError(f"{out}: is a directory (name the image file to write)")
     fmt = "PNG" if out == STDIO else DECODE_FORMATS.get(Path(out).suffix.lower())
     if fmt is None:
         known = ", ".join(sorted(DECODE_FORMATS))
         raise CliError(f"{out}: unknown output extension {Path(out).suffix or '(none)'!r} (use {known})", 2)
     _check_output(out, args.force)
     _stdout_is_terminal(out)
+    _check_writable(out)
     data = _read_input(args.input)
     try:
-        bitstream.unpack(data)  # a bad file is reported before the model loads
+        header = bitstream.read_header(data)  # a bad file is reported before the model loads
     except LicFormatError as e:
-        raise CliError(f"{args.input}: {e}") from None
+        raise CliError(f"{_shown(args.input)}: {e}") from None
     codec = _load_codec(args)
+    console = _Console()
     try:
-        img = codec.decompress(data)
+        with _tile_progress(console, codec, (header.width, header.height), encoding=False):
+            img = codec.decompress(data)
     except LicFormatError as e:
-        raise CliError(f"{args.input}: {e}") from None
+        raise CliError(f"{_shown(args.input)}: {e}") from None
     if fmt in _NO_ALPHA and img.mode == "RGBA":
         print(f"lic: warning: {out}: {fmt} has no alpha channel; alpha dropped", file=sys.stderr)
         img = img.convert("RGB")
@@ -399,7 +712,7 @@ def cmd_info(args) -> int:
     try:
         header, streams, alpha = bitstream.unpack(data)
     except LicFormatError as e:
-        raise CliError(f"{args.input}: {e}") from None
+        raise CliError(f"{_shown(args.input)}: {e}") from None
     pixels = header.width * header.height
     report = {
         "file": args.input, "width": header.width, "height": header.height,
@@ -438,12 +751,50 @@ def cmd_demo(args) -> int:
 COMMANDS = {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "demo": cmd_demo}
 
 
+@contextmanager
+def _terminating_signals():
+    """SIGTERM and SIGHUP raise ``Terminated`` (as SIGINT raises KeyboardInterrupt), so the
+    temporary file of an output being written is removed on the way out.  Restored after."""
+    def terminate(signum, frame):
+        for sig in TERMINATING:  # one is enough: let the unwinding finish
+            signal.signal(sig, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, terminate) for sig in TERMINATING}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``lic``; returns the exit status (the console script exits with it)."""
+    try:
+        with _terminating_signals():
+            return _main(argv)
+    except Terminated as e:
+        print(f"lic: error: terminated by {signal.Signals(e.signum).name}", file=sys.stderr)
+        return 128 + e.signum
+
+
+def _main(argv: list[str] | None) -> int:
     # Pillow's decompression-bomb guard, raised to what a .lic file can hold.
     Image.MAX_IMAGE_PIXELS = bitstream.container.MAX_PIXELS
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help, --version: printed, done
+            return e.code if isinstance(e.code, int) else 0
+        if args.command is None:
+            sys.stderr.write(parser.format_usage())
+            print("lic: a command is needed: encode, decode, info or demo (lic --help; lic COMMAND --help)",
+                  file=sys.stderr)
+            return 2
         if getattr(args, "weights", None) and not os.path.isdir(args.weights):
             raise CliError(f"--weights {args.weights}: not a directory", 2)
         return COMMANDS[args.command](args)

@@ -227,7 +227,7 @@ def _listing(path: Path) -> list[str]:
     (["encode", "single.bmp", "-o", "new.lic", "--target-size", "-5"], 2, "positive"),
     (["encode", "single.bmp", "-o", "new.lic", "--weights", "nowhere"], 2, "--weights nowhere"),
     (["frobnicate"], 2, "invalid choice"),
-    ([], 2, "required"),
+    (["encode"], 2, "required"),
 ])
 def test_errors_are_one_line_with_status_and_leave_nothing(workspace, args, status, fragment):
     root, _ = workspace
