@@ -31,7 +31,9 @@ from codec.config import ModelConfig, lambda_for_quality
 from codec.integer import Arithmetic
 from codec.model import LicModel
 
-from .train import PRESETS, RateDistortion, build_bank, get_batch, lambdas_for, list_images
+from .data import build_bank, get_batch, list_images
+from .schedule import lambdas_for
+from .train import PRESETS, RateDistortion
 
 VARIANTS = {
     "noise": "g_s and the slice networks see y + U(-½,½) instead of STE-rounded latents",
@@ -186,6 +188,7 @@ def main(argv=None) -> None:
     p.add_argument("--minutes", type=float, default=8.0)
     p.add_argument("--quality", type=float, default=4.0, help="λ = λ(quality); 4 -> 0.013")
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--gain-lr-scale", type=float, default=1.0, help="lic's gain units: LR x this")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--amp", choices=("bf16", "off"), default="bf16")
@@ -218,8 +221,11 @@ def main(argv=None) -> None:
         net = Lic(PRESETS[a.size](), variants, a.amp == "bf16")
         main_params = [p for p in net.parameters() if p.requires_grad]
         aux_opt = None
+        gains = [p for n, p in net.named_parameters() if ".gain." in n and p.requires_grad]
+        groups = [{"params": [p for p in main_params if all(p is not g for g in gains)]},
+                  {"params": gains, "lr": a.lr * a.gain_lr_scale}]
     net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(main_params, lr=a.lr)
+    opt = torch.optim.Adam(groups if a.model == "lic" else main_params, lr=a.lr)
     gen = torch.Generator().manual_seed(a.seed * 1000 + 1)
     n_params = sum(p.numel() for p in net.parameters())
     print(f"{a.model} {a.size if a.model == 'lic' else a.ref_size} {sorted(variants)}: "

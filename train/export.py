@@ -18,7 +18,7 @@ from codec.config import ModelConfig
 from codec.model import LicModel
 from codec.weights import fingerprint, load_model, save_model
 
-from .train import load_checkpoint
+from .checkpoint import load_checkpoint
 
 __all__ = ["export", "main"]
 

@@ -44,9 +44,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import math
 import os
-import random
 import sys
 import time
 import warnings
@@ -57,17 +55,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 from codec.config import QUALITY_LAMBDAS, ModelConfig
 from codec.integer import Arithmetic
 from codec.model import LicModel
 
-__all__ = ["TrainConfig", "get_lr", "lambdas_for", "model_config", "parse_args", "train", "main",
-           "RateDistortion", "load_checkpoint", "list_images"]
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .data import build_bank, build_bank_center, get_batch, list_images, sample_quality
+from .schedule import decay_start, get_lr, lambdas_for
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".ppm")
-
+__all__ = ["TrainConfig", "PRESETS", "model_config", "parse_args", "RateDistortion", "evaluate", "train", "main"]
 
 # -----------------------------------------------------------------------------------------------
 # Configuration
@@ -96,9 +93,11 @@ class TrainConfig:
     # optimization
     lr: float = 1e-4
     min_lr: float = 1e-5
+    lr_tau: float = 0.0  # > 0: lr·(1 + t/τ)^-½ after warm-up (a slow decay over a campaign); 0: constant
     warmup_steps: int = 500
     decay_frac: float = 0.2  # the last fraction of the planned steps decays the LR (cosine)
     grad_clip: float = 1.0
+    gain_lr_scale: float = 1.0  # the gain units' LR relative to --lr
     quality_sampling: str = "continuous"  # continuous | levels
     noise_frac: float = 0.0  # first fraction of steps: g_s sees noisy latents instead of STE
     arithmetic: str = "float"  # the integer entropy path trains in float | fake (quantization-aware)
@@ -141,6 +140,8 @@ class TrainConfig:
             raise ValueError("device must be auto|cpu|cuda")
         if self.minutes <= 0 or self.campaign_minutes < 0 or self.lr <= 0 or self.batch_size < 1:
             raise ValueError("minutes, lr and batch_size must be positive, campaign_minutes >= 0")
+        if self.lr_tau < 0:
+            raise ValueError("lr_tau must be >= 0")
 
 
 PRESETS = {
@@ -188,47 +189,6 @@ def parse_args(argv=None) -> TrainConfig:
 
 
 # -----------------------------------------------------------------------------------------------
-# Learning rate and λ
-
-
-def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: float = 1e-5,
-           warmup_steps: int = 500, decay_frac: float = 0.2) -> float:
-    """LR at ``step`` (0-based): linear warm-up, constant, cosine decay to ``min_lr`` over the
-    last ``decay_frac`` of ``total_steps``, then ``min_lr``.  ``total_steps=None``: not planned yet
-    (warm-up and constant only)."""
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    if total_steps is None:
-        return lr
-    start = decay_start(total_steps, warmup_steps, decay_frac)
-    if step < start:
-        return lr
-    if step >= total_steps:
-        return min_lr
-    t = (step - start) / max(1, total_steps - start)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
-
-
-def decay_start(total_steps: int, warmup_steps: int, decay_frac: float) -> int:
-    """First step of the LR decay."""
-    return max(warmup_steps, int(total_steps * (1 - decay_frac)))
-
-
-_LOG_LAMBDAS = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64)
-
-
-def lambdas_for(quality: torch.Tensor) -> torch.Tensor:
-    """λ(q) for a tensor of real qualities in [1, 8]: geometric interpolation between the table's
-    levels, the tensor form of ``codec.config.lambda_for_quality``."""
-    table = _LOG_LAMBDAS.to(quality.device)
-    q = quality.double().clamp(1, len(QUALITY_LAMBDAS)) - 1
-    low = q.floor().clamp(max=len(QUALITY_LAMBDAS) - 2)
-    t = q - low
-    low = low.long()
-    return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()
-
-
-# -----------------------------------------------------------------------------------------------
 # The objective
 
 
@@ -255,95 +215,6 @@ class RateDistortion(nn.Module):
         bpp = bits / (h * w)
         mse = (x_hat - x).pow(2).mean((1, 2, 3))  # on [0, 1]; ×255² for the 8-bit scale
         return bpp, mse, x_hat
-
-
-# -----------------------------------------------------------------------------------------------
-# Data: decoded once into a bank of uint8 crops on the device
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"no images in {folder}")
-    if any("kodim" in p.name.lower() for p in files):
-        raise ValueError(f"{folder} holds Kodak images: lic never trains on its evaluation set")
-    return files
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
-
-
-def build_bank(files: list[Path], size: int, per_image: int, seed: int, width: int = 0) -> torch.Tensor:
-    """(N, 3, size, width) uint8: up to ``per_image`` random crops of each image, about one per
-    size×width of its area.  With a landscape bank (width > size) portrait images are transposed
-    (a legitimate augmentation: training already flips both ways).  Images smaller than the
-    crop are upscaled first.
-
-    Fixed-size crops instead of whole images: one tensor, so a batch is one gather on the device,
-    and memory is bounded (the whole set is 242 MP; 4 crops of 256² per image are 1 GB).
-    """
-    from PIL import Image
-
-    width = width or size
-    rng = np.random.default_rng(seed)
-    crops = []
-    for path in files:
-        img = _read_rgb(path)
-        if width > size and img.shape[0] > img.shape[1]:
-            img = img.transpose(1, 0, 2)
-        h, w = img.shape[:2]
-        if h < size or w < width:
-            s = max(size / h, width / w)
-            img = np.asarray(Image.fromarray(img).resize((max(width, round(w * s)), max(size, round(h * s))),
-                                                         Image.BICUBIC))
-            h, w = img.shape[:2]
-        k = max(1, min(per_image, int(h * w / (size * width) + 0.5)))
-        for _ in range(k):
-            top, left = rng.integers(0, h - size + 1), rng.integers(0, w - width + 1)
-            crops.append(img[top : top + size, left : left + width])
-    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
-
-
-def build_bank_center(files: list[Path], size: int) -> torch.Tensor:
-    """Center crops (size×size) of the held-out images, uint8 (V, 3, size, size)."""
-    out = []
-    for path in files:
-        img = _read_rgb(path)
-        h, w = img.shape[:2]
-        if min(h, w) < size:
-            continue
-        top, left = (h - size) // 2, (w - size) // 2
-        out.append(img[top : top + size, left : left + size])
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
-
-
-def get_batch(bank: torch.Tensor, batch: int, patch: int, gen: torch.Generator) -> torch.Tensor:
-    """Random crops with random horizontal/vertical flips, float in [0, 1], on the bank's device."""
-    n, _, height, width = bank.shape
-    dev = bank.device
-    idx = torch.randint(n, (batch,), generator=gen, device=dev)
-    top = torch.randint(height - patch + 1, (batch,), generator=gen, device=dev)
-    left = torch.randint(width - patch + 1, (batch,), generator=gen, device=dev)
-    flips = torch.rand(batch, 2, generator=gen, device=dev) < 0.5
-    ar = torch.arange(patch, device=dev)
-    rows = top[:, None] + ar  # (B, P)
-    cols = left[:, None] + ar
-    rows = torch.where(flips[:, :1], rows.flip(1), rows)  # a reversed index = a flip
-    cols = torch.where(flips[:, 1:], cols.flip(1), cols)
-    chan = torch.arange(3, device=dev)
-    x = bank[idx[:, None, None, None], chan[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-    return x.float().div_(255)
-
-
-def sample_quality(batch: int, mode: str, gen: torch.Generator, device) -> torch.Tensor:
-    levels = len(QUALITY_LAMBDAS)
-    if mode == "levels":
-        return torch.randint(1, levels + 1, (batch,), generator=gen, device=device).float()
-    return 1 + (levels - 1) * torch.rand(batch, generator=gen, device=device)
 
 
 # -----------------------------------------------------------------------------------------------
@@ -378,45 +249,6 @@ def evaluate(rd: RateDistortion, images: torch.Tensor, batch: int = 8) -> dict[s
         torch.cuda.set_rng_state(cuda_state, images.device)
     model.train(was_training)
     return out
-
-
-# -----------------------------------------------------------------------------------------------
-# Checkpoints: plain data only, written atomically
-
-
-def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "data": gen.get_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
-        "python": [py_state[0], list(py_state[1]), py_state[2]],
-    }
-
-
-def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    if state["cuda"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
-    gen.set_state(state["data"].cpu())
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
-    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
-
-
-def save_checkpoint(path: Path, **payload) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: a crash leaves the old checkpoint or the new one
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """The checkpoint as plain data (``weights_only``: no code of ours or anyone's runs)."""
-    # TorchVersion: early checkpoints stored torch.__version__ itself rather than its str().
-    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 # -----------------------------------------------------------------------------------------------
@@ -524,7 +356,12 @@ def train(cfg: TrainConfig) -> dict:
     model = model.to(memory_format=torch.channels_last)
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and (cuda or cpu_has_native_bf16()))
     rd = RateDistortion(model, torch.bfloat16 if amp else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    # The gain units scale every latent at once: Adam moves each by ~lr per step whatever its
+    # gradient, so they get a smaller share of the LR (--gain-lr-scale).
+    gains = [p for n, p in model.named_parameters() if n.startswith("gain.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("gain.")]
+    optimizer = torch.optim.Adam([{"params": rest, "lr_scale": 1.0},
+                                  {"params": gains, "lr_scale": cfg.gain_lr_scale}], lr=cfg.lr)
     if ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
     gen = torch.Generator(device=device)
@@ -547,7 +384,7 @@ def train(cfg: TrainConfig) -> dict:
             total_steps = None  # plan the end again, from this invocation's budget
         states = ckpt["rng"]
         if len(states) == world:  # same world size: continue every stream exactly
-            _set_rng_state(states[rank], gen, device)
+            set_rng_state(states[rank], gen, device)
         else:  # another world size: fresh, but distinct, streams
             torch.manual_seed(cfg.seed + rank + 7919 * step)
             gen.manual_seed(cfg.seed * 1000 + rank + 1 + 7919 * step)
@@ -582,10 +419,10 @@ def train(cfg: TrainConfig) -> dict:
             csv.DictWriter(f, LOG_FIELDS).writerow({k: row.get(k, "") for k in LOG_FIELDS})
 
     def checkpoint() -> None:
-        states = [_rng_state(gen, device)]
+        states = [rng_state(gen, device)]
         if world > 1:
             states = [None] * world
-            dist.all_gather_object(states, _rng_state(gen, device))
+            dist.all_gather_object(states, rng_state(gen, device))
             states = [{k: (v.cpu() if torch.is_tensor(v) else v) for k, v in s.items()} for s in states]
         if master:
             save_checkpoint(
@@ -615,9 +452,9 @@ def train(cfg: TrainConfig) -> dict:
 
         # LR for this step; the first noise_frac of the plan feeds g_s noisy latents
         lr = get_lr(step, total_steps, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
-                    decay_frac=cfg.decay_frac)
+                    decay_frac=cfg.decay_frac, lr_tau=cfg.lr_tau)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         ste = not (cfg.noise_frac and total_steps and step < cfg.noise_frac * total_steps)
         qat = cfg.arithmetic == "fake" or bool(total_steps and step >= (1 - cfg.qat_frac) * total_steps)
         rd.arithmetic = Arithmetic.FAKE if qat else Arithmetic.FLOAT

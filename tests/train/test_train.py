@@ -15,9 +15,10 @@ import torch
 
 from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
 from codec.model import LicModel
-from train.train import (
-    RateDistortion, TrainConfig, get_batch, get_lr, lambdas_for, load_checkpoint, parse_args, train,
-)
+from train.checkpoint import load_checkpoint
+from train.data import get_batch
+from train.schedule import get_lr, lambdas_for
+from train.train import RateDistortion, TrainConfig, parse_args, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,6 +56,17 @@ def test_get_lr_warms_up_holds_and_decays_to_the_floor():
     assert all(a >= b for a, b in zip(lrs[800:total], lrs[801 : total + 1]))  # decay: monotone
     assert lrs[total - 1] == pytest.approx(1e-5, rel=1e-2) and lrs[total:] == [1e-5] * 10
     assert get_lr(5000, None, **kw) == 1e-3  # not planned yet: constant after warm-up
+
+
+def test_slow_lr_decay_falls_steadily_and_joins_the_final_cosine():
+    kw = dict(lr=5e-4, min_lr=1e-5, warmup_steps=10, decay_frac=0.2, lr_tau=100)
+    lrs = [get_lr(s, 1000, **kw) for s in range(1001)]
+    assert lrs[10] == 5e-4 and lrs[110] == pytest.approx(5e-4 / math.sqrt(2))
+    assert all(b < a for a, b in zip(lrs[10:1000], lrs[11:1000]))  # falls at every step
+    jumps = [abs(b - a) for a, b in zip(lrs[10:], lrs[11:])]
+    assert max(jumps[785:795]) < 1e-6  # no jump where the cosine takes over (step 800)
+    assert lrs[1000] == 1e-5
+    assert get_lr(500, None, **kw) == pytest.approx(5e-4 / math.sqrt(1 + 490 / 100))
 
 
 def test_lambdas_match_the_codec_table_and_interpolation():
