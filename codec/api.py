@@ -33,11 +33,22 @@ __all__ = [
     "compress", "decompress", "resolve_device", "weights_dir",
 ]
 
-# The default quality, tuned to a mean of about 0.5 bpp over the 24 Kodak images.  What it costs
-# with the shipped model is measured in codec/weights/<model id>-kodak.json (mean bpp per quality);
-# single images land far above or below the mean.  A stored value (1112/256), so the header holds
-# exactly this number.  Re-tune whenever the weights change.
-DEFAULT_QUALITY = 4.34375
+
+
+def _shipped_default_quality() -> float:
+    """The default quality of the shipped weights: measured when they were exported
+    (``python -m train.campaign finish``) as the stored quality whose mean over the 24 Kodak images
+    is closest to 0.5 bpp, and kept in their metadata.  Single images land far above or below
+    the mean; what each quality costs is in codec/weights/<model id>-kodak.json."""
+    from .metadata import read_metadata
+
+    try:
+        return float(read_metadata(Path(__file__).parent / "weights")["default_quality"])
+    except (OSError, ValueError, KeyError):  # weights without a measured default: mid-range
+        return 4.0
+
+
+DEFAULT_QUALITY = _shipped_default_quality()
 # Bisection steps of a target search over quality in [1, 8]: 7 / 2**10 < one stored step of 1/256 * 2.
 SEARCH_STEPS = 10
 

@@ -20,8 +20,22 @@ MIN_QUALITY = 1.0
 MAX_QUALITY = float(len(QUALITY_LAMBDAS))
 
 
-def lambda_for_quality(quality: float) -> float:
-    """λ for a real quality in [1, 8], interpolated geometrically between the table's levels."""
+def lambda_for_quality(quality):
+    """λ for a real quality in [1, 8], interpolated geometrically between the table's levels:
+    log λ(l + t) = (1 − t)·log λ_l + t·log λ_{l+1}.
+
+    ``quality`` is a float (checked against the range), or a torch tensor of qualities (the
+    training form: elementwise, float32 out, clamped to the range; torch is imported only then).
+    """
+    if hasattr(quality, "detach"):
+        import torch
+
+        table = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64, device=quality.device)
+        q = quality.double().clamp(MIN_QUALITY, MAX_QUALITY) - 1
+        low = q.floor().clamp(max=len(QUALITY_LAMBDAS) - 2)
+        t = q - low
+        low = low.long()
+        return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()
     if not MIN_QUALITY <= quality <= MAX_QUALITY:
         raise ValueError(f"quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality}")
     low = min(int(math.floor(quality)), len(QUALITY_LAMBDAS) - 1)

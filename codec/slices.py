@@ -208,7 +208,7 @@ class ChannelConditional(nn.Module):
 def _interp(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """table[index] for an integer-valued ``index``, differentiable (linear between entries)."""
     top = table.numel() - 1
-    low = index.detach().floor().clamp(0, top - 1)
+    low = torch.nan_to_num(index.detach()).floor().clamp(0, top - 1)  # NaN: a finite lookup, NaN result
     frac = index - low
     low = low.long()
     return table[low] * (1 - frac) + table[low + 1] * frac

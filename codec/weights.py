@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from .config import ModelConfig
 from .integer import ACT_FRAC, W_FRAC, W_LIMIT, IntConv2d
+from .metadata import read_metadata, shard_files
 from .model import LicModel
 
 __all__ = ["save_model", "load_model", "load_metadata", "set_metadata", "default_weights_dir", "fingerprint",
@@ -85,25 +86,16 @@ def save_model(model: LicModel, directory: str | Path, metadata: dict | None = N
     return paths
 
 
-def _shard_files(path: Path) -> list[Path]:
-    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
-    if not files:
-        raise FileNotFoundError(f"no .safetensors weights in {path}")
-    return files
-
-
 def load_metadata(path: str | Path | None = None) -> dict[str, str]:
     """The metadata of a model's shards (config JSON, run facts such as steps), as strings."""
-    path = Path(path) if path is not None else default_weights_dir()
-    with safe_open(str(_shard_files(path)[0]), framework="pt") as f:
-        return dict(f.metadata() or {})
+    return read_metadata(Path(path) if path is not None else default_weights_dir())
 
 
 def set_metadata(path: str | Path, **values) -> None:
     """Add facts measured after export (e.g. the default quality) to every shard's metadata.
 
     Tensors are rewritten unchanged, so the fingerprint (config and tensors) stays the same."""
-    for file in _shard_files(Path(path)):
+    for file in shard_files(Path(path)):
         with safe_open(str(file), framework="pt") as f:
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -116,7 +108,7 @@ def set_metadata(path: str | Path, **values) -> None:
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LicModel:
     """Load a model from a directory of shards (default: the weights that ship with lic)."""
     path = Path(path) if path is not None else default_weights_dir()
-    files = _shard_files(path)
+    files = shard_files(path)
     state, config_json = {}, None
     for file in files:
         with safe_open(str(file), framework="pt") as f:

@@ -32,7 +32,6 @@ from codec.integer import Arithmetic
 from codec.model import LicModel
 
 from .data import build_bank, get_batch, list_images
-from .schedule import lambdas_for
 from .train import PRESETS, RateDistortion
 
 VARIANTS = {
@@ -240,7 +239,7 @@ def main(argv=None) -> None:
         else:
             q = torch.full((a.batch_size,), a.quality)
         bpp, mse, _ = net(x, q)
-        loss = (bpp + lambdas_for(q) * 255**2 * mse).mean()
+        loss = (bpp + lambda_for_quality(q) * 255**2 * mse).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)

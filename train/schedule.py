@@ -1,14 +1,10 @@
-"""The learning-rate schedule and λ(q) of a training run (pure functions of the step and quality)."""
+"""The learning-rate schedule of a training run: a pure function of the step."""
 
 from __future__ import annotations
 
 import math
 
-import torch
-
-from codec.config import QUALITY_LAMBDAS
-
-__all__ = ["get_lr", "decay_start", "lambdas_for"]
+__all__ = ["get_lr", "decay_start"]
 
 
 def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: float = 1e-5,
@@ -42,17 +38,3 @@ def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: floa
 def decay_start(total_steps: int, warmup_steps: int, decay_frac: float) -> int:
     """First step of the LR decay."""
     return max(warmup_steps, int(total_steps * (1 - decay_frac)))
-
-
-_LOG_LAMBDAS = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64)
-
-
-def lambdas_for(quality: torch.Tensor) -> torch.Tensor:
-    """λ(q) for a tensor of real qualities in [1, 8]: geometric interpolation between the table's
-    levels, the tensor form of ``codec.config.lambda_for_quality``."""
-    table = _LOG_LAMBDAS.to(quality.device)
-    q = quality.double().clamp(1, len(QUALITY_LAMBDAS)) - 1
-    low = q.floor().clamp(max=len(QUALITY_LAMBDAS) - 2)
-    t = q - low
-    low = low.long()
-    return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()

@@ -24,7 +24,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .schedule import lambdas_for
+from codec.config import lambda_for_quality
+
 from .train import PRESETS, RateDistortion
 
 CONV_OPS = ("convolution", "convolution_backward")
@@ -32,7 +33,7 @@ CONV_OPS = ("convolution", "convolution_backward")
 
 def _step(rd, opt, x, q):
     bpp, mse, _ = rd(x, q)
-    loss = (bpp + lambdas_for(q) * 255**2 * mse).mean()
+    loss = (bpp + lambda_for_quality(q) * 255**2 * mse).mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(rd.parameters(), 1.0)

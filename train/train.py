@@ -56,13 +56,13 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from codec.config import QUALITY_LAMBDAS, ModelConfig
+from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
 from codec.integer import Arithmetic
 from codec.model import LicModel
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import build_bank, build_bank_center, get_batch, list_images, sample_quality
-from .schedule import decay_start, get_lr, lambdas_for
+from .schedule import decay_start, get_lr
 
 __all__ = ["TrainConfig", "PRESETS", "model_config", "parse_args", "RateDistortion", "evaluate", "train", "main"]
 
@@ -309,7 +309,7 @@ def _broadcast(values: list[float], device: torch.device, world: int) -> list[fl
     return t.tolist()
 
 
-LOG_FIELDS = ["step", "seconds", "loss", "bpp", "psnr", "lr", "images_per_s"] + [
+LOG_FIELDS = ["step", "seconds", "loss", "bpp", "psnr", "lr", "images_per_s", "skipped"] + [
     f"{k}_q{q}" for q in range(1, len(QUALITY_LAMBDAS) + 1) for k in ("psnr", "bpp")]
 
 
@@ -439,6 +439,7 @@ def train(cfg: TrainConfig) -> dict:
     last_ckpt = time.time()
     stop_at = cfg.stop_at or None
     acc = torch.zeros(4, device=device)  # loss, bpp, psnr, count since the last log
+    skipped = 0  # steps skipped for a non-finite loss or gradient
     t_loop = t_log = time.time()
     step_log = step
     summary = {}
@@ -462,7 +463,7 @@ def train(cfg: TrainConfig) -> dict:
         # a batch: random crops and flips of the bank, per-sample qualities and their λ
         x = get_batch(bank, cfg.batch_size, cfg.patch, gen).contiguous(memory_format=torch.channels_last)
         q = sample_quality(cfg.batch_size, cfg.quality_sampling, gen, device)
-        lam = lambdas_for(q)
+        lam = lambda_for_quality(q)
 
         # forward, R + λ·255²·D, backward, clip, step
         optimizer.zero_grad(set_to_none=True)
@@ -480,14 +481,21 @@ def train(cfg: TrainConfig) -> dict:
             loss = (bpp + lam * 255**2 * mse).mean()
             loss.backward()
         compile_checked = True
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        if ema:
-            ema.update(step)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        # One non-finite gradient would turn every weight into NaN through the clip's scale and
+        # Adam's moments: skip that step (counted in the log) instead of ending the run.
+        finite = bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(loss))
+        if finite:
+            optimizer.step()
+            if ema:
+                ema.update(step)
+        else:
+            skipped += 1
         step += 1
-        with torch.no_grad():
-            psnr = (-10 * torch.log10(mse.detach().clamp_min(1e-10))).mean()
-            acc += torch.stack([loss.detach(), bpp.detach().mean(), psnr, torch.ones((), device=device)])
+        if finite:
+            with torch.no_grad():
+                psnr = (-10 * torch.log10(mse.detach().clamp_min(1e-10))).mean()
+                acc += torch.stack([loss.detach(), bpp.detach().mean(), psnr, torch.ones((), device=device)])
 
         # every log_every steps: log, and rank 0 takes the time-based decisions for all ranks
         at_eval = cfg.eval_every and step % cfg.eval_every == 0
@@ -496,13 +504,14 @@ def train(cfg: TrainConfig) -> dict:
             ips = (step - step_log) * cfg.batch_size * world / max(1e-9, now - t_log)
             a = (acc / acc[3].clamp_min(1)).tolist()
             acc.zero_()
-            row = {"step": step, "seconds": round(train_seconds + now - t_loop, 1), "loss": f"{a[0]:.4f}",
+            row = {"step": step, "seconds": round(train_seconds + now - t_loop, 1), "skipped": skipped,
+                   "loss": f"{a[0]:.4f}",
                    "bpp": f"{a[1]:.4f}", "psnr": f"{a[2]:.3f}", "lr": f"{lr:.3g}", "images_per_s": f"{ips:.1f}"}
             if at_eval and master and val_images is not None:
                 row.update({k: f"{v:.4f}" for k, v in evaluate(rd, val_images).items()})
             if master:
                 log(row)
-                say(" ".join(f"{k} {v}" for k, v in row.items() if k in LOG_FIELDS[:7])
+                say(" ".join(f"{k} {v}" for k, v in row.items() if k in LOG_FIELDS[:8])
                     + (f" | eval psnr q1 {row['psnr_q1']} q8 {row['psnr_q8']}" if "psnr_q1" in row else ""))
             t_log, step_log = time.time(), step
             # plan total_steps from the measured rate (time-budgeted runs only)

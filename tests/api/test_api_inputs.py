@@ -140,14 +140,22 @@ def test_32_bit_samples_are_called_32_bit(make_image):
     assert not messages[0].startswith("image:")
 
 
-def test_animated_gif_says_only_the_first_frame_is_coded(tmp_path):
+@pytest.mark.parametrize("name", ["anim.gif", "pages.tif"])
+def test_animated_or_multi_page_file_says_only_the_first_frame_is_coded(tmp_path, name):
     frames = [Image.new("RGB", (8, 6), (40 * i, 200 - 40 * i, 90)) for i in range(3)]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
+    for source in (tmp_path / name, Image.open(tmp_path / name)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = codec.decompress(codec.compress(source))
+        frame_warnings = [str(w.message) for w in caught if "frame" in str(w.message)]
+        assert frame_warnings == [f"{tmp_path / name}: 3 frames; only the first is coded"]
+        assert out.size == (8, 6)
+    Image.new("RGB", (8, 6)).save(tmp_path / "still.gif")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        codec.compress(tmp_path / "anim.gif")
-    frame_warnings = [str(w.message) for w in caught if "frame" in str(w.message)]
-    assert frame_warnings == [f"{tmp_path / 'anim.gif'}: 3 frames; only the first is coded"]
+        codec.compress(tmp_path / "still.gif")
+    assert not [w for w in caught if "frame" in str(w.message)]
 
 
 # -- quality, paths, results ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
 from codec.model import LicModel
 from train.checkpoint import load_checkpoint
 from train.data import get_batch
-from train.schedule import get_lr, lambdas_for
+from train.schedule import get_lr
 from train.train import RateDistortion, TrainConfig, parse_args, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,8 +72,8 @@ def test_slow_lr_decay_falls_steadily_and_joins_the_final_cosine():
 def test_lambdas_match_the_codec_table_and_interpolation():
     q = torch.tensor([1.0, 2.0, 2.5, 7.25, 8.0])
     expected = [lambda_for_quality(float(v)) for v in q]
-    assert torch.allclose(lambdas_for(q).double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6)
-    assert lambdas_for(torch.arange(1.0, 9.0)).tolist() == pytest.approx(list(QUALITY_LAMBDAS), rel=1e-6)
+    assert torch.allclose(lambda_for_quality(q).double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6)
+    assert lambda_for_quality(torch.arange(1.0, 9.0)).tolist() == pytest.approx(list(QUALITY_LAMBDAS), rel=1e-6)
 
 
 def test_rate_distortion_is_the_models_forward():
@@ -115,7 +115,7 @@ def test_training_steps_lower_the_loss():
     x = torch.stack([lin[None, :].expand(64, 64), lin[:, None].expand(64, 64), 0.5 * torch.ones(64, 64)])
     x = torch.stack([x, x.flip(-1)])
     q = torch.tensor([3.0, 6.0])
-    lam = lambdas_for(q)
+    lam = lambda_for_quality(q)
 
     def loss_value():
         torch.manual_seed(123)
@@ -265,3 +265,24 @@ def test_training_refuses_kodak(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "train", "--data", str(tmp_path)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Kodak" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_non_finite_step_is_skipped_and_the_weights_stay_finite(data_dir, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = RateDistortion.forward
+
+    def sometimes_nan(self, x, quality, ste=True):
+        bpp, mse, x_hat = original(self, x, quality, ste)
+        calls["n"] += 1
+        if calls["n"] == 3 and self.training:  # the third training step blows up
+            bpp = bpp * float("nan")
+        return bpp, mse, x_hat
+
+    monkeypatch.setattr(RateDistortion, "forward", sometimes_nan)
+    train(tiny_args(data_dir, tmp_path / "nan", "--steps", "6", "--eval-every", "0"))
+    ckpt = load_checkpoint(tmp_path / "nan" / "checkpoint.pt")
+    assert ckpt["step"] == 6
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    rows = (tmp_path / "nan" / "log.csv").read_text().splitlines()
+    skipped_col = rows[0].split(",").index("skipped")
+    assert rows[-1].split(",")[skipped_col] == "1"
