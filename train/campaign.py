@@ -165,7 +165,8 @@ def plot() -> None:
     ax.axhline(0, color="grey", lw=0.8)
     for target, name in ((-40, "JPEG target"), (-15, "WebP target")):
         ax.axhline(target, color="grey", lw=0.8, ls="--")
-        ax.text(0, target, name, fontsize=7, va="bottom")
+        ax.text(0.01, target, name, fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
+    ax.set_xlim(0, max(hours) * 1.1 + 0.5)
     ax.set_xlabel("CPU hours of training (2 cores)")
     ax.set_ylabel("Kodak BD-rate of lic (%)")
     ax.set_title("lic training campaign")
