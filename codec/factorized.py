@@ -14,6 +14,8 @@ since float evaluation of c differs between devices and one differing count brea
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -32,8 +34,8 @@ class FactorizedDensity(nn.Module):
         self.biases = nn.ParameterList()
         self.factors = nn.ParameterList()
         for k in range(len(dims) - 1):
-            init = torch.log(torch.expm1(torch.tensor(1 / scale / dims[k + 1])))
-            self.matrices.append(nn.Parameter(torch.full((channels, dims[k + 1], dims[k]), float(init))))
+            init = math.log(math.expm1(1 / scale / dims[k + 1]))  # softplus(init) = 1/(scale·fan_out)
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[k + 1], dims[k]), init)))
             self.biases.append(nn.Parameter(torch.empty(channels, dims[k + 1], 1).uniform_(-0.5, 0.5)))
             if k < len(dims) - 2:
                 self.factors.append(nn.Parameter(torch.zeros(channels, dims[k + 1], 1)))

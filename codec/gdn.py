@@ -47,11 +47,12 @@ class _NonNegative(nn.Module):
 
     def __init__(self, minimum: float = 0.0, offset: float = 2**-18):
         super().__init__()
+        self.offset = offset
         self.register_buffer("pedestal", torch.tensor([offset**2]))
         self.lower_bound = LowerBound((minimum + offset**2) ** 0.5)
 
     def init(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt(torch.clamp(v + self.pedestal, min=float(self.pedestal)))
+        return torch.sqrt(torch.clamp(v + self.pedestal, min=self.offset**2))
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         return self.lower_bound(p) ** 2 - self.pedestal

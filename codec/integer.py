@@ -120,8 +120,11 @@ class IntConv2d(nn.Module):
 
     def check_exact(self) -> None:
         """Raise if some accumulator could leave float64's exact integer range."""
-        w, b = self.quantized()
-        bound = w.abs().flatten(1).sum(1) * INPUT_LIMIT * 2**ACT_FRAC + b.abs()
+        # An upper bound without materialising the integers: rounding adds at most 1/2 per term.
+        w = self.weight.detach().clamp(-W_LIMIT, W_LIMIT).abs().flatten(1)
+        w_int = w.sum(1, dtype=torch.float64) * 2**W_FRAC + 0.5 * w.shape[1]
+        b_int = self.bias.detach().double().abs() * 2 ** (W_FRAC + ACT_FRAC) + 0.5
+        bound = w_int * INPUT_LIMIT * 2**ACT_FRAC + b_int
         if bound.max().item() >= EXACT_LIMIT:
             raise ValueError("integer convolution may exceed 2^53: weights too large")
 

@@ -52,7 +52,7 @@ def _as_quality(quality, batch: int, device) -> torch.Tensor:
 
 
 class LicModel(nn.Module):
-    def __init__(self, config: ModelConfig = ModelConfig()):
+    def __init__(self, config: ModelConfig = ModelConfig(), build_tables: bool = True):
         super().__init__()
         self.config = config
         c = config
@@ -64,7 +64,8 @@ class LicModel(nn.Module):
             c.num_scales, c.scale_min, c.scale_max,
         )
         self.gain = GainUnits(c.M)
-        self.build_tables()
+        if build_tables:  # loading skips this: the shipped tables come with the weights
+            self.build_tables()
 
     # -- geometry ---------------------------------------------------------------------------
     @staticmethod
@@ -150,11 +151,13 @@ class LicModel(nn.Module):
     # -- tables -----------------------------------------------------------------------------------
     @torch.no_grad()
     def build_tables(self) -> None:
-        """The one step that makes coding tables from the weights; run by export, shipped after.
-
-        Also checks that every integer layer stays inside float64's exact range.
-        """
+        """The one step that makes coding tables from the weights; run by export, shipped after."""
         self.hyper.density.build_tables(self.config.table_precision)
+        self.check_exact()
+
+    @torch.no_grad()
+    def check_exact(self) -> None:
+        """Raise if some integer layer could leave float64's exact integer range."""
         for module in self.modules():
             if isinstance(module, IntConv2d):
                 module.check_exact()

@@ -121,10 +121,12 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
                 state[key] = f.get_tensor(key)
     if config_json is None:
         raise ValueError(f"{files[0]} has no model config in its metadata")
-    model = LicModel(ModelConfig.from_json(config_json))
+    # The shipped tables come with the weights; building them again would only cost start-up.
+    model = LicModel(ModelConfig.from_json(config_json), build_tables=False)
     expected = model.state_dict()
     state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.check_exact()
     return model.to(device).eval()
 
 

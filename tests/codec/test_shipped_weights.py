@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from codec.coding import decode_rgb, encode_rgb
@@ -41,6 +42,15 @@ def test_shipped_model_loads_with_exact_integer_path(shipped):
             module.check_exact()
 
 
+def test_shipped_tables_are_the_ones_the_weights_make(shipped):
+    # load_model trusts the shipped tables instead of rebuilding them (start-up time).
+    model, _ = shipped
+    density = model.hyper.density
+    pmf, offset = density.table_pmf.clone(), density.table_offset.clone()
+    model.build_tables()
+    assert torch.equal(density.table_pmf, pmf) and torch.equal(density.table_offset, offset)
+
+
 def test_golden_file_decodes_on_this_machine(shipped):
     model, digest = shipped
     rgb, header, _ = decode_rgb(model, (DATA / "golden.lic").read_bytes(), model_hash=digest)
@@ -55,7 +65,6 @@ def test_shipped_model_round_trips_bit_exactly(shipped, sample):
     assert encode_rgb(model, sample, 4.5, model_hash=digest) == data
     decoded, header, _ = decode_rgb(model, data, model_hash=digest)
     assert (header.width, header.height) == (sample.shape[1], sample.shape[0])
-    import torch
 
     x = torch.from_numpy(np.array(sample)).permute(2, 0, 1)[None].float() / 255
     code = model.compress(x, header.quality)

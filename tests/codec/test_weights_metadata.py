@@ -48,3 +48,20 @@ def test_default_quality_is_the_one_measured_for_the_shipped_weights():
     assert "default_quality" in meta, "shipped weights lack their measured default quality"
     assert codec.DEFAULT_QUALITY == float(meta["default_quality"])
     assert abs(float(meta["default_quality_kodak_bpp"]) - 0.5) < 0.05  # what it was chosen for
+
+
+def test_loading_refuses_integer_weights_outside_exact_range(tmp_path):
+    # Tables are not rebuilt at load, but the exactness check still runs on what is loaded.
+    import pytest
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    save_model(LicModel(ModelConfig.tiny()), tmp_path)
+    (shard,) = tmp_path.glob("*.safetensors")
+    meta = read_metadata(tmp_path)
+    tensors = load_file(str(shard))
+    name = next(k for k in tensors if k.startswith("entropy.") and k.endswith(".bias"))
+    tensors[name] = torch.full_like(tensors[name], 2.0**40)
+    save_file(tensors, str(shard), metadata=meta)
+    with pytest.raises(ValueError, match="2\\^53"):
+        load_model(tmp_path)
