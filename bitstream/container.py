@@ -8,22 +8,22 @@ costs at most one pass of ``zlib.crc32``.
 
 import zlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
-from .errors import LicFormatError
+from .errors import InputError, LicFormatError
+from .quality import QUALITY_STEPS, check_quality, quantize_quality
 
-__all__ = ["FORMAT_VERSION", "Header", "quantize_quality", "pack", "unpack", "read_header"]
+__all__ = ["MAGIC", "FORMAT_VERSION", "MAX_SIDE", "MAX_PIXELS", "Header", "Container", "pack", "unpack",
+           "read_header", "is_lic"]
 
-MAGIC = b"LIC1"
+MAGIC = b"LIC1"  # the first four bytes of every .lic file (is_lic; Pillow's plugin sniffs them)
 FORMAT_VERSION = 1
 
 MAX_MODEL_ID = 32
 MODEL_HASH_SIZE = 4
 MAX_SIDE = 1 << 16
-MAX_PIXELS = 1 << 28
+MAX_PIXELS = 1 << 28  # also Pillow's decompression-bomb limit in lic (codec.pillow_plugin)
 MAX_STREAMS = 64
-QUALITY_MIN, QUALITY_MAX = 1.0, 8.0
-QUALITY_STEP = 256  # quality is stored as round(q * 256), a uint16
 
 CHANNEL_LAYOUTS = ("L", "RGB", "RGBA")
 _FLAG_LAYOUT_MASK = 0x03
@@ -38,12 +38,9 @@ _MAX_VARINT_BYTES = 5  # 35 bits: more than any length a valid file can hold
 _MIN_FILE_SIZE = 4 + 1 + 1 + 1 + 1 + MODEL_HASH_SIZE + 2 + 1 + 1 + 4 + 1 + _CRC_SIZE
 
 
-def quantize_quality(q: float) -> float:
-    """The quality a header stores for ``q``: nearest multiple of 1/256 in [1, 8]."""
-    q = float(q)
-    if not QUALITY_MIN <= q <= QUALITY_MAX:
-        raise ValueError(f"quality must be in [{QUALITY_MIN}, {QUALITY_MAX}], got {q}")
-    return round(q * QUALITY_STEP) / QUALITY_STEP
+def is_lic(data: bytes) -> bool:
+    """Whether ``data`` starts like a .lic file (the magic only; ``unpack`` validates the rest)."""
+    return bytes(data[:len(MAGIC)]) == MAGIC
 
 
 @dataclass(frozen=True)
@@ -67,13 +64,21 @@ class Header:
             raise ValueError(f"model_hash must be {MODEL_HASH_SIZE} bytes")
         if quantize_quality(self.quality) != self.quality:
             raise ValueError("quality must be a stored value; pass it through quantize_quality()")
-        _check_size(self.width, self.height, ValueError)
+        _check_size(self.width, self.height, InputError)  # an image too large is the caller's input
         if self.channels not in CHANNEL_LAYOUTS:
             raise ValueError(f"channels must be one of {CHANNEL_LAYOUTS}, got {self.channels!r}")
         if not 0 <= self.symbol_crc < 1 << 32:
             raise ValueError("symbol_crc must be an unsigned 32-bit value")
         if self.icc is not None and not isinstance(self.icc, bytes):
             raise ValueError("icc must be bytes or None")
+
+
+class Container(NamedTuple):
+    """A parsed and validated ``.lic`` file: what ``unpack`` returns."""
+
+    header: Header
+    streams: list[bytes]  # the coded streams, in coding order
+    alpha: bytes | None  # the alpha plane's blob (FORMAT.md), for RGBA files only
 
 
 def _check_size(width: int, height: int, error: type[Exception]) -> None:
@@ -113,7 +118,7 @@ def pack(header: Header, streams: Sequence[bytes], alpha: bytes | None = None) -
     model_id = header.model_id.encode("ascii")
     out = bytearray(MAGIC)
     out += bytes([FORMAT_VERSION, flags, len(model_id)]) + model_id + header.model_hash
-    out += round(header.quality * QUALITY_STEP).to_bytes(2, "little")
+    out += round(header.quality * QUALITY_STEPS).to_bytes(2, "little")
     out += _varint(header.width - 1) + _varint(header.height - 1)
     out += header.symbol_crc.to_bytes(4, "little")
     out += _varint(len(streams))
@@ -180,7 +185,7 @@ def _declared_size(data: bytes) -> int | None:
         return None
 
 
-def _parse(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
+def _parse(data: bytes) -> Container:
     data = bytes(data)
     if data[:len(MAGIC)] != MAGIC[:len(data)]:
         raise LicFormatError("not a lic file (bad magic)")
@@ -217,9 +222,11 @@ def _parse(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
     if not all(0x20 <= b < 0x7F for b in model_id_raw):
         raise LicFormatError("corrupt: model id is not printable ASCII")
     model_hash = r.take(MODEL_HASH_SIZE)
-    quality_raw = int.from_bytes(r.take(2), "little")
-    if not QUALITY_MIN * QUALITY_STEP <= quality_raw <= QUALITY_MAX * QUALITY_STEP:
-        raise LicFormatError(f"corrupt: quality {quality_raw / QUALITY_STEP} outside [1, 8]")
+    quality = int.from_bytes(r.take(2), "little") / QUALITY_STEPS  # exact: a multiple of 1/256
+    try:
+        check_quality(quality)
+    except InputError as e:  # in a file, a bad quality is corruption, not the caller's mistake
+        raise LicFormatError(f"corrupt: {e}") from None
     width, height = r.varint() + 1, r.varint() + 1
     _check_size(width, height, LicFormatError)
     symbol_crc = int.from_bytes(r.take(4), "little")
@@ -237,16 +244,19 @@ def _parse(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
 
     icc = blobs.pop(0) if has_icc else None
     alpha = blobs.pop(0) if has_alpha else None
-    header = Header(model_id_raw.decode("ascii"), model_hash, quality_raw / QUALITY_STEP,
+    header = Header(model_id_raw.decode("ascii"), model_hash, quality,
                     width, height, channels, symbol_crc, icc)
-    return header, blobs, alpha
+    return Container(header, blobs, alpha)
 
 
-def unpack(data: bytes) -> tuple[Header, list[bytes], bytes | None]:
-    """Parse and validate a ``.lic`` file into (header, streams, alpha blob or None)."""
+def unpack(data: bytes) -> Container:
+    """Parse and validate a ``.lic`` file into (header, streams, alpha blob or None).
+
+    The result can be handed on (``codec.Codec.decompress`` takes it) so that nothing parses
+    and CRC-checks the same file twice."""
     return _parse(data)
 
 
 def read_header(data: bytes) -> Header:
     """The header of a ``.lic`` file, after the same validation as ``unpack``."""
-    return _parse(data)[0]
+    return _parse(data).header

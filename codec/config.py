@@ -12,12 +12,25 @@ import json
 import math
 from dataclasses import dataclass
 
-__all__ = ["ModelConfig", "QUALITY_LAMBDAS", "MIN_QUALITY", "MAX_QUALITY", "lambda_for_quality"]
+from bitstream.quality import MAX_QUALITY, MIN_QUALITY, check_quality
 
+__all__ = ["ModelConfig", "QUALITY_LAMBDAS", "MIN_QUALITY", "MAX_QUALITY", "lambda_for_quality", "level_position"]
+
+# The quality range [1, 8] and its 1/256 step are the file format's (bitstream.quality: the header
+# field defines them, and bitstream must not import codec).  The model has one λ per integer quality
+# of that range (tests/codec/test_quality.py checks they agree).
 # Rate-distortion trade-off per integer quality level 1..8 (CompressAI's zoo, MSE on 0..255).
 QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
-MIN_QUALITY = 1.0
-MAX_QUALITY = float(len(QUALITY_LAMBDAS))
+
+
+def level_position(quality, dtype=None):
+    """Where tensor qualities fall between the integer levels: ``(low, t)`` with ``low`` the
+    0-based index of the level below (long) and ``t`` in [0, 1] the way to the next, so that a
+    per-level table interpolates as ``(1 − t)·table[low] + t·table[low + 1]``.  Clamped to the
+    range; computed in ``dtype`` (default: the quality's).  Shared by λ(q) and the gain units."""
+    q = (quality if dtype is None else quality.to(dtype)).clamp(MIN_QUALITY, MAX_QUALITY) - MIN_QUALITY
+    low = q.floor().clamp(max=len(QUALITY_LAMBDAS) - 2)
+    return low.long(), q - low
 
 
 def lambda_for_quality(quality):
@@ -31,16 +44,13 @@ def lambda_for_quality(quality):
         import torch
 
         table = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64, device=quality.device)
-        q = quality.double().clamp(MIN_QUALITY, MAX_QUALITY) - 1
-        low = q.floor().clamp(max=len(QUALITY_LAMBDAS) - 2)
-        t = q - low
-        low = low.long()
+        low, t = level_position(quality, torch.float64)
         return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()
-    if not MIN_QUALITY <= quality <= MAX_QUALITY:
-        raise ValueError(f"quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality}")
-    low = min(int(math.floor(quality)), len(QUALITY_LAMBDAS) - 1)
-    t = quality - low
-    a, b = math.log(QUALITY_LAMBDAS[low - 1]), math.log(QUALITY_LAMBDAS[min(low, 7)])
+    quality = check_quality(quality)
+    level = min(int(math.floor(quality)), int(MAX_QUALITY) - 1)  # the integer level at or below
+    t = quality - level
+    a = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY)])
+    b = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY) + 1])
     return math.exp((1 - t) * a + t * b)
 
 

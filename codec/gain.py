@@ -17,14 +17,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import QUALITY_LAMBDAS
+from .config import QUALITY_LAMBDAS, level_position
 
 __all__ = ["GainUnits"]
 
 
 class GainUnits(nn.Module):
-    def __init__(self, channels: int, lambdas: tuple[float, ...] = QUALITY_LAMBDAS):
+    def __init__(self, channels: int):
         super().__init__()
+        lambdas = QUALITY_LAMBDAS  # one gain per quality level, started from that level's λ
         # Initialize at the high-rate optimum, quantizer step ∝ 1/sqrt(λ), i.e. gain ∝ sqrt(λ), with
         # gain 1 at the middle of the range (the geometric mean λ): g_a and g_s then start at the
         # scale they would have in a single-rate model of the middle quality, which trains fastest
@@ -36,19 +37,13 @@ class GainUnits(nn.Module):
         self.gain_steps = nn.Parameter(torch.log(torch.expm1(steps))[:, None].repeat(1, channels))
         self.log_inverse = nn.Parameter(-log_gain[:, None].repeat(1, channels))
 
-    @property
-    def levels(self) -> int:
-        return self.log_inverse.shape[0]
-
     def _log_gains(self) -> torch.Tensor:
         steps = F.softplus(self.gain_steps)
         return torch.cat([self.log_gain_first[None], self.log_gain_first[None] + steps.cumsum(0)], 0)
 
     def _interpolate(self, table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-        q = quality.to(table.dtype).clamp(1, self.levels) - 1
-        low = q.floor().clamp(max=self.levels - 2)
-        t = (q - low)[:, None]
-        low = low.long()
+        low, t = level_position(quality, table.dtype)  # where q falls between levels, as λ(q) does
+        t = t[:, None]
         log_g = (1 - t) * table[low] + t * table[low + 1]
         return torch.exp(log_g)[:, :, None, None]
 
