@@ -19,6 +19,8 @@ from typing import Callable, TypeVar
 import numpy as np
 from PIL import Image
 
+from codec.metrics import psnr_from_mse
+
 __all__ = ["bpp", "mse", "psnr", "ms_ssim", "ms_ssim_db", "median_time"]
 
 T = TypeVar("T")
@@ -51,9 +53,9 @@ def mse(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
 
 
 def psnr(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray, max_value: float = 255.0) -> float:
-    """RGB PSNR in dB, 10 * log10(MAX^2 / MSE); +inf for identical images."""
-    err = mse(a, b)
-    return math.inf if err == 0 else 10.0 * math.log10(max_value**2 / err)
+    """RGB PSNR in dB, 10 * log10(MAX^2 / MSE) (lic's one definition, ``codec.metrics``); +inf for
+    identical images."""
+    return psnr_from_mse(mse(a, b), max_value)
 
 
 def ms_ssim(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 
 from codec.config import ModelConfig, lambda_for_quality
 from codec.integer import Arithmetic
+from codec.metrics import psnr_from_mse
 from codec.model import LicModel
 
 from .data import build_bank, get_batch, list_images
@@ -118,7 +118,7 @@ def score(net, images: list[torch.Tensor], quality: float, lam: float) -> dict:
         mses.append((x_hat.clamp(0, 1) - x).pow(2).mean().item())
     net.train()
     bpp, mse = float(np.mean(bpps)), float(np.mean(mses))
-    psnr = float(np.mean([-10 * math.log10(max(m, 1e-10)) for m in mses]))
+    psnr = float(np.mean([psnr_from_mse(max(m, 1e-10), peak=1.0) for m in mses]))
     return {"bpp": bpp, "psnr": psnr, "J": bpp + lam * 255**2 * mse}
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codec.metrics import psnr as psnr_of
 from codec.weights import fingerprint, load_model
 
 __all__ = ["evaluate_weights", "parse_qualities", "main"]
@@ -58,9 +59,8 @@ def evaluate_weights(weights: str | Path, images: str | Path, qualities=tuple(ra
             t1 = time.perf_counter()
             out_rgb, _, _ = decode_rgb(model, data, model_hash=digest)
             t2 = time.perf_counter()
-            mse = np.mean((out_rgb.astype(np.float64) - rgb.astype(np.float64)) ** 2)
             bpp.append(8 * len(data) / (rgb.shape[0] * rgb.shape[1]))
-            psnr.append(10 * np.log10(255**2 / max(mse, 1e-10)))
+            psnr.append(psnr_of(out_rgb, rgb))
             enc.append(t1 - t0)
             dec.append(t2 - t1)
         for k, v in zip(rows, (q, np.mean(bpp), np.mean(psnr), np.mean(enc), np.mean(dec))):

@@ -58,6 +58,7 @@ import torch.nn as nn
 
 from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
 from codec.integer import Arithmetic
+from codec.metrics import psnr_from_mse
 from codec.model import LicModel
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -241,7 +242,7 @@ def evaluate(rd: RateDistortion, images: torch.Tensor, batch: int = 8) -> dict[s
             bpp, _, x_hat = rd(x, q)
             mse = (x_hat.clamp(0, 1) - x).pow(2).mean((1, 2, 3))
             bpps.append(bpp)
-            psnrs.append(-10 * torch.log10(mse.clamp_min(1e-10)))
+            psnrs.append(psnr_from_mse(mse.clamp_min(1e-10), peak=1.0))
         out[f"bpp_q{level}"] = torch.cat(bpps).mean().item()
         out[f"psnr_q{level}"] = torch.cat(psnrs).mean().item()
     torch.set_rng_state(cpu_state)
@@ -494,7 +495,7 @@ def train(cfg: TrainConfig) -> dict:
         step += 1
         if finite:
             with torch.no_grad():
-                psnr = (-10 * torch.log10(mse.detach().clamp_min(1e-10))).mean()
+                psnr = psnr_from_mse(mse.detach().clamp_min(1e-10), peak=1.0).mean()
                 acc += torch.stack([loss.detach(), bpp.detach().mean(), psnr, torch.ones((), device=device)])
 
         # every log_every steps: log, and rank 0 takes the time-based decisions for all ranks
