@@ -191,19 +191,6 @@ class ChannelConditional(nn.Module):
 
         return self._run(features, quantize, Arithmetic.EXACT)
 
-    def entropy_parameters(self, features: torch.Tensor, y_hat: torch.Tensor):
-        """(μ, σ-index) of every slice given the decoded ŷ (teacher forcing), for tests/analysis."""
-        parts = self._split(y_hat.double())
-        means, indexes = [], []
-
-        def quantize(k, mean, index):
-            means.append(mean)
-            indexes.append(index)
-            return torch.round(parts[k] - mean) + mean
-
-        self._run(features.double(), quantize, Arithmetic.EXACT)
-        return torch.cat(means, dim=1), torch.cat(indexes, dim=1)
-
 
 def _interp(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """table[index] for an integer-valued ``index``, differentiable (linear between entries)."""

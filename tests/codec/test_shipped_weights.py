@@ -59,6 +59,20 @@ def test_golden_file_decodes_on_this_machine(shipped):
     assert np.abs(rgb.astype(int) - reference.astype(int)).max() <= 1
 
 
+def test_golden_file_gives_the_same_symbols_and_pixels_within_one_on_1_and_2_threads(shipped):
+    model, digest = shipped
+    data = (DATA / "golden.lic").read_bytes()
+    before = torch.get_num_threads()
+    decoded = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            decoded[threads] = decode_rgb(model, data, model_hash=digest)[0].astype(int)  # checksum: symbols
+    finally:
+        torch.set_num_threads(before)
+    assert np.abs(decoded[1] - decoded[2]).max() <= 1
+
+
 def test_shipped_model_round_trips_bit_exactly(shipped, sample):
     model, digest = shipped
     data = encode_rgb(model, sample, 4.5, model_hash=digest)
