@@ -6,19 +6,23 @@
 
 ``compress`` takes a PIL image, a path, a numpy array or a tensor (floats in [0, 1]; see
 ``codec.images``); ``decompress`` takes bytes or a path.  ``import codec`` also registers the
-Pillow plugin (``Image.open("x.lic")``, ``img.save("x.lic", quality=5)``).  torch loads on the
-first call that needs the model.
+Pillow plugin (``Image.open("x.lic")``, ``img.save("x.lic", quality=5)``) and sets Pillow's
+decompression-bomb limit to what a .lic file can hold.  torch loads on the first call that needs
+the model.  Bad input raises ``InputError`` (a ``ValueError``; ``LicFormatError`` for .lic data)
+with a one-line reason.
 """
 
-from bitstream import LicFormatError
+from bitstream import InputError, LicFormatError
 
 from . import pillow_plugin as _pillow_plugin
 from .api import (DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, decompress,
                   default_codec)
+from .images import open_image
+from .metrics import psnr
 
 __all__ = [
-    "compress", "decompress", "Codec", "Timings", "TargetResult", "LicFormatError", "default_codec",
-    "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY",
+    "compress", "decompress", "Codec", "Timings", "TargetResult", "InputError", "LicFormatError", "default_codec",
+    "open_image", "psnr", "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY",
 ]
 
 _pillow_plugin.register()

@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 import bitstream
+from bitstream import MAX_QUALITY, MIN_QUALITY, Container, check_quality
 
-from .config import MAX_QUALITY, MIN_QUALITY
-from .images import CodedImage, decode_alpha, decoded_pixels, encode_alpha, from_decoded, to_coded
+from .images import CodedImage, decode_alpha, encode_alpha, from_decoded, to_coded
+from .metrics import psnr
+from .target import TargetResult, fit_psnr, fit_size
 from .timings import Timings
 
 __all__ = [
     "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
-    "compress", "decompress", "resolve_device", "weights_dir",
+    "compress", "decompress", "default_codec", "resolve_device", "weights_dir",
 ]
-
 
 
 def _shipped_default_quality() -> float:
@@ -49,22 +47,6 @@ def _shipped_default_quality() -> float:
 
 
 DEFAULT_QUALITY = _shipped_default_quality()
-# Bisection steps of a target search over quality in [1, 8]: 7 / 2**10 < one stored step of 1/256 * 2.
-SEARCH_STEPS = 10
-
-
-@dataclass
-class TargetResult:
-    """Outcome of a target search: the file, its quality, and whether the target was met."""
-
-    data: bytes
-    quality: float
-    met: bool
-    psnr: float | None = None  # dB over the decoded samples, for PSNR targets
-
-    def __repr__(self) -> str:  # the file's size, not its bytes
-        psnr = "" if self.psnr is None else f", psnr={self.psnr:.2f}"
-        return f"TargetResult(quality={self.quality:g}, met={self.met}, {len(self.data):,} bytes{psnr})"
 
 
 def weights_dir(weights: str | os.PathLike | None = None) -> Path | None:
@@ -89,30 +71,19 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def _check_quality(quality: float | None) -> float:
-    """A quality in [1, 8] as a float; None is ``DEFAULT_QUALITY``.  Not a bool, not a string."""
-    if quality is None:
-        return DEFAULT_QUALITY
-    if isinstance(quality, bool) or not isinstance(quality, numbers.Real):
-        raise TypeError(f"quality must be a number in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality!r}")
-    quality = float(quality)
-    if not (MIN_QUALITY <= quality <= MAX_QUALITY):  # also refuses NaN
-        raise ValueError(f"quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality:g}")
-    return quality
+    """A quality in [1, 8] as a float; None is ``DEFAULT_QUALITY`` (``bitstream.check_quality``)."""
+    return DEFAULT_QUALITY if quality is None else check_quality(quality)
 
 
-def _lic_bytes(data) -> bytes:
-    """The bytes of a .lic file: bytes-like, or read from a path."""
+def _lic_file(data) -> Container:
+    """A parsed .lic file from its bytes, a path, or an already parsed ``bitstream.Container``."""
+    if isinstance(data, Container):
+        return data
     if isinstance(data, (str, os.PathLike)):
-        return Path(data).read_bytes()
+        return bitstream.unpack(Path(data).read_bytes())
     if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
+        return bitstream.unpack(bytes(data))
     raise TypeError(f"expected the bytes of a .lic file or a path to one, got {type(data).__name__}")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two uint8 arrays of the same shape (inf when equal)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 class Codec:
@@ -139,15 +110,15 @@ class Codec:
     # -- coding ----------------------------------------------------------------------------------
     def compress(self, image, quality: float | None = None) -> bytes:
         """Encode ``image`` (PIL image, path, numpy array or tensor) into a ``.lic`` file."""
-        coded = to_coded(image)
-        return self._encode(coded, self.quality if quality is None else quality)
+        return self._encode(to_coded(image), self.quality if quality is None else quality)
 
     def decompress(self, data) -> Image.Image:
-        """Decode a ``.lic`` file (bytes or a path); ``LicFormatError`` for anything that is not a valid one."""
+        """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
+        (then it is not parsed again).  ``LicFormatError`` for anything that is not a valid one."""
         from .coding import decode_rgb
 
-        t = Timings()  # decode_rgb validates the whole container before any network runs
-        rgb, header, alpha_blob = decode_rgb(self.model, _lic_bytes(data), timings=t, model_hash=self.model_hash)
+        t = Timings()  # the whole container is validated before any network runs
+        rgb, header, alpha_blob = decode_rgb(self.model, _lic_file(data), timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
@@ -163,15 +134,14 @@ class Codec:
         self.last_timings = t
         return data
 
-    # -- targets ---------------------------------------------------------------------------------
+    # -- targets (the searches are in codec.target) -----------------------------------------------
     def compress_to_size(self, image, max_bytes: int) -> TargetResult:
         """The highest-quality file of at most ``max_bytes`` bytes (each candidate really coded).
 
         If even quality 1 is larger, returns that file with ``met=False``.
         """
         coded = to_coded(image)
-        encode = functools.lru_cache(maxsize=None)(lambda q: self._encode(coded, q))
-        return self._bisect(lambda q: len(encode(q)) <= max_bytes, encode, prefer_high=True)
+        return fit_size(lambda q: self._encode(coded, q), max_bytes)
 
     def compress_to_bpp(self, image, bpp: float) -> TargetResult:
         """The highest-quality file at or under ``bpp`` bits per pixel (file bytes * 8 / pixels)."""
@@ -182,50 +152,19 @@ class Codec:
     def compress_to_psnr(self, image, min_psnr: float) -> TargetResult:
         """The lowest-quality file whose decoded image has PSNR >= ``min_psnr`` dB.
 
-        Candidates are scored without entropy coding: ``model.reconstruct`` of the encoder's ŷ is
-        exactly what the decoder will output.  PSNR is over the decoded samples (gray for "L"
-        images, RGB otherwise; alpha is lossless and not counted).  If even quality 8 falls
-        short, returns that file with ``met=False``.
+        Candidates are scored without entropy coding, on exactly what the decoder will output
+        (``coding.reconstruct_rgb``).  PSNR is over the decoded samples (gray for "L" images, RGB
+        otherwise; alpha is lossless and not counted).  If even quality 8 falls short, returns
+        that file with ``met=False``.
         """
-        import torch
+        from .coding import reconstruct_rgb
 
         coded = to_coded(image)
-        original = decoded_pixels(coded.rgb, coded.channels)
-        x = torch.from_numpy(coded.rgb).to(self.device).permute(2, 0, 1)[None].float() / 255
 
-        @functools.lru_cache(maxsize=None)
         def score(q: float) -> float:
-            q = bitstream.quantize_quality(q)
-            code = self.model.compress(x, q)
-            x_hat = self.model.reconstruct(code.y_hat, q, coded.rgb.shape[:2])
-            rgb = torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
-            return psnr(original, decoded_pixels(rgb, coded.channels))
+            return psnr(coded, CodedImage(reconstruct_rgb(self.model, coded.rgb, q), coded.channels))
 
-        result = self._bisect(lambda q: score(q) >= min_psnr, lambda q: self._encode(coded, q),
-                              prefer_high=False)
-        result.psnr = score(result.quality)
-        return result
-
-    def _bisect(self, ok, encode, prefer_high: bool) -> TargetResult:
-        """Search quality for the boundary of ``ok`` (monotone: true at low q for sizes, high q for PSNR).
-
-        ``prefer_high``: the answer is the largest q where ok holds (size targets), else the smallest.
-        Works on stored qualities (multiples of 1/256), so the file has exactly the quality tested.
-        """
-        q_bad, q_good = (MAX_QUALITY, MIN_QUALITY) if prefer_high else (MIN_QUALITY, MAX_QUALITY)
-        if ok(q_bad):
-            return TargetResult(encode(q_bad), q_bad, True)
-        if not ok(q_good):
-            return TargetResult(encode(q_good), q_good, False)
-        for _ in range(SEARCH_STEPS):
-            mid = bitstream.quantize_quality((q_bad + q_good) / 2)
-            if mid in (q_bad, q_good):
-                break
-            if ok(mid):
-                q_good = mid
-            else:
-                q_bad = mid
-        return TargetResult(encode(q_good), q_good, True)
+        return fit_psnr(lambda q: self._encode(coded, q), score, min_psnr)
 
 
 @functools.lru_cache(maxsize=4)
@@ -251,6 +190,5 @@ def compress(image, quality: float | None = DEFAULT_QUALITY, *, device: str = "a
 
 def decompress(data, *, device: str = "auto") -> Image.Image:
     """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded."""
-    data = _lic_bytes(data)
-    bitstream.unpack(data)  # a bad file fails before the model loads
-    return default_codec(device).decompress(data)
+    container = _lic_file(data)  # parsed once: a bad file fails before the model loads
+    return default_codec(device).decompress(container)

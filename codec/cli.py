@@ -6,18 +6,23 @@
     lic info FILE.lic [--json]
     lic demo [IMAGE]
 
-``-`` is stdin or stdout.  Every failure is one line on stderr, ``lic: error: ...``, with exit
-status 2 for a bad command line and 1 for anything that goes wrong while running.  Outputs are
-written to a temporary file beside the target and renamed into place, so an interrupted or
-failed run never leaves a partial file: SIGINT, SIGTERM and SIGHUP unwind (removing the
-temporary file) and exit with 128 + the signal number.  Usage errors, bad inputs and outputs
-that cannot be written are found before torch loads, so they answer quickly.
+``-`` is stdin or stdout.  Every failure of the input or the system is one line on stderr,
+``lic: error: ...``, with exit status 2 for a bad command line and 1 for anything that goes wrong
+while running; a bug in lic is one line ``lic: internal error: ...`` with status 1
+(``LIC_DEBUG=1`` shows its traceback).  Outputs are written to a temporary file beside the
+target and renamed into place, so an interrupted or failed run never leaves a partial file:
+SIGINT, SIGTERM and SIGHUP unwind (removing the temporary file) and exit with 128 + the signal
+number.  Usage errors, bad inputs and outputs that cannot be written are found before torch
+loads, so they answer quickly.
 
 Folders: ``encode DIR`` codes the images in DIR (``-r``: and in its subfolders, keeping the tree
 under ``-d``), skipping hidden files.  A bad file in a batch is reported and skipped; the summary
 names it and the exit status is 1.  ``--skip-existing`` resumes a batch that was cut short.
 Progress bars are drawn on a terminal only: over the images of a batch, and over the transform's
 tiles while one large image codes.
+
+The command uses lic's public API only (``codec.Codec``, ``codec.open_image``, ``bitstream``), and
+reads, decodes or parses each input once.
 """
 
 from __future__ import annotations
@@ -41,9 +46,9 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 import bitstream
-from bitstream import LicFormatError
+from bitstream import InputError, LicFormatError, check_quality
 
-from .api import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY
+from . import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, open_image
 
 __all__ = ["main"]
 
@@ -104,12 +109,11 @@ class _Version(argparse.Action):
 
 def _quality(text: str) -> float:
     try:
-        q = float(text)
+        return check_quality(float(text))
+    except InputError as e:  # out of range: the one message every entry point gives
+        raise argparse.ArgumentTypeError(str(e)) from None
     except ValueError:
         raise argparse.ArgumentTypeError(f"quality must be a number, got {text!r}") from None
-    if not MIN_QUALITY <= q <= MAX_QUALITY:
-        raise argparse.ArgumentTypeError(f"quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {text}")
-    return q
 
 
 def _positive(kind):
@@ -339,15 +343,22 @@ def _stdout_is_terminal(path: str) -> None:
 
 
 def _load_codec(args):
-    """The model, loaded once per command (imports torch)."""
-    from .api import Codec
+    """The model, loaded once per command (imports torch).
+
+    Weights come from the user (``--weights``, ``LIC_WEIGHTS``), so whatever loading them raises
+    is reported as one line about them; ``LIC_DEBUG=1`` shows the traceback instead."""
+    from . import Codec
 
     weights = args.weights
     try:
         return Codec(device=args.device, weights=weights)
     except FileNotFoundError as e:
+        if os.environ.get("LIC_DEBUG"):
+            raise
         raise CliError(f"{e} (set --weights DIR or LIC_WEIGHTS)") from None
     except (RuntimeError, ValueError, OSError) as e:
+        if os.environ.get("LIC_DEBUG"):
+            raise
         raise CliError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
@@ -400,31 +411,17 @@ class _Console:
 @contextmanager
 def _tile_progress(console: _Console, codec, size: tuple[int, int], encoding: bool, known_total: bool = True):
     """On a terminal, a bar over the tiles that g_a (encoding) or g_s runs in, for one image
-    large enough to be tiled; nothing otherwise.  Counted by a forward hook, so the model is
-    untouched; ``known_total`` False (target searches code several times) shows a bare count."""
-    from . import model as model_module
-
-    tile, halo, align = (getattr(model_module, name, None) for name in ("TILE", "HALO", "ALIGN"))
+    large enough to be tiled; nothing otherwise.  ``known_total`` False (target searches code
+    several times) shows a bare count."""
     width, height = size
-    if None in (tile, halo, align) or not console.terminal():
+    tiles = codec.model.tile_count(height, width)
+    if tiles == 1 or not console.terminal():  # one piece: quick enough without a bar
         yield
         return
-    h, w = -(-height // align) * align, -(-width // align) * align
-    if h <= tile + 2 * halo and w <= tile + 2 * halo:  # one piece: quick enough without a bar
-        yield
-        return
-    tiles = math.ceil(h / tile) * math.ceil(w / tile)
-    transform = codec.model.g_a if encoding else codec.model.g_s
     label = f"{'encoding' if encoding else 'decoding'} {width}x{height}"
     with console.progress(total=tiles if known_total else None, desc=label, unit="tile") as bar:
-        def count(module, inputs, output) -> None:  # a hook that returns None keeps the output
-            bar.update(1)
-
-        handle = transform.register_forward_hook(count)
-        try:
+        with codec.model.counting_tiles(bar.update, encoding):
             yield
-        finally:
-            handle.remove()
 
 
 # -- encode ------------------------------------------------------------------------------------------
@@ -477,35 +474,15 @@ def _encode_jobs(args) -> tuple[list[_Job], bool]:
 
 
 def _open_image(name: str, data: bytes) -> Image.Image:
-    from .images import open_image
-
-    if data[:4] == b"LIC1":
+    """The image in ``data``, decoded (the one time it is), with ``name`` for its warnings."""
+    if bitstream.is_lic(data):
         raise CliError(f"{_shown(name)}: is already a .lic file (decode it first)")
     try:
-        return open_image(io.BytesIO(data))
+        return open_image(io.BytesIO(data), name=_shown(name))
     except Image.DecompressionBombError as e:
         raise CliError(f"{_shown(name)}: {e}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise CliError(f"{_shown(name)}: not an image Pillow can read ({_reason(e)})") from None
-
-
-def _check_image(name: str) -> None:
-    """Fail now if ``name`` is not an image Pillow recognises (reads only its header)."""
-    try:
-        with open(name, "rb") as f:
-            head = f.read(4)
-        if not head:
-            raise CliError(f"{name}: empty file")
-        if head == b"LIC1":
-            raise CliError(f"{name}: is already a .lic file (decode it first)")
-        with Image.open(name):
-            pass
-    except CliError:
-        raise
-    except (IsADirectoryError, PermissionError) as e:
-        raise CliError(f"{name}: cannot read: {e.strerror}") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise CliError(f"{name}: not an image Pillow can read ({_reason(e)})") from None
 
 
 def _files(n: int) -> str:
@@ -562,60 +539,45 @@ def cmd_encode(args) -> int:
             checked.add(Path(job.output).parent)
 
     console, tally = _Console(), _Tally(skipped=len(jobs) - len(todo))
-    # Check every input before the model loads, so a bad one fails fast; pixels are read one
-    # image at a time below (a folder of large photos must not sit in memory at once).
-    stdin_data, ready = None, []
-    for job in todo:
-        try:
-            if job.input == STDIO:
-                stdin_data = _read_input(STDIO)
-                _open_image(STDIO, stdin_data)
-            else:
-                _check_image(job.input)
-            ready.append(job)
-        except CliError as e:
-            if not batch:
-                raise
-            console.say(f"lic: error: {e}")
-            tally.failed.append(_shown(job.input))
+    # Each input is read and decoded once, just before it is coded, so a folder of large photos
+    # never sits in memory at once.  The model loads after the first input that opens: a single
+    # bad input (or a batch of them) is reported before torch loads, and answers quickly.
+    codec, load_s = None, 0.0
     start = time.perf_counter()
-    if ready:
-        codec = _load_codec(args)
-        start = time.perf_counter()
-        with console.progress(total=len(ready), unit="image", disable=not (batch and console.terminal())):
-            for job in ready:
-                try:
-                    _encode_file(codec, job, args, stdin_data, console, tally, tiles=not batch)
-                except (CliError, LicFormatError, OSError, ValueError, MemoryError) as e:
-                    if not batch:
-                        raise
-                    console.say(f"lic: error: {e if isinstance(e, CliError) else f'{_shown(job.input)}: {_reason(e)}'}")
-                    tally.failed.append(_shown(job.input))
-                console.bar.update(1)
-    print(tally.summary(time.perf_counter() - start), file=sys.stderr)
+    with console.progress(total=len(todo), unit="image", disable=not (batch and console.terminal())):
+        for job in todo:
+            try:
+                data_in = _read_input(job.input)
+                size_in, image = len(data_in), _open_image(job.input, data_in)
+                del data_in  # the decoded image is what coding needs
+                if codec is None:
+                    t = time.perf_counter()
+                    codec = _load_codec(args)
+                    load_s = time.perf_counter() - t
+                _encode_file(codec, job, image, size_in, args, console, tally, tiles=not batch)
+            except (CliError, InputError, OSError, MemoryError) as e:  # this file's fault: next one
+                if not batch:
+                    raise
+                console.say(f"lic: error: {e if isinstance(e, CliError) else f'{_shown(job.input)}: {_reason(e)}'}")
+                tally.failed.append(_shown(job.input))
+            console.bar.update(1)
+    print(tally.summary(time.perf_counter() - start - load_s), file=sys.stderr)
     return 1 if tally.failed else 0
 
 
-def _encode_file(codec, job: _Job, args, stdin_data, console: _Console, tally: _Tally, tiles: bool) -> None:
-    from .images import to_coded
-
-    data_in = stdin_data if job.input == STDIO else _read_input(job.input)
-    size_in, img = len(data_in), _open_image(job.input, data_in)
-    del data_in
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        coded = to_coded(img, name=_shown(job.input))
-    del img
-    for w in caught:
-        console.say(f"lic: warning: {w.message}")
+def _encode_file(codec, job: _Job, image: Image.Image, size_in: int, args, console: _Console, tally: _Tally,
+                 tiles: bool) -> None:
     search = args.target_size is not None or args.target_bpp is not None or args.target_psnr is not None
-    with _tile_progress(console, codec, coded.size, encoding=True, known_total=not search) if tiles else _nothing():
-        data = _encode_one(codec, coded, job.input, args, console)
+    with warnings.catch_warnings(record=True) as caught:  # bit depth, frames: said once, by name
+        warnings.simplefilter("always")
+        with _tile_progress(console, codec, image.size, encoding=True, known_total=not search) if tiles \
+                else _nothing():
+            data = _encode_one(codec, image, job.input, args, console, caught)
     if args.dir and job.output != STDIO:
         _make_parent(job.output)  # -d folders appear only once there is something to put in them
     with _atomic_output(job.output) as f:
         f.write(data)
-    width, height = coded.size
+    width, height = image.size
     tally.done += 1
     tally.bytes_in += size_in
     tally.bytes_out += len(data)
@@ -627,41 +589,52 @@ def _nothing():
     yield
 
 
-def _encode_one(codec, coded, name: str, args, console: _Console) -> bytes:
-    """Code one image at a quality or a target; after a target, say what it chose and reached."""
-    width, height = coded.size
+def _encode_one(codec, image: Image.Image, name: str, args, console: _Console, caught: list) -> bytes:
+    """Code one image at a quality or a target; after a target, say what it chose and reached.
+    The image's warnings (``caught``) are said before anything about its result."""
+    width, height = image.size
     name = _shown(name)
+
+    def say(line: str) -> None:
+        for w in caught:
+            console.say(f"lic: warning: {w.message}")
+        caught.clear()
+        if line:
+            console.say(line)
 
     def reached(result, target: str, psnr: bool = False) -> None:
         bpp = len(result.data) * 8 / (width * height)
         db = f"{result.psnr:.2f} dB, " if psnr else ""
-        console.say(f"lic: {name}: target {target} -> quality {result.quality:g}, {db}"
-                    f"{len(result.data):,} bytes, {bpp:.4f} bpp")
+        say(f"lic: {name}: target {target} -> quality {result.quality:g}, {db}"
+            f"{len(result.data):,} bytes, {bpp:.4f} bpp")
 
-    if args.target_size is not None:
-        result = codec.compress_to_size(coded, args.target_size)
-        if not result.met:
-            raise CliError(f"{name}: cannot fit in {args.target_size:,} bytes: "
-                           f"the smallest file (quality {MIN_QUALITY:g}) is {len(result.data):,} bytes")
-        reached(result, f"{args.target_size:,} bytes")
-        return result.data
-    if args.target_bpp is not None:
-        result = codec.compress_to_bpp(coded, args.target_bpp)
-        if not result.met:
-            console.say(f"lic: warning: {name}: cannot reach {args.target_bpp:g} bpp; using quality "
-                        f"{MIN_QUALITY:g} ({len(result.data) * 8 / (width * height):.4f} bpp)")
-        else:
-            reached(result, f"{args.target_bpp:g} bpp")
-        return result.data
-    if args.target_psnr is not None:
-        result = codec.compress_to_psnr(coded, args.target_psnr)
-        if not result.met:
-            console.say(f"lic: warning: {name}: cannot reach {args.target_psnr:g} dB; using quality "
-                        f"{MAX_QUALITY:g} ({result.psnr:.2f} dB)")
-        else:
-            reached(result, f"{args.target_psnr:g} dB", psnr=True)
-        return result.data
-    return codec._encode(coded, args.quality if args.quality is not None else DEFAULT_QUALITY)
+    try:
+        if args.target_size is not None:
+            result = codec.compress_to_size(image, args.target_size)
+            if not result.met:
+                raise CliError(f"{name}: cannot fit in {args.target_size:,} bytes: "
+                               f"the smallest file (quality {MIN_QUALITY:g}) is {len(result.data):,} bytes")
+            reached(result, f"{args.target_size:,} bytes")
+            return result.data
+        if args.target_bpp is not None:
+            result = codec.compress_to_bpp(image, args.target_bpp)
+            if not result.met:
+                say(f"lic: warning: {name}: cannot reach {args.target_bpp:g} bpp; using quality "
+                    f"{MIN_QUALITY:g} ({len(result.data) * 8 / (width * height):.4f} bpp)")
+            else:
+                reached(result, f"{args.target_bpp:g} bpp")
+            return result.data
+        if args.target_psnr is not None:
+            result = codec.compress_to_psnr(image, args.target_psnr)
+            if not result.met:
+                say(f"lic: warning: {name}: cannot reach {args.target_psnr:g} dB; using quality "
+                    f"{MAX_QUALITY:g} ({result.psnr:.2f} dB)")
+            else:
+                reached(result, f"{args.target_psnr:g} dB", psnr=True)
+            return result.data
+        return codec.compress(image, args.quality if args.quality is not None else DEFAULT_QUALITY)
+    finally:
+        say("")
 
 
 # -- decode ------------------------------------------------------------------------------------------
@@ -682,14 +655,16 @@ def cmd_decode(args) -> int:
     _check_writable(out)
     data = _read_input(args.input)
     try:
-        header = bitstream.read_header(data)  # a bad file is reported before the model loads
+        container = bitstream.unpack(data)  # parsed once; a bad file is reported before the model loads
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
+    del data
+    header = container.header
     codec = _load_codec(args)
     console = _Console()
     try:
         with _tile_progress(console, codec, (header.width, header.height), encoding=False):
-            img = codec.decompress(data)
+            img = codec.decompress(container)
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
     if fmt in _NO_ALPHA and img.mode == "RGBA":
@@ -736,11 +711,11 @@ def cmd_info(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run
 
-    if args.image is not None:
-        _read_input(args.image)  # one-line errors for a missing or unreadable file
-        _open_image(args.image, Path(args.image).read_bytes())
+    image = None
+    if args.image is not None:  # opened here, once, for one-line errors about a bad file
+        image = _open_image(args.image, _read_input(args.image))
     try:
-        run(args.image, quality=args.quality, device=args.device, weights=args.weights)
+        run(image, quality=args.quality, device=args.device, weights=args.weights, name=args.image)
     except FileNotFoundError as e:
         raise CliError(f"{e} (set --weights DIR or LIC_WEIGHTS)") from None
     return 0
@@ -801,8 +776,6 @@ def _exit_now(status: int) -> None:
 
 
 def _main(argv: list[str] | None) -> int:
-    # Pillow's decompression-bomb guard, raised to what a .lic file can hold.
-    Image.MAX_IMAGE_PIXELS = bitstream.container.MAX_PIXELS
     try:
         parser = build_parser()
         try:
@@ -820,7 +793,7 @@ def _main(argv: list[str] | None) -> int:
     except CliError as e:
         print(f"lic: error: {e}", file=sys.stderr)
         return e.status
-    except LicFormatError as e:
+    except InputError as e:  # bad input (LicFormatError included): the reason is for the user
         print(f"lic: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -831,14 +804,18 @@ def _main(argv: list[str] | None) -> int:
         # Python from failing again while flushing stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (OSError, ValueError, MemoryError) as e:
+    except (OSError, MemoryError) as e:  # the system said no (disk full, no memory): not lic's bug
+        if os.environ.get("LIC_DEBUG"):
+            raise
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"lic: error: {message}", file=sys.stderr)
         return 1
-    except Exception as e:  # noqa: BLE001 - a bug still gets one line, with LIC_DEBUG=1 a traceback
+    except Exception as e:  # noqa: BLE001 - a bug in lic (a plain ValueError included): one line
         if os.environ.get("LIC_DEBUG"):
             raise
-        print(f"lic: error: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        message = str(e).splitlines()[0] if str(e) else ""
+        print(f"lic: internal error: {type(e).__name__}: {message} "
+              "(please report; LIC_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
 

@@ -1,7 +1,9 @@
 """Where the model meets the bitstream: RGB pixels <-> symbols <-> a ``.lic`` file.
 
-The model turns pixels into integer symbols and σ indexes (tensors); ``bitstream`` turns
-symbols and probabilities into bytes.  This module passes one to the other, slice by slice, so
+The one place that drives the model's coding face (``compress``, ``decompress``, ``reconstruct``)
+and the one place that turns pixels into the model's tensors and back.  The model turns pixels
+into integer symbols and σ indexes (tensors); ``bitstream`` turns symbols and probabilities
+into bytes.  This module passes one to the other, slice by slice, so
 decoding is sequential over slices with one device transfer each: the networks may run on a GPU
 while the range coder runs on the CPU.  It also guards the decoder: a file from another model,
 a stream count that does not match, or symbols whose checksum differs from the encoder's are
@@ -18,13 +20,13 @@ import numpy as np
 import torch
 
 import bitstream
-from bitstream import Header, LicFormatError
+from bitstream import Container, Header, LicFormatError
 
 from .model import LicModel
 from .timings import Timings
 from .weights import fingerprint
 
-__all__ = ["Timings", "encode_rgb", "decode_rgb"]
+__all__ = ["Timings", "encode_rgb", "decode_rgb", "reconstruct_rgb"]
 
 
 class _SymbolChecksum:
@@ -46,38 +48,45 @@ class _SymbolChecksum:
         self.value = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self.value)
 
 
-def _z_count(model: LicModel, height: int, width: int) -> tuple[int, int]:
-    h, w = model.latent_size(height, width)
-    return h // 4, w // 4
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 -> the model's input, (1, 3, H, W) float in [0, 1]."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
+    return torch.from_numpy(np.array(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
+
+
+def _to_rgb(x_hat: torch.Tensor) -> np.ndarray:
+    """The model's output (1, 3, H, W) in [0, 1] -> the decoder's (H, W, 3) uint8 samples."""
+    return torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
+
+
+def _tables(model: LicModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tables = model.coding_tables
+    return tables.z_pmf.cpu().numpy(), tables.z_offset.cpu().numpy(), tables.scales.cpu().numpy()
 
 
 def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
                icc: bytes | None = None, alpha: bytes | None = None,
                timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
     """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
     timings = timings if timings is not None else Timings()
     height, width = rgb.shape[:2]
     quality = bitstream.quantize_quality(quality)
-    device = next(model.parameters()).device
+    device = model.device
     start = time.perf_counter()
-    x = torch.from_numpy(np.array(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
-    code = model.compress(x, quality)
+    code = model.compress(_to_tensor(rgb, device), quality)
     z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1).cpu().numpy()
     slices = [(s.symbols.cpu().numpy(), s.indexes.cpu().numpy()) for s in code.slices]
     _sync(device)
     timings.network = time.perf_counter() - start
 
     start = time.perf_counter()
-    density = model.hyper.density
-    pmf, offset = density.table_pmf.cpu().numpy(), density.table_offset.cpu().numpy()
-    scales = model.entropy.scales.cpu().numpy()
+    pmf, offset, scales = _tables(model)
     checksum = _SymbolChecksum(quality, width, height, channels, icc, alpha)
     checksum.update(z)
     streams = [bitstream.encode_categorical(z, pmf, offset)]
@@ -104,23 +113,23 @@ def check_model(model: LicModel, header: Header, model_hash: bytes | None = None
         )
 
 
-def decode_rgb(model: LicModel, data: bytes, *, timings: Timings | None = None,
+def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | None = None,
                model_hash: bytes | None = None) -> tuple[np.ndarray, Header, bytes | None]:
-    """Decode a ``.lic`` file to an (H, W, 3) uint8 RGB array, its header and its alpha blob."""
+    """Decode a ``.lic`` file to an (H, W, 3) uint8 RGB array, its header and its alpha blob.
+
+    ``data``: the file's bytes, or what ``bitstream.unpack`` made of them (not parsed again)."""
     timings = timings if timings is not None else Timings()
-    header, streams, alpha = bitstream.unpack(data)
+    header, streams, alpha = data if isinstance(data, Container) else bitstream.unpack(data)
     check_model(model, header, model_hash)
     n_slices = len(model.config.slices)
     if len(streams) != 1 + n_slices:
         raise LicFormatError(f"corrupt: {len(streams)} streams, this model codes {1 + n_slices}")
-    device = next(model.parameters()).device
+    device = model.device
     coding = 0.0
     start = time.perf_counter()
 
-    density = model.hyper.density
-    pmf, offset = density.table_pmf.cpu().numpy(), density.table_offset.cpu().numpy()
-    scales = model.entropy.scales.cpu().numpy()
-    hz, wz = _z_count(model, header.height, header.width)
+    pmf, offset, scales = _tables(model)
+    hz, wz = model.hyper_latent_size(header.height, header.width)
     checksum = _SymbolChecksum(header.quality, header.width, header.height, header.channels,
                                header.icc, alpha)
     z = bitstream.decode_categorical(streams[0], pmf, offset, hz * wz)
@@ -140,8 +149,17 @@ def decode_rgb(model: LicModel, data: bytes, *, timings: Timings | None = None,
     x_hat = model.decompress(z_symbols, read_slice, header.quality, (header.height, header.width))
     if checksum.value != header.symbol_crc:
         raise LicFormatError("corrupt: decoded content does not match the encoder's checksum")
-    rgb = torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
+    rgb = _to_rgb(x_hat)
     _sync(device)
     timings.coding = coding
     timings.network = time.perf_counter() - start - coding
     return rgb, header, alpha
+
+
+def reconstruct_rgb(model: LicModel, rgb: np.ndarray, quality: float) -> np.ndarray:
+    """The (H, W, 3) uint8 samples that decoding ``encode_rgb(model, rgb, quality)`` returns,
+    without entropy coding: the encoder's ŷ is exactly what the decoder rebuilds (what a PSNR
+    target search scores)."""
+    quality = bitstream.quantize_quality(quality)
+    code = model.compress(_to_tensor(rgb, model.device), quality)
+    return _to_rgb(model.reconstruct(code.y_hat, quality, rgb.shape[:2]))

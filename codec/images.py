@@ -18,7 +18,7 @@ Arrays and tensors follow one rule.  Integers are samples: values that all fit i
 8-bit, wider ones are 16-bit (up to 65535) or 32-bit and are scaled down with a warning; bool is
 0 or 255.  Floats are in [0, 1] and are rounded to the nearest of 256 levels; a float input
 with a value more than half a level outside [0, 1] (0..255 held in floats, say), NaN or
-infinity is a ``ValueError``, never clipped in silence.
+infinity is an ``InputError`` (a ``ValueError``), never clipped in silence.
 
 Alpha blob: one tag byte, then the payload.  The encoder tries each and keeps the smallest:
 
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from bitstream import LicFormatError
+from bitstream import InputError, LicFormatError
 
 __all__ = ["CodedImage", "to_coded", "from_decoded", "encode_alpha", "decode_alpha", "open_image"]
 
@@ -103,21 +103,24 @@ def _frames(img: Image.Image) -> int:
         return 1
 
 
-def _source(img: Image.Image) -> tuple[int, int]:
-    """(bits per sample, frames) of the file behind ``img``: noted by ``open_image`` before
-    loading hid them, else read now."""
+def _source(img: Image.Image) -> tuple[int, int, str | None]:
+    """(bits per sample, frames, name) of the file behind ``img``: noted by ``open_image`` before
+    loading hid them, else read now (name: the file Pillow opened, if any)."""
     noted = getattr(img, "_lic_source", None)
-    return noted if noted is not None else (_file_bits(img), _frames(img))
+    if noted is not None:
+        return noted
+    return _file_bits(img), _frames(img), getattr(img, "filename", None) or None
 
 
-def open_image(source) -> Image.Image:
-    """Open and fully load an image (a path or a binary file object).
+def open_image(source, name: str | None = None) -> Image.Image:
+    """Open and fully load an image (a path or a binary file object) for ``compress``.
 
     ``OSError`` / ``ValueError`` for anything unreadable.  Notes the file's bits per sample and
-    frame count on the image first, so ``to_coded`` can warn about what loading hides.
+    frame count on the image first, so coding can warn about what loading hides; ``name`` is how
+    those warnings refer to it (default: the path).
     """
     with Image.open(source) as img:
-        noted = (_file_bits(img), _frames(img))
+        noted = (_file_bits(img), _frames(img), name or getattr(img, "filename", None) or None)
         img.load()
         img._lic_source = noted
         return img
@@ -144,11 +147,11 @@ def _floats_to_8bit(values: np.ndarray, what: str) -> np.ndarray:
     """Float samples in [0, 1] -> uint8 (the one float rule; see the module doc)."""
     values = values.astype(np.float64, copy=False)
     if not np.isfinite(values).all():
-        raise ValueError(f"{what} has NaN or infinite values")
+        raise InputError(f"{what} has NaN or infinite values")
     low, high = float(values.min()), float(values.max())
     if low < -FLOAT_TOLERANCE or high > 1 + FLOAT_TOLERANCE:
         hint = "; scale 0..255 values by 1/255" if -FLOAT_TOLERANCE <= low and high <= 255.5 else ""
-        raise ValueError(f"{what} must hold values in [0, 1], got values in [{low:g}, {high:g}]{hint}")
+        raise InputError(f"{what} must hold values in [0, 1], got values in [{low:g}, {high:g}]{hint}")
     return np.clip(values * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -164,7 +167,7 @@ def _gray_to_8bit(img: Image.Image, bits: int, name: str | None) -> np.ndarray:
     values = np.asarray(img)
     if img.mode == "F":  # Pillow's float images hold 0..255, as its own convert("L") reads them
         if not np.isfinite(values).all():
-            raise ValueError(f"{name or 'image'}: float samples include NaN or infinite values")
+            raise InputError(f"{name or 'image'}: float samples include NaN or infinite values")
         _warn(name, "32-bit float samples reduced to 8 bits")
         return np.clip(values.astype(np.float64) + 0.5, 0, 255).astype(np.uint8)
     declared = 16 if img.mode.startswith("I;16") or bits == 16 else None
@@ -180,8 +183,8 @@ def _icc_for(icc: bytes | None, channels: str) -> bytes | None:
 
 
 def _from_pil(img: Image.Image, name: str | None = None) -> CodedImage:
-    name = name or getattr(img, "filename", None) or None
-    bits, frames = _source(img)
+    bits, frames, noted_name = _source(img)
+    name = name or noted_name
     if frames > 1:
         _warn(name, f"{frames} frames; only the first is coded")
     img = ImageOps.exif_transpose(img)
@@ -213,7 +216,7 @@ def _from_array(array: np.ndarray, what: str = "array", name: str | None = None)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape:
-        raise ValueError(f"expected an (H, W) or (H, W, C) array with C in 1, 3, 4; got shape {shape}")
+        raise InputError(f"expected an (H, W) or (H, W, C) array with C in 1, 3, 4; got shape {shape}")
     array = _samples_to_8bit(np.asarray(array), what, name)
     channels = array.shape[2]
     if channels == 1:
@@ -237,7 +240,7 @@ def _from_tensor(tensor, name: str | None = None) -> CodedImage:
         t = t[0]
     if t.ndim != 3 or t.shape[0] not in (1, 3, 4) or 0 in t.shape:
         hint = "; for an (H, W, C) tensor use .permute(2, 0, 1)" if len(shape) == 3 and shape[2] in (1, 3, 4) else ""
-        raise ValueError(f"expected a (C, H, W) or (1, C, H, W) tensor with C in 1, 3, 4; got shape {shape}{hint}")
+        raise InputError(f"expected a (C, H, W) or (1, C, H, W) tensor with C in 1, 3, 4; got shape {shape}{hint}")
     if t.dtype == torch.bfloat16:  # numpy has no bfloat16
         t = t.float()
     return _from_array(t.permute(1, 2, 0).numpy(), "tensor", name)

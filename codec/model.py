@@ -11,6 +11,7 @@ Two faces, as in CompressAI's latent codecs:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable, NamedTuple
 
 import torch
@@ -24,10 +25,13 @@ from .integer import Arithmetic, IntConv2d
 from .slices import ChannelConditional, SliceCode
 from .transforms import AnalysisTransform, SynthesisTransform
 
-__all__ = ["LicModel", "ForwardOutput", "Compressed", "ALIGN"]
+__all__ = ["LicModel", "ForwardOutput", "Compressed", "CodingTables", "ALIGN"]
 
-# Six stride-2 stages (4 in g_a, 2 in h_a): inputs are padded to a multiple of 64.
-ALIGN = 64
+# g_a has four stride-2 stages (y is 1/16 of the image), h_a two more (z is 1/4 of y): inputs are
+# padded to a multiple of 64.
+Y_STRIDE = 16
+Z_STRIDE = 4
+ALIGN = Y_STRIDE * Z_STRIDE
 # g_a / g_s run in overlapping tiles above this many pixels, to bound memory on huge images;
 # the halo covers the transforms' receptive field, so tiling leaves no seams.
 TILE = 1024
@@ -44,6 +48,14 @@ class Compressed(NamedTuple):
     z_symbols: torch.Tensor  # int32 (1, Nz, h/4, w/4)
     slices: list[SliceCode]  # per slice: int32 symbols and their σ indexes
     y_hat: torch.Tensor  # float64 (1, M, h, w): exactly the ŷ' the decoder will rebuild
+
+
+class CodingTables(NamedTuple):
+    """What the range coder needs besides the symbols: built once from the weights, shipped."""
+
+    z_pmf: torch.Tensor  # int32 (Nz, 2r+1): integer frequencies of ẑ per channel
+    z_offset: torch.Tensor  # int32 (Nz,): the value of each row's first frequency
+    scales: torch.Tensor  # float64 (L,): the σ table that the slices' indexes point into
 
 
 def _as_quality(quality, batch: int, device) -> torch.Tensor:
@@ -71,7 +83,38 @@ class LicModel(nn.Module):
     @staticmethod
     def latent_size(height: int, width: int) -> tuple[int, int]:
         """Size of y for an image of height x width (after padding to a multiple of 64)."""
-        return -(-height // ALIGN) * ALIGN // 16, -(-width // ALIGN) * ALIGN // 16
+        return -(-height // ALIGN) * ALIGN // Y_STRIDE, -(-width // ALIGN) * ALIGN // Y_STRIDE
+
+    @classmethod
+    def hyper_latent_size(cls, height: int, width: int) -> tuple[int, int]:
+        """Size of z (the symbols coded first) for an image of height x width."""
+        h, w = cls.latent_size(height, width)
+        return h // Z_STRIDE, w // Z_STRIDE
+
+    @staticmethod
+    def tile_count(height: int, width: int) -> int:
+        """How many tiles g_a (and g_s) run in for an image of height x width; 1 when untiled."""
+        h, w = -(-height // ALIGN) * ALIGN, -(-width // ALIGN) * ALIGN
+        if h <= TILE + 2 * HALO and w <= TILE + 2 * HALO:
+            return 1
+        return -(-h // TILE) * -(-w // TILE)
+
+    @contextmanager
+    def counting_tiles(self, callback: Callable[[], object], encoding: bool):
+        """Within the block, ``callback()`` runs after each tile of g_a (``encoding``) or g_s:
+        progress over a large image.  A forward hook, so the computation is untouched."""
+        def hook(module, inputs, output) -> None:  # returning None keeps the output
+            callback()
+
+        handle = (self.g_a if encoding else self.g_s).register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     @staticmethod
     def _pad(x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +151,7 @@ class LicModel(nn.Module):
         if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress expects one RGB image (1,3,H,W), got {tuple(x.shape)}")
         q = _as_quality(quality, 1, x.device)
-        y = self._tiled(self.g_a, self._pad(x), 16) * self.gain.gain(q)
+        y = self._tiled(self.g_a, self._pad(x), Y_STRIDE) * self.gain.gain(q)
         hyper = self.hyper.compress(y)
         y_hat, codes = self.entropy.compress(y, hyper.features)
         return Compressed(hyper.z_symbols, codes, y_hat)
@@ -117,8 +160,7 @@ class LicModel(nn.Module):
     def decompress(self, z_symbols: torch.Tensor, read_slice: Callable[[int, torch.Tensor], torch.Tensor],
                    quality: float, size: tuple[int, int]) -> torch.Tensor:
         """Rebuild x̂ (1,3,H,W) in [0,1]; ``read_slice(k, σ-indexes)`` returns slice k's symbols."""
-        device = next(self.parameters()).device
-        hyper = self.hyper.decompress(z_symbols.to(device))
+        hyper = self.hyper.decompress(z_symbols.to(self.device))
         y_hat = self.entropy.decompress(hyper.features, read_slice)
         return self.reconstruct(y_hat, quality, size)
 
@@ -127,13 +169,13 @@ class LicModel(nn.Module):
         """x̂ = g_s(ŷ' ⊙ g⁻¹(q)), cropped to ``size`` and clamped to [0, 1]."""
         q = _as_quality(quality, 1, y_hat.device)
         y_hat = y_hat.float() * self.gain.inverse_gain(q)
-        x_hat = self._tiled(self.g_s, y_hat, 1 / 16)
+        x_hat = self._tiled(self.g_s, y_hat, 1 / Y_STRIDE)
         return x_hat[..., : size[0], : size[1]].clamp(0, 1)
 
     def _tiled(self, transform: nn.Module, x: torch.Tensor, factor: float) -> torch.Tensor:
         """transform(x) in overlapping tiles; ``factor`` = input pixels per output pixel."""
         h, w = x.shape[-2:]
-        in_tile, in_halo = (TILE, HALO) if factor > 1 else (TILE // 16, HALO // 16)
+        in_tile, in_halo = (TILE, HALO) if factor > 1 else (TILE // Y_STRIDE, HALO // Y_STRIDE)
         if h <= in_tile + 2 * in_halo and w <= in_tile + 2 * in_halo:
             return transform(x)
         rows = []
@@ -149,6 +191,12 @@ class LicModel(nn.Module):
         return torch.cat(rows, dim=-2)
 
     # -- tables -----------------------------------------------------------------------------------
+    @property
+    def coding_tables(self) -> CodingTables:
+        """The shipped tables the range coder codes with (on the model's device)."""
+        density = self.hyper.density
+        return CodingTables(density.table_pmf, density.table_offset, self.entropy.scales)
+
     @torch.no_grad()
     def build_tables(self) -> None:
         """The one step that makes coding tables from the weights; run by export, shipped after."""

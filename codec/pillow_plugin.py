@@ -1,8 +1,10 @@
 """Pillow plugin: ``Image.open("x.lic")`` and ``img.save("x.lic", quality=5)``.
 
-Registered by ``import codec``.  Opening reads only the header (size, mode, ICC profile);
-pixels are decoded, whole, on ``load()`` by the default ``Codec`` (``$LIC_WEIGHTS`` or the shipped
-weights).  Saving takes ``quality=`` (a real number in [1, 8], default ``DEFAULT_QUALITY``).
+Registered by ``import codec``, which also sets Pillow's decompression-bomb limit here, once for
+every way into lic (the command, the API, ``Image.open``).  Opening parses and checks the file
+(size, mode, ICC profile); pixels are decoded, whole, on ``load()`` by the default ``Codec``
+(``$LIC_WEIGHTS`` or the shipped weights), from what opening parsed.  Saving takes ``quality=``
+(a real number in [1, 8], default ``DEFAULT_QUALITY``).
 
 A file that starts like a .lic file but is damaged raises ``UnidentifiedImageError`` (what
 ``Image.open`` raises for any unreadable file) with the reason in its message, e.g.
@@ -19,11 +21,10 @@ from bitstream import LicFormatError
 __all__ = ["LicImageFile", "register"]
 
 FORMAT = "LIC"
-MAGIC = b"LIC1"
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[:4] == MAGIC
+    return bitstream.is_lic(prefix)
 
 
 class LicImageFile(ImageFile.ImageFile):
@@ -33,29 +34,31 @@ class LicImageFile(ImageFile.ImageFile):
     def _open(self) -> None:
         data = self.fp.read()
         try:
-            header = bitstream.read_header(data)
+            container = bitstream.unpack(data)
         except LicFormatError as e:
             # Not SyntaxError: Pillow would swallow it, try every other format and lose the reason.
             name = f"{self.filename}: " if isinstance(self.filename, str) and self.filename else ""
             raise UnidentifiedImageError(f"{name}not a valid lic file: {e}") from None
+        header = container.header
         self._size = (header.width, header.height)
         self._mode = header.channels
         if header.icc:
             self.info["icc_profile"] = header.icc
         self.info["quality"] = header.quality
-        self.tile = [ImageFile._Tile("lic", (0, 0) + self.size, 0, None)]
+        # The decoder gets the parsed file as its argument: nothing parses or CRC-checks it twice.
+        self.tile = [ImageFile._Tile("lic", (0, 0) + self.size, 0, (container,))]
 
 
 class LicDecoder(ImageFile.PyDecoder):
     """Decodes the whole file at once: a .lic file has no independently decodable rows."""
 
-    _pulls_fd = True
+    _pulls_fd = True  # everything was read and parsed by ``_open``; Pillow must not feed us bytes
 
     def decode(self, buffer):
         from .api import decompress
 
-        assert self.fd is not None
-        img = decompress(self.fd.read())
+        (container,) = self.args
+        img = decompress(container)
         if img.mode != self.mode or img.size != (self.state.xsize, self.state.ysize):
             raise ValueError("decoded image does not match its header")
         self.set_as_raw(img.tobytes(), img.mode)
@@ -75,6 +78,10 @@ def _save(im: Image.Image, fp, filename) -> None:
 
 
 def register() -> None:
+    """Register the plugin, and let Pillow open every image a .lic file can hold (its default
+    decompression-bomb limit, 89 M pixels, is lower than the format's 2^28)."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < bitstream.MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = bitstream.MAX_PIXELS
     Image.register_open(FORMAT, LicImageFile, _accept)
     Image.register_decoder("lic", LicDecoder)
     Image.register_save(FORMAT, _save)

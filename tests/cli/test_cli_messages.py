@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import bitstream
 import codec
 from codec import cli
 
@@ -173,3 +175,87 @@ def test_one_large_image_shows_progress_on_a_terminal(tmp_path, capsys, monkeypa
     assert cli.main(["encode", str(tmp_path / "big.png")]) == 0, terminal.getvalue()
     assert "\r" in terminal.getvalue() and "tile" in terminal.getvalue()
     assert "encoded 1 file" in terminal.getvalue()
+
+
+# -- bad input is one line; a bug says so ----------------------------------------------------------------
+
+def test_bad_input_is_one_error_line_even_with_lic_debug(tmp_path, capsys, monkeypatch):
+    pixels = np.full((6, 7), 0.5, dtype=np.float32)
+    pixels[2, 3] = np.nan
+    Image.fromarray(pixels, "F").save(tmp_path / "nan.tif")
+    for debug in ("", "1"):
+        monkeypatch.setenv("LIC_DEBUG", debug)
+        status, _, err = run(capsys, "encode", tmp_path / "nan.tif")
+        assert status == 1 and err.splitlines() == [
+            f"lic: error: {tmp_path / 'nan.tif'}: float samples include NaN or infinite values"]
+    assert not (tmp_path / "nan.lic").exists()
+
+
+def test_an_internal_error_asks_for_a_report_and_lic_debug_shows_its_traceback(photo, tmp_path, capsys,
+                                                                              monkeypatch):
+    import codec.coding
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside")
+
+    monkeypatch.setattr(codec.coding, "encode_rgb", broken)
+    monkeypatch.delenv("LIC_DEBUG", raising=False)
+    status, _, err = run(capsys, "encode", photo)
+    assert status == 1 and err.splitlines() == [
+        "lic: internal error: ValueError: a bug deep inside (please report; LIC_DEBUG=1 shows the traceback)"]
+    monkeypatch.setenv("LIC_DEBUG", "1")
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        cli.main(["encode", str(photo)])
+    assert not photo.with_suffix(".lic").exists()
+
+
+# -- each input is opened once, each .lic parsed once ----------------------------------------------------
+
+def test_each_input_is_opened_once_and_each_lic_file_parsed_once(photo, tmp_path, capsys, monkeypatch):
+    import bitstream.container
+
+    opened, parsed = [], []
+    real_open, real_parse = Image.open, bitstream.container._parse
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    monkeypatch.setattr(bitstream.container, "_parse", lambda data: parsed.append(1) or real_parse(data))
+    for command in (["encode", photo], ["encode", "-r", photo.parent, "-d", tmp_path / "out"], ["demo", photo]):
+        opened.clear()
+        status, _, err = run(capsys, *command)
+        assert status == 0, err
+        assert len(opened) == 1, (command, opened)
+    lic_file = photo.with_suffix(".lic")
+    for decode in (lambda: run(capsys, "decode", lic_file, "-o", tmp_path / "back.png"),
+                   lambda: codec.decompress(lic_file.read_bytes()),
+                   lambda: real_open(lic_file).load()):
+        parsed.clear()
+        decode()
+        assert len(parsed) == 1
+
+
+# -- targets that need real bisection (the shipped model: PSNR grows with quality) ----------------------
+
+def test_a_psnr_target_between_the_ends_is_searched_and_an_unreachable_one_warns(photo, tmp_path, capsys):
+    from codec.weights import default_weights_dir
+
+    weights = default_weights_dir()
+    c = codec.Codec(device="cpu", weights=weights)
+    with Image.open(photo) as img:
+        pixels = np.asarray(img)
+    low, high = (codec.psnr(pixels, c.decompress(c.compress(pixels, q))) for q in (1, 8))
+    target = round((low + high) / 2, 2)
+    status, _, err = run(capsys, "encode", photo, "-o", tmp_path / "mid.lic", "--weights", weights,
+                         "--target-psnr", target)
+    assert status == 0, err
+    (line,) = [line for line in err.splitlines() if "target" in line]
+    quality = bitstream.read_header((tmp_path / "mid.lic").read_bytes()).quality
+    assert codec.MIN_QUALITY < quality < codec.MAX_QUALITY and f"-> quality {quality:g}," in line
+    reached = float(re.search(r"quality [\d.]+, ([\d.]+) dB,", line).group(1))
+    decoded = codec.psnr(pixels, c.decompress((tmp_path / "mid.lic").read_bytes()))
+    assert reached == pytest.approx(decoded, abs=0.005) and decoded >= target
+
+    status, _, err = run(capsys, "encode", photo, "-o", tmp_path / "max.lic", "--weights", weights,
+                         "--target-psnr", "99")
+    assert status == 0, err
+    best = codec.psnr(pixels, c.decompress((tmp_path / "max.lic").read_bytes()))
+    assert f"lic: warning: {photo}: cannot reach 99 dB; using quality 8 ({best:.2f} dB)" in err.splitlines()
+    assert bitstream.read_header((tmp_path / "max.lic").read_bytes()).quality == codec.MAX_QUALITY

@@ -1,0 +1,70 @@
+"""Quality has one owner: its range and 1/256 step (``bitstream.quality``), λ(q) (``codec.config``),
+and one validation with one message, whichever way a quality comes in."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import pytest
+import torch
+
+import bitstream
+import codec
+from codec import cli
+from codec.config import MAX_QUALITY, MIN_QUALITY, QUALITY_LAMBDAS, lambda_for_quality, level_position
+
+
+def test_the_lambda_table_has_one_level_per_integer_quality_of_the_format():
+    assert (codec.MIN_QUALITY, codec.MAX_QUALITY) == (bitstream.MIN_QUALITY, bitstream.MAX_QUALITY)
+    assert (MIN_QUALITY, MAX_QUALITY) == (bitstream.MIN_QUALITY, bitstream.MAX_QUALITY)
+    assert len(QUALITY_LAMBDAS) == MAX_QUALITY - MIN_QUALITY + 1
+
+
+def test_the_stored_step_is_the_format_field():
+    header = bitstream.Header("m", b"abcd", bitstream.quantize_quality(4.3), 3, 2, "RGB", 0)
+    data = bitstream.pack(header, [b""])
+    raw = round(header.quality * bitstream.QUALITY_STEPS)
+    assert bitstream.QUALITY_STEPS == 256 and raw.to_bytes(2, "little") in data
+    assert bitstream.read_header(data).quality == raw / 256 == round(4.3 * 256) / 256
+
+
+@pytest.mark.parametrize("bad", [0.5, 8.01, math.nan, -math.inf])
+def test_every_entry_point_refuses_a_bad_quality_with_the_same_message(bad, make_image):
+    expected = f"quality must be in [1, 8], got {bad:g}"
+    with pytest.raises(bitstream.InputError) as error:
+        bitstream.check_quality(bad)
+    assert str(error.value) == expected
+    image = make_image(4, 4, 3)
+    for refuse in (bitstream.quantize_quality, lambda_for_quality, lambda q: codec.compress(image, q)):
+        with pytest.raises(bitstream.InputError) as error:
+            refuse(bad)
+        assert str(error.value) == expected
+    with pytest.raises(cli.CliError) as error:
+        cli.build_parser().parse_args(["encode", "x.png", f"--quality={bad!r}"])
+    assert error.value.status == 2 and expected in str(error.value)
+
+
+def test_a_file_with_a_quality_outside_the_range_is_corrupt():
+    data = bytearray(bitstream.pack(bitstream.Header("m", b"abcd", 4.0, 3, 2, "RGB", 0), [b""]))
+    at = data.index((4 * 256).to_bytes(2, "little"))
+    data[at:at + 2] = (9 * 256).to_bytes(2, "little")
+    body = bytes(data[:-4])
+    data = body + zlib.crc32(body).to_bytes(4, "little")
+    with pytest.raises(bitstream.LicFormatError, match=r"corrupt: quality must be in \[1, 8\], got 9"):
+        bitstream.unpack(data)
+
+
+def test_lambda_float_and_tensor_forms_agree_between_levels():
+    qualities = [1.0, 1.25, 3.3, 4.30078125, 7.999, 8.0]
+    tensor = lambda_for_quality(torch.tensor(qualities))
+    for q, value in zip(qualities, tensor.tolist()):
+        assert value == pytest.approx(lambda_for_quality(q), rel=1e-6)
+    # geometric: halfway between two levels is their geometric mean
+    assert lambda_for_quality(2.5) == pytest.approx(math.sqrt(QUALITY_LAMBDAS[1] * QUALITY_LAMBDAS[2]))
+
+
+def test_level_position_is_where_a_quality_falls_between_levels():
+    low, t = level_position(torch.tensor([1.0, 2.75, 8.0, 0.0, 9.0]), torch.float64)
+    assert low.tolist() == [0, 1, 6, 0, 6]
+    assert t.tolist() == pytest.approx([0.0, 0.75, 1.0, 0.0, 1.0])  # clamped to the range
