@@ -101,7 +101,7 @@ class _Version(argparse.Action):
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            print(f"lic {version('lic')}")
+            print(f"lic {version('lic-codec')}")
         except PackageNotFoundError:
             print("lic (not installed; run from a source tree)")
         parser.exit()

@@ -56,7 +56,7 @@ def test_version_prints_the_version(capsys):
     from importlib.metadata import version
 
     status, out, err = run(capsys, "--version")
-    assert status == 0 and out.strip() == f"lic {version('lic')}" and err == ""
+    assert status == 0 and out.strip() == f"lic {version('lic-codec')}" and err == ""
 
 
 def test_bare_lic_prints_a_usage_line(capsys):
