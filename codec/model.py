@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .gain import GainUnits
-from .hyperprior import Hyperprior
+from .hyperprior import Hyperprior, HyperOutput
 from .integer import Arithmetic, IntConv2d
 from .slices import ChannelConditional, SliceCode
 from .transforms import AnalysisTransform, SynthesisTransform
@@ -148,11 +148,24 @@ class LicModel(nn.Module):
     @torch.no_grad()
     def compress(self, x: torch.Tensor, quality: float) -> Compressed:
         """x (1,3,H,W) in [0,1] -> integer symbols.  ``quality`` must be the value the header stores."""
+        return self.code_latents(*self.analyse(x, quality)[1:])
+
+    @torch.no_grad()
+    def analyse(self, x: torch.Tensor, quality: float) -> tuple[torch.Tensor, torch.Tensor, HyperOutput]:
+        """The encoder's first half: (x padded, y = g_a(x) ⊙ g(q), the coded ẑ with its ψ).
+
+        Split from ``code_latents`` so an encoder may replace y by better latents for the same
+        ẑ (``refine.py``) before coding."""
         if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress expects one RGB image (1,3,H,W), got {tuple(x.shape)}")
         q = _as_quality(quality, 1, x.device)
-        y = self._tiled(self.g_a, self._pad(x), Y_STRIDE) * self.gain.gain(q)
-        hyper = self.hyper.compress(y)
+        x_padded = self._pad(x)
+        y = self._tiled(self.g_a, x_padded, Y_STRIDE) * self.gain.gain(q)
+        return x_padded, y, self.hyper.compress(y)
+
+    @torch.no_grad()
+    def code_latents(self, y: torch.Tensor, hyper: HyperOutput) -> Compressed:
+        """The encoder's second half: latents y and the coded ẑ -> integer symbols."""
         y_hat, codes = self.entropy.compress(y, hyper.features)
         return Compressed(hyper.z_symbols, codes, y_hat)
 

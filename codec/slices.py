@@ -136,13 +136,14 @@ class ChannelConditional(nn.Module):
         return torch.split(y, self.slices, dim=1)
 
     def forward(self, y: torch.Tensor, features: torch.Tensor, ste: bool = True,
-                mode: Arithmetic = Arithmetic.FAKE):
+                mode: Arithmetic = Arithmetic.FAKE, rounding: Callable[[torch.Tensor], torch.Tensor] | None = None):
         """Training face: returns (ŷ, likelihoods of y).
 
         The rate uses the noisy proxy ỹ = y + U(−½, ½) (dithered quantization).  What P_k, R_k
         and g_s see is round(y − μ) + μ with a straight-through gradient if ``ste``, else ỹ.
         In eval mode the rate is that of the rounded residual (what the coder spends, up to the
-        σ table), so estimates are deterministic.
+        σ table), so estimates are deterministic.  ``rounding`` (latent refinement, ``refine.py``)
+        replaces both: rate and ŷ use rounding(y − μ), a relaxed rounding of the residual.
         """
         parts = self._split(y)
         likelihoods: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
@@ -150,11 +151,15 @@ class ChannelConditional(nn.Module):
 
         def quantize(k, mean, index):
             residual = parts[k] - mean
+            sigma = torch.exp(_interp(log_scales, index))
+            if rounding is not None:
+                relaxed = rounding(residual)
+                likelihoods[k] = self._likelihood(relaxed, sigma)
+                return relaxed + mean
             if self.training:
                 noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
             else:
                 noisy = torch.round(residual)
-            sigma = torch.exp(_interp(log_scales, index))
             likelihoods[k] = self._likelihood(noisy, sigma)
             return (round_ste(residual) if ste else noisy) + mean
 

@@ -1,0 +1,193 @@
+"""Encoder-side latent refinement (``--effort``): latents fitted to this image, decoder unchanged.
+
+g_a's latents are an amortised guess.  For one image x at quality q, the best latents under the
+frozen decoder and entropy model solve (Yang, Bamler & Mandt, NeurIPS 2020, "Improving inference
+for neural image compression", eq. 3)
+
+    y* = argmin_y  R(⌊y⌉ | ẑ) + λ(q)·255²·D(x, g_s(⌊y⌉ ⊙ g⁻¹(q)))          (R in bits, D the SE / 3)
+
+with ẑ = ⌊h_a(g_a(x))⌉ kept fixed (the hyper-latents cost ~2 % of the bits here; keeping them fixed
+lets large images be refined tile by tile), and ⌊·⌉ the rounding of each slice's residual y − μ.
+Rounding has no useful gradient, so the descent sees a relaxation of it:
+
+- ``sga``: stochastic Gumbel annealing (Yang et al., sec. 4.2): ⌊v⌋ or ⌈v⌉ drawn by a Gumbel-softmax
+  whose logits grow with closeness, at a temperature annealed towards hard rounding;
+- ``ste``: hard rounding with the identity gradient (what training uses for g_s's input).
+
+Every few steps the hard-rounded cost is evaluated and the best latents so far are kept (early
+stopping on the cost the coder will see).  The caller codes both the refined and the one-pass
+latents when it must be sure, and keeps the cheaper file (``codec.coding``).
+
+Memory stays bounded on any image size: the latents are refined in tiles of ``TILE`` latents
+(each seen with a ``HALO`` of neighbours, which are read but not changed), so one backward pass
+never holds more than one tile's activations.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .config import lambda_for_quality
+from .integer import Arithmetic
+
+__all__ = ["RefineConfig", "EFFORT_STEPS", "refine_latents", "sga_round", "ste_round"]
+
+# Steps of descent per latent tile for each --effort level (0 = g_a's latents as they are).
+EFFORT_STEPS = {0: 0, 1: 4, 2: 40, 3: 200}
+TILE = 32  # latents per tile side (512 pixels): one tile's backward pass stays a few hundred MB
+HALO = 4  # latents of context around a tile: covers g_s's and the slice networks' reach
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    steps: int
+    lr: float = 0.1  # Adam, on latents whose quantisation step is 1
+    relaxation: str = "ste"  # "ste" or "sga"
+    tau_start: float = 0.5  # SGA temperature, annealed geometrically to tau_end
+    tau_end: float = 0.05
+    check_every: int = 2  # hard-rounded cost evaluated this often (and at the end)
+    seed: int = 0  # SGA's Gumbel draws: the same image gives the same file
+
+    def __post_init__(self):
+        if self.relaxation not in ("ste", "sga"):
+            raise ValueError(f"relaxation must be 'ste' or 'sga', not {self.relaxation!r}")
+        if self.steps < 0:
+            raise ValueError("steps must be >= 0")
+
+
+def ste_round(v: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
+    """⌊v⌉ forward, identity backward."""
+    return v + (torch.round(v) - v).detach()
+
+
+def sga_round(v: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Stochastic Gumbel annealing: ⌊v⌋ + Gumbel-softmax weight of ⌈v⌉ (Yang et al. 2020, eq. 6).
+
+    The logit of each neighbour is −atanh(distance)/τ, so the nearer integer is likelier and τ → 0
+    approaches hard rounding."""
+    lo = torch.floor(v.detach())
+    eps = 1e-5
+    d_lo = (v - lo).clamp(eps, 1 - eps)
+    logits = torch.stack([-torch.atanh(d_lo), -torch.atanh(1 - d_lo)], dim=-1) / tau
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
+    gumbel = -torch.log(-torch.log(u.clamp(1e-12, 1 - 1e-7)))
+    weights = F.softmax((logits + gumbel) / tau, dim=-1)
+    return lo + weights[..., 1]
+
+
+_RELAXATIONS: dict[str, Callable] = {"ste": ste_round, "sga": sga_round}
+
+
+@contextmanager
+def _frozen(model) -> Iterator[None]:
+    """No parameter gradients while the latents are fitted: they would cost a third of each backward."""
+    flags = [p.requires_grad for p in model.parameters()]
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice, slice, slice]]:
+    """(core rows, core cols, window rows, window cols) over a latent grid of height x width."""
+    for r0 in range(0, height, TILE):
+        for c0 in range(0, width, TILE):
+            r1, c1 = min(height, r0 + TILE), min(width, c0 + TILE)
+            a, b = max(0, r0 - HALO), max(0, c0 - HALO)
+            yield slice(r0, r1), slice(c0, c1), slice(a, min(height, r1 + HALO)), slice(b, min(width, c1 + HALO))
+
+
+def _tile_cost(model, y_win, features, x_win, quality, lam, rounding, core, pixels):
+    """Bits of the core latents and λ·255²·SE/3 of the core's pixels (``pixels``: the part of
+    them inside the image, not its padding), for one window."""
+    y_hat, likelihoods = model.entropy(y_win, features, mode=Arithmetic.FAKE, rounding=rounding)
+    x_hat = model.g_s(y_hat * model.gain.inverse_gain(quality))
+    bits = -torch.log2(likelihoods[..., core[0], core[1]]).sum()
+    se = (x_hat[..., pixels[0], pixels[1]].clamp(0, 1) - x_win[..., pixels[0], pixels[1]]).pow(2).sum() / 3
+    return bits + lam * 255**2 * se
+
+
+def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torch.Tensor, features: torch.Tensor,
+                   quality: float, config: RefineConfig,
+                   progress: Callable[[], object] | None = None) -> torch.Tensor:
+    """Latents ``y`` (1, M, h, w, gains applied) refined for the image of ``size`` (H, W) held in
+    ``x_padded`` (1, 3, 16h, 16w), given the hyper features ψ of the fixed ẑ.  Returns a new
+    tensor, never worse than ``y`` on each tile's hard-rounded cost (as its window sees it).
+    ``progress()`` after each step."""
+    if config.steps == 0:
+        return y
+    stride = x_padded.shape[-1] // y.shape[-1]
+    q = torch.tensor([quality], dtype=torch.float32, device=y.device)
+    lam = float(lambda_for_quality(quality))
+    relax = _RELAXATIONS[config.relaxation]
+    generator = torch.Generator(device=y.device).manual_seed(config.seed)
+    y = y.detach().clone()
+    was_training = model.training
+    model.eval()  # eval mode: the rate of ⌊y⌉ when no rounding is passed, no training noise
+    try:
+        with _frozen(model), torch.enable_grad():
+            for rows, cols, wrows, wcols in _tiles(*y.shape[-2:]):
+                core = (slice(rows.start - wrows.start, rows.stop - wrows.start),
+                        slice(cols.start - wcols.start, cols.stop - wcols.start))
+                window = y[..., wrows, wcols]
+                feats = features[..., wrows, wcols]
+                x_win = x_padded[..., wrows.start * stride : wrows.stop * stride, wcols.start * stride : wcols.stop * stride]
+                pixels = (slice(core[0].start * stride, min(rows.stop * stride, size[0]) - wrows.start * stride),
+                          slice(core[1].start * stride, min(cols.stop * stride, size[1]) - wcols.start * stride))
+                mask = torch.zeros_like(window)
+                mask[..., core[0], core[1]] = 1
+                best = window[..., core[0], core[1]].clone()
+                with torch.no_grad():
+                    best_cost = float(_tile_cost(model, window, feats, x_win, q, lam, None, core, pixels))
+                free = window.clone().requires_grad_(True)
+                optimizer = torch.optim.Adam([free], lr=config.lr)
+                hard_forward = config.relaxation == "ste"  # its forward pass is the hard cost itself
+                for step in range(config.steps + 1):
+                    current = window + (free - window) * mask  # halo latents stay as they are
+                    last = step == config.steps
+                    if last or (not hard_forward and step > 0 and step % config.check_every == 0):
+                        with torch.no_grad():
+                            hard = float(_tile_cost(model, current, feats, x_win, q, lam, None, core, pixels))
+                        if hard < best_cost:
+                            best_cost, best = hard, current[..., core[0], core[1]].detach().clone()
+                    if last:
+                        break
+                    frac = step / config.steps
+                    tau = config.tau_start * (config.tau_end / config.tau_start) ** frac
+                    for group in optimizer.param_groups:  # linear decay: big moves first, then settle
+                        group["lr"] = config.lr * (1 - frac)
+                    rounding = lambda v: relax(v, tau, generator)  # noqa: E731
+                    optimizer.zero_grad(set_to_none=True)
+                    cost = _tile_cost(model, current, feats, x_win, q, lam, rounding, core, pixels)
+                    if hard_forward and step > 0 and cost.item() < best_cost:
+                        best_cost, best = cost.item(), current[..., core[0], core[1]].detach().clone()
+                    cost.backward()
+                    optimizer.step()
+                    if progress is not None:
+                        progress()
+                y[..., rows, cols] = best.detach()
+    finally:
+        model.train(was_training)
+    return y
+
+
+def effort_config(effort: int) -> RefineConfig:
+    """The refinement each ``--effort`` level runs (0: none)."""
+    if effort not in EFFORT_STEPS:
+        raise ValueError(f"effort must be one of {sorted(EFFORT_STEPS)}, not {effort!r}")
+    return RefineConfig(steps=EFFORT_STEPS[effort])
+
+
+def steps_for(effort: int, latent_height: int, latent_width: int) -> int:
+    """Total descent steps (for a progress bar) at ``effort`` on a latent grid of this size."""
+    tiles = math.ceil(latent_height / TILE) * math.ceil(latent_width / TILE)
+    return EFFORT_STEPS[effort] * tiles

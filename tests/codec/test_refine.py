@@ -1,0 +1,99 @@
+"""Claims about encoder-side latent refinement (codec/refine.py), on a tiny model."""
+
+import pytest
+import torch
+
+import codec.refine as refine
+from codec.config import lambda_for_quality
+from codec.refine import RefineConfig, refine_latents
+
+
+@pytest.fixture(scope="module")
+def model(active_tiny_model):
+    return active_tiny_model
+
+
+def _image(h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, 3, h // 8 + 1, w // 8 + 1, generator=g)
+    smooth = torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
+    return (smooth + 0.05 * torch.rand(1, 3, h, w, generator=g)).clamp(0, 1)
+
+
+def _real_cost(model, x, quality, code):
+    """bits of the coded symbols under the model's own estimate of the file, plus λ·255²·SE/3,
+    using the decoder's reconstruction: the quantity refinement must not increase."""
+    h, w = x.shape[-2:]
+    x_hat = model.reconstruct(code.y_hat, quality, (h, w))
+    with torch.no_grad():  # eval mode: the rate of the rounded residuals
+        hyper = model.hyper.decompress(code.z_symbols)
+        _, likelihoods = model.entropy(code.y_hat.float(), hyper.features.float())
+    bits = float(-torch.log2(likelihoods).sum())
+    return bits + lambda_for_quality(quality) * 255**2 * float((x_hat - x).pow(2).sum()) / 3
+
+
+@pytest.mark.parametrize("relaxation", ["ste", "sga"])
+def test_refined_latents_cost_less_than_the_one_pass_ones(model, relaxation):
+    x, quality = _image(64, 96), 4.0
+    x_padded, y, hyper = model.analyse(x, quality)
+    before = _real_cost(model, x, quality, model.code_latents(y, hyper))
+    config = RefineConfig(steps=12, lr=0.03, relaxation=relaxation)
+    refined = refine_latents(model, x_padded, (64, 96), y, hyper.features.float(), quality, config)
+    assert refined.shape == y.shape and not torch.equal(refined, y)
+    after = _real_cost(model, x, quality, model.code_latents(refined, hyper))
+    assert after < before
+
+
+def test_refinement_is_deterministic_and_leaves_its_input_alone(model):
+    x, quality = _image(64, 64, seed=3), 2.5
+    x_padded, y, hyper = model.analyse(x, quality)
+    y_before = y.clone()
+    config = RefineConfig(steps=4, relaxation="sga")
+    a = refine_latents(model, x_padded, (64, 64), y, hyper.features.float(), quality, config)
+    b = refine_latents(model, x_padded, (64, 64), y, hyper.features.float(), quality, config)
+    assert torch.equal(a, b) and torch.equal(y, y_before)
+    assert all(p.requires_grad for p in model.parameters())  # parameters unfrozen afterwards
+
+
+def test_zero_steps_returns_the_latents_unchanged(model):
+    x, quality = _image(32, 32), 4.0
+    x_padded, y, hyper = model.analyse(x, quality)
+    assert refine_latents(model, x_padded, (32, 32), y, hyper.features.float(), quality, RefineConfig(steps=0)) is y
+
+
+def test_tiles_cover_the_latents_and_each_tile_never_gets_worse(model, monkeypatch):
+    monkeypatch.setattr(refine, "TILE", 4)
+    monkeypatch.setattr(refine, "HALO", 2)
+    tiles = list(refine._tiles(10, 7))
+    covered = torch.zeros(10, 7, dtype=torch.int64)
+    for rows, cols, wrows, wcols in tiles:
+        covered[rows, cols] += 1
+        assert wrows.start <= rows.start and rows.stop <= wrows.stop and wcols.start <= cols.start
+    assert torch.equal(covered, torch.ones(10, 7, dtype=torch.int64))
+
+    x, quality = _image(150, 100), 4.0  # padded to 192 x 128: a latent grid of 12 x 8, 6 tiles
+    x_padded, y, hyper = model.analyse(x, quality)
+    steps = []
+    refined = refine_latents(model, x_padded, (150, 100), y, hyper.features.float(), quality,
+                             RefineConfig(steps=3, lr=0.05), progress=lambda: steps.append(1))
+    assert len(steps) == 3 * 6
+    assert _real_cost(model, x, quality, model.code_latents(refined, hyper)) <= \
+        _real_cost(model, x, quality, model.code_latents(y, hyper)) * 1.001
+
+
+def test_bad_settings_are_value_errors():
+    with pytest.raises(ValueError, match="relaxation"):
+        RefineConfig(steps=1, relaxation="anneal")
+    with pytest.raises(ValueError, match="effort"):
+        refine.effort_config(4)
+    assert refine.effort_config(0).steps == 0
+
+
+def test_sga_rounding_tends_to_hard_rounding_as_the_temperature_falls():
+    g = torch.Generator().manual_seed(0)
+    v = torch.tensor([0.1, 0.9, 2.3, -1.2] * 500)
+    hot = refine.sga_round(v, 0.5, g)
+    cold = refine.sga_round(v, 0.01, g)
+    assert ((cold - torch.round(v)).abs() < 1e-3).float().mean() > 0.99
+    assert (hot - torch.round(v)).abs().mean() > (cold - torch.round(v)).abs().mean()
+    assert torch.all((hot >= torch.floor(v)) & (hot <= torch.ceil(v)))
