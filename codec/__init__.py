@@ -15,14 +15,14 @@ with a one-line reason.
 from bitstream import InputError, LicFormatError
 
 from . import pillow_plugin as _pillow_plugin
-from .api import (DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, decompress,
+from .api import (DEFAULT_EFFORT, DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, decompress,
                   default_codec)
 from .images import open_image
 from .metrics import psnr
 
 __all__ = [
     "compress", "decompress", "Codec", "Timings", "TargetResult", "InputError", "LicFormatError", "default_codec",
-    "open_image", "psnr", "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY",
+    "open_image", "psnr", "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY",
 ]
 
 _pillow_plugin.register()

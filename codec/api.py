@@ -16,19 +16,21 @@ import functools
 import math
 import os
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 
 import bitstream
 from bitstream import MAX_QUALITY, MIN_QUALITY, Container, check_quality
 
+from .config import DEFAULT_EFFORT, check_effort
 from .images import CodedImage, decode_alpha, encode_alpha, from_decoded, to_coded
 from .metrics import psnr
 from .target import TargetResult, fit_psnr, fit_size
 from .timings import Timings
 
 __all__ = [
-    "DEFAULT_QUALITY", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
+    "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
     "compress", "decompress", "default_codec", "resolve_device", "weights_dir",
 ]
 
@@ -96,8 +98,9 @@ class Codec:
     """
 
     def __init__(self, device: str = "auto", quality: float | None = DEFAULT_QUALITY,
-                 weights: str | os.PathLike | None = None):
+                 weights: str | os.PathLike | None = None, effort: int = DEFAULT_EFFORT):
         self.quality = _check_quality(quality)
+        self.effort = check_effort(effort)
         self.device = resolve_device(device)  # before the model imports: a bad device fails fast
 
         from .weights import fingerprint, load_model
@@ -108,9 +111,15 @@ class Codec:
         self.last_timings = Timings()
 
     # -- coding ----------------------------------------------------------------------------------
-    def compress(self, image, quality: float | None = None) -> bytes:
-        """Encode ``image`` (PIL image, path, numpy array or tensor) into a ``.lic`` file."""
-        return self._encode(to_coded(image), self.quality if quality is None else quality)
+    def compress(self, image, quality: float | None = None, *, effort: int | None = None,
+                 progress: Callable[[], object] | None = None) -> bytes:
+        """Encode ``image`` (PIL image, path, numpy array or tensor) into a ``.lic`` file.
+
+        ``effort`` (default: the Codec's): 0 codes g_a's latents as they are; 1-3 spend encode
+        time refining them for this image (``codec.refine``), never making a costlier file; the
+        decoder is the same.  ``progress()`` is called after each refinement step."""
+        return self._encode(to_coded(image), self.quality if quality is None else quality,
+                            self._effort(effort), progress)
 
     def decompress(self, data) -> Image.Image:
         """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
@@ -123,33 +132,40 @@ class Codec:
         self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
 
-    def _encode(self, coded: CodedImage, quality: float) -> bytes:
+    def _effort(self, effort: int | None) -> int:
+        return self.effort if effort is None else check_effort(effort)
+
+    def _encode(self, coded: CodedImage, quality: float, effort: int, progress=None) -> bytes:
         from .coding import encode_rgb
 
         quality = _check_quality(quality)
         t = Timings()
         alpha = encode_alpha(coded.alpha) if coded.alpha is not None else None
         data = encode_rgb(self.model, coded.rgb, quality, channels=coded.channels, icc=coded.icc,
-                          alpha=alpha, timings=t, model_hash=self.model_hash)
+                          alpha=alpha, effort=effort, progress=progress, timings=t, model_hash=self.model_hash)
         self.last_timings = t
         return data
 
     # -- targets (the searches are in codec.target) -----------------------------------------------
-    def compress_to_size(self, image, max_bytes: int) -> TargetResult:
-        """The highest-quality file of at most ``max_bytes`` bytes (each candidate really coded).
+    def compress_to_size(self, image, max_bytes: int, *, effort: int | None = None,
+                         progress: Callable[[], object] | None = None) -> TargetResult:
+        """The highest-quality file of at most ``max_bytes`` bytes (each candidate really coded,
+        at the same ``effort``).
 
         If even quality 1 is larger, returns that file with ``met=False``.
         """
-        coded = to_coded(image)
-        return fit_size(lambda q: self._encode(coded, q), max_bytes)
+        coded, effort = to_coded(image), self._effort(effort)
+        return fit_size(lambda q: self._encode(coded, q, effort, progress), max_bytes)
 
-    def compress_to_bpp(self, image, bpp: float) -> TargetResult:
+    def compress_to_bpp(self, image, bpp: float, *, effort: int | None = None,
+                        progress: Callable[[], object] | None = None) -> TargetResult:
         """The highest-quality file at or under ``bpp`` bits per pixel (file bytes * 8 / pixels)."""
         coded = to_coded(image)
         width, height = coded.size
-        return self.compress_to_size(coded, math.floor(bpp * width * height / 8))
+        return self.compress_to_size(coded, math.floor(bpp * width * height / 8), effort=effort, progress=progress)
 
-    def compress_to_psnr(self, image, min_psnr: float) -> TargetResult:
+    def compress_to_psnr(self, image, min_psnr: float, *, effort: int | None = None,
+                         progress: Callable[[], object] | None = None) -> TargetResult:
         """The lowest-quality file whose decoded image has PSNR >= ``min_psnr`` dB.
 
         Candidates are scored without entropy coding, on exactly what the decoder will output
@@ -159,12 +175,13 @@ class Codec:
         """
         from .coding import reconstruct_rgb
 
-        coded = to_coded(image)
+        coded, effort = to_coded(image), self._effort(effort)
 
         def score(q: float) -> float:
-            return psnr(coded, CodedImage(reconstruct_rgb(self.model, coded.rgb, q), coded.channels))
+            decoded = reconstruct_rgb(self.model, coded.rgb, q, effort, progress)
+            return psnr(coded, CodedImage(decoded, coded.channels))
 
-        return fit_psnr(lambda q: self._encode(coded, q), score, min_psnr)
+        return fit_psnr(lambda q: self._encode(coded, q, effort, progress), score, min_psnr)
 
 
 @functools.lru_cache(maxsize=4)
@@ -177,7 +194,8 @@ def default_codec(device: str = "auto") -> Codec:
     return _default_codec(device, os.environ.get("LIC_WEIGHTS") or None)
 
 
-def compress(image, quality: float | None = DEFAULT_QUALITY, *, device: str = "auto") -> bytes:
+def compress(image, quality: float | None = DEFAULT_QUALITY, *, effort: int = DEFAULT_EFFORT,
+             device: str = "auto") -> bytes:
     """Encode an image (PIL image, path, numpy array or torch tensor) into ``.lic`` bytes.
 
     ``quality``: a real number in [1, 8] (None: ``DEFAULT_QUALITY``), stored in steps of 1/256.
@@ -185,7 +203,7 @@ def compress(image, quality: float | None = DEFAULT_QUALITY, *, device: str = "a
     (``codec.images`` has the rule; anything else is a ``ValueError``).
     """
     quality = _check_quality(quality)
-    return default_codec(device).compress(image, quality)
+    return default_codec(device).compress(image, quality, effort=check_effort(effort))
 
 
 def decompress(data, *, device: str = "auto") -> Image.Image:

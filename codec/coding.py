@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 import time
 import zlib
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,7 +23,9 @@ import torch
 import bitstream
 from bitstream import Container, Header, LicFormatError
 
+from .config import lambda_for_quality
 from .model import LicModel
+from .refine import effort_config, refine_latents
 from .timings import Timings
 from .weights import fingerprint
 
@@ -71,21 +74,57 @@ def _tables(model: LicModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
-               icc: bytes | None = None, alpha: bytes | None = None,
+               icc: bytes | None = None, alpha: bytes | None = None, effort: int = 0,
+               progress: Callable[[], object] | None = None,
                timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
-    """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file."""
+    """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file.
+
+    ``effort`` > 0 refines the latents for this image first (``refine.py``; ``progress()`` after
+    each step) and never does worse than effort 0: both files are made, and the one with the lower
+    real cost, bits + λ(q)·(squared error of its decoded samples)/3, is returned."""
+    return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash)[0]
+
+
+def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0, progress=None,
+            timings=None, model_hash=None) -> tuple[bytes, torch.Tensor]:
+    """``encode_rgb``, also returning the chosen file's ŷ (its decoded image, for PSNR targets)."""
     timings = timings if timings is not None else Timings()
     height, width = rgb.shape[:2]
     quality = bitstream.quantize_quality(quality)
+    config = effort_config(effort)
     device = model.device
     start = time.perf_counter()
-    code = model.compress(_to_tensor(rgb, device), quality)
-    z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1).cpu().numpy()
-    slices = [(s.symbols.cpu().numpy(), s.indexes.cpu().numpy()) for s in code.slices]
+    x = _to_tensor(rgb, device)
+    x_padded, y, hyper = model.analyse(x, quality)
+    codes = [model.code_latents(y, hyper)]
+    if config.steps:
+        refined = refine_latents(model, x_padded, (height, width), y, hyper.features.float(), quality,
+                                 config, progress)
+        codes.append(model.code_latents(refined, hyper))
     _sync(device)
     timings.network = time.perf_counter() - start
 
     start = time.perf_counter()
+    files = [_pack(model, code, quality, width, height, channels, icc, alpha, model_hash) for code in codes]
+    timings.coding = time.perf_counter() - start
+    if len(files) == 1:
+        return files[0], codes[0].y_hat
+    start = time.perf_counter()
+    lam = lambda_for_quality(quality)
+    costs = []
+    for data, code in zip(files, codes):
+        decoded = _to_rgb(model.reconstruct(code.y_hat, quality, (height, width))).astype(np.float64)
+        costs.append(len(data) * 8 + lam * float(((decoded - rgb) ** 2).sum()) / 3)
+    best = int(np.argmin(costs))  # ties keep the one-pass file
+    timings.network += time.perf_counter() - start
+    return files[best], codes[best].y_hat
+
+
+def _pack(model: LicModel, code, quality: float, width: int, height: int, channels: str,
+          icc: bytes | None, alpha: bytes | None, model_hash: bytes | None) -> bytes:
+    """Range code one image's symbols and wrap them in the container."""
+    z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1).cpu().numpy()
+    slices = [(s.symbols.cpu().numpy(), s.indexes.cpu().numpy()) for s in code.slices]
     pmf, offset, scales = _tables(model)
     checksum = _SymbolChecksum(quality, width, height, channels, icc, alpha)
     checksum.update(z)
@@ -98,9 +137,7 @@ def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: st
         quality=quality, width=width, height=height, channels=channels,
         symbol_crc=checksum.value, icc=icc,
     )
-    data = bitstream.pack(header, streams, alpha)
-    timings.coding = time.perf_counter() - start
-    return data
+    return bitstream.pack(header, streams, alpha)
 
 
 def check_model(model: LicModel, header: Header, model_hash: bytes | None = None) -> None:
@@ -156,10 +193,15 @@ def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | N
     return rgb, header, alpha
 
 
-def reconstruct_rgb(model: LicModel, rgb: np.ndarray, quality: float) -> np.ndarray:
-    """The (H, W, 3) uint8 samples that decoding ``encode_rgb(model, rgb, quality)`` returns,
-    without entropy coding: the encoder's ŷ is exactly what the decoder rebuilds (what a PSNR
-    target search scores)."""
+def reconstruct_rgb(model: LicModel, rgb: np.ndarray, quality: float, effort: int = 0,
+                    progress: Callable[[], object] | None = None) -> np.ndarray:
+    """The (H, W, 3) uint8 samples that decoding ``encode_rgb(model, rgb, quality, effort=...)``
+    returns: the encoder's ŷ is exactly what the decoder rebuilds (what a PSNR target search
+    scores).  At effort 0 without entropy coding; above it, the encoder's choice of file needs
+    the coded sizes."""
     quality = bitstream.quantize_quality(quality)
-    code = model.compress(_to_tensor(rgb, model.device), quality)
-    return _to_rgb(model.reconstruct(code.y_hat, quality, rgb.shape[:2]))
+    if effort:
+        y_hat = _encode(model, rgb, quality, effort=effort, progress=progress)[1]
+    else:
+        y_hat = model.compress(_to_tensor(rgb, model.device), quality).y_hat
+    return _to_rgb(model.reconstruct(y_hat, quality, rgb.shape[:2]))

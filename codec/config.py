@@ -14,13 +14,29 @@ from dataclasses import dataclass
 
 from bitstream.quality import MAX_QUALITY, MIN_QUALITY, check_quality
 
-__all__ = ["ModelConfig", "QUALITY_LAMBDAS", "MIN_QUALITY", "MAX_QUALITY", "lambda_for_quality", "level_position"]
+__all__ = ["ModelConfig", "QUALITY_LAMBDAS", "MIN_QUALITY", "MAX_QUALITY", "lambda_for_quality", "level_position",
+           "MAX_EFFORT", "DEFAULT_EFFORT", "check_effort"]
 
 # The quality range [1, 8] and its 1/256 step are the file format's (bitstream.quality: the header
 # field defines them, and bitstream must not import codec).  The model has one λ per integer quality
 # of that range (tests/codec/test_quality.py checks they agree).
 # Rate-distortion trade-off per integer quality level 1..8 (CompressAI's zoo, MSE on 0..255).
 QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+# Encoder effort: 0 codes g_a's latents as they are; 1..MAX_EFFORT refine them for the image
+# (codec/refine.py holds what each level runs).  The decoder and the format do not depend on it.
+MAX_EFFORT = 3
+DEFAULT_EFFORT = 0
+
+
+def check_effort(effort) -> int:
+    """``effort`` as an int in [0, MAX_EFFORT]; ``InputError`` (a ``ValueError``) otherwise."""
+    from bitstream import InputError
+
+    if isinstance(effort, bool) or not isinstance(effort, int) or not 0 <= effort <= MAX_EFFORT:
+        raise InputError(f"effort must be an integer from 0 to {MAX_EFFORT}, got {effort!r}")
+    return effort
 
 
 def level_position(quality, dtype=None):
