@@ -12,7 +12,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks import report, speed
-from benchmarks.codecs import registry
+from benchmarks.codecs import lic_efforts, registry
+from benchmarks.lic_codec import lic_name
 from benchmarks.sweep import list_images, results_json, sweep_codec, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +38,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help=f"{QUICK_IMAGES} images, {QUICK_QUALITIES} qualities each")
     p.add_argument("--lic-fine", action="store_true", help="sweep lic at q = 1, 1.5, ..., 8")
     p.add_argument("--threads", type=int, default=2, help="CPU threads lic may use")
+    p.add_argument("--effort", default="0", metavar="E[,E...]",
+                   help="lic's encoder effort(s): 'lic' in --codecs runs lic at each, as lic (0), lic-effort1, ...")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     args = p.parse_args(argv)
     if args.jobs < 1 or args.repeats < 1 or args.threads < 1 or (args.limit is not None and args.limit < 1):
         p.error("--jobs, --repeats, --threads and --limit must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
+    try:
+        args.effort = sorted({int(e) for e in args.effort.split(",")})
+    except ValueError:
+        p.error(f"--effort takes integers separated by commas, got {args.effort!r}")
+    if any(e not in lic_efforts() for e in args.effort):
+        p.error(f"--effort: lic's efforts are {', '.join(map(str, lic_efforts()))}")
     return args
 
 
@@ -56,7 +65,11 @@ def select_codecs(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
     """(available codecs by name, skipped codecs → reason); unknown names are an error."""
     lic_options = {"fine": args.lic_fine, "threads": args.threads}
     codecs = registry(lic_options)
-    wanted = [c.strip() for c in args.codecs.split(",") if c.strip()] or list(codecs)
+    default = [name for name in codecs if not name.startswith("lic-effort")]
+    wanted = [c.strip() for c in args.codecs.split(",") if c.strip()] or default
+    if "lic" in wanted:  # lic at each asked effort, in its place
+        at = wanted.index("lic")
+        wanted[at:at + 1] = [lic_name(e) for e in args.effort]
     unknown = [c for c in wanted if c not in codecs]
     if unknown:
         raise SystemExit(f"unknown codec(s): {', '.join(unknown)}; known: {', '.join(codecs)}")

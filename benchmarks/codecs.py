@@ -132,12 +132,23 @@ def _pillow_codecs() -> list[Codec]:
     ]
 
 
+def lic_efforts() -> tuple[int, ...]:
+    """lic's encoder efforts (0 only if this lic has none)."""
+    try:
+        from codec.config import MAX_EFFORT
+    except ImportError:
+        return (0,)
+    return tuple(range(MAX_EFFORT + 1))
+
+
 def registry(lic_options: dict | None = None) -> dict[str, Codec]:
-    """All codecs by name, in plotting order. ``lic_options`` go to lic's adapter (``fine``, ``threads``)."""
+    """All codecs by name, in plotting order: lic at each encoder effort ("lic", "lic-effort1", ...),
+    then the others. ``lic_options`` go to lic's adapter (``fine``, ``threads``)."""
     from benchmarks.hevc import HevcCodec
     from benchmarks.lic_codec import LicCodec
 
-    codecs: list[Codec] = [LicCodec(**(lic_options or {}))] + _pillow_codecs() + [HevcCodec()]
+    lic = [LicCodec(**(lic_options or {}), effort=e) for e in lic_efforts()]
+    codecs: list[Codec] = lic + _pillow_codecs() + [HevcCodec()]
     return {c.name: c for c in codecs}
 
 

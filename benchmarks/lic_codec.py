@@ -1,7 +1,9 @@
 """Adapter from lic's public API to the benchmark's ``Codec`` interface.
 
-lic exposes ``codec.compress(pil_image, quality=q) -> bytes`` and ``codec.decompress(data) -> PIL image`` with
-``q`` a real number in [1, 8]. The sweep is q = 1..8, or 1, 1.5, ..., 8 with ``fine=True`` (``--lic-fine``).
+lic exposes ``codec.compress(pil_image, quality=q, effort=e) -> bytes`` and ``codec.decompress(data) -> PIL
+image`` with ``q`` a real number in [1, 8] and ``e`` the encoder effort (0: one pass; 1-3 refine the latents, same
+decoder). The sweep is q = 1..8, or 1, 1.5, ..., 8 with ``fine=True`` (``--lic-fine``); effort ``e`` > 0 is the
+codec ``lic-effort<e>`` (``--effort``).
 
 Optional hooks, used only when lic offers them (checked with ``hasattr``, never required):
 - ``codec.set_num_threads(n)``: how many CPU threads lic may use (``--threads``); otherwise the adapter calls
@@ -23,23 +25,31 @@ from PIL import Image
 
 from benchmarks.codecs import Codec
 
-__all__ = ["LicCodec"]
+__all__ = ["LicCodec", "lic_name"]
 
 LIC_QUALITIES = tuple(float(q) for q in range(1, 9))
 LIC_FINE_QUALITIES = tuple(1.0 + 0.5 * k for k in range(15))
 _PROBE_SIZE = 64
 
 
+def lic_name(effort: int) -> str:
+    """The benchmark's name for lic at an encoder effort."""
+    return "lic" if effort == 0 else f"lic-effort{effort}"
+
+
 class LicCodec(Codec):
-    name = "lic"
     description = "lic learned image codec (codec.compress / codec.decompress)"
     mid_quality = 4.0
 
-    def __init__(self, fine: bool = False, threads: int = 2) -> None:
+    def __init__(self, fine: bool = False, threads: int = 2, effort: int = 0) -> None:
         if threads < 1:
             raise ValueError("threads must be >= 1")
         self.qualities = LIC_FINE_QUALITIES if fine else LIC_QUALITIES
         self.threads = threads
+        self.effort = effort
+        self.name = lic_name(effort)
+        if effort:
+            self.description = f"lic, encoder effort {effort} (latents refined per image; same decoder)"
         self._module = None
         self._threads_set = False
 
@@ -78,7 +88,8 @@ class LicCodec(Codec):
 
     def encode(self, img: Image.Image, quality: float) -> bytes:
         self._set_threads()
-        return bytes(self._api().compress(img.convert("RGB"), quality=float(quality)))
+        options = {"effort": self.effort} if self.effort else {}  # effort 0 works with any lic version
+        return bytes(self._api().compress(img.convert("RGB"), quality=float(quality), **options))
 
     def decode(self, data: bytes) -> Image.Image:
         self._set_threads()

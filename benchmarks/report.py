@@ -28,6 +28,7 @@ REFERENCE_CURVES = (
     "jpeg", "webp", "jpeg2000", "av1",
 )
 BPG_REFERENCE = "bpg_444_x265_ycbcr"
+HEVC444_REFERENCE = "measured-hevc444-x265-bpgsize"
 # Published curve of the same codec, for the sanity block.
 SAME_CODEC_REFERENCE = {"jpeg": "jpeg", "webp": "webp", "jpeg2000": "jpeg2000", "avif": "av1",
                         "hevc444": "measured-hevc444-x265-bpgsize"}
@@ -103,6 +104,23 @@ def _bd(anchor: Mapping, test: Mapping) -> str:
         return f"n/a ({exc})"
 
 
+def _effort_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping], lic: str) -> list[str]:
+    """lic's refined encodes (``lic-effort<e>``, same decoder) against effort 0, JPEG, WebP and HEVC 4:4:4."""
+    efforts = [name for name in measured if name.startswith(f"{lic}-effort")]
+    if not efforts:
+        return []
+    anchors = [(a, measured[a]) for a in (lic, "jpeg", "webp", "hevc444") if a in measured]
+    if "hevc444" not in measured and HEVC444_REFERENCE in references:
+        anchors.append((HEVC444_REFERENCE, references[HEVC444_REFERENCE]))
+    lines = ["", f"## {lic}'s encoder efforts (same decoder)", "",
+             "| effort | " + " | ".join("vs effort 0" if a == lic else f"vs {a}" for a, _ in anchors) + " |",
+             "|---" * (1 + len(anchors)) + "|"]
+    for name in efforts:
+        cells = [_bd(curve, measured[name]).split(" (")[0] for _, curve in anchors]
+        lines.append(f"| {name.removeprefix(f'{lic}-effort')} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def bd_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping],
              skipped: Mapping[str, str], lic: str = "lic") -> str:
     """The Markdown BD-rate report (see module docstring)."""
@@ -111,12 +129,13 @@ def bd_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping],
     if lic in measured:
         lines += [f"## {lic} against every other curve", "", "| anchor | kind | BD-rate of lic |", "|---|---|---|"]
         for name, res in measured.items():
-            if name != lic:
+            if name != lic and not name.startswith(f"{lic}-effort"):
                 lines.append(f"| {name} | measured | {_bd(res, measured[lic])} |")
         for name, res in references.items():
             lines.append(f"| {name} | reference | {_bd(res, measured[lic])} |")
     else:
         lines += [f"## {lic}", "", f"{lic} was not measured in this run: {skipped.get(lic, 'not selected')}."]
+    lines += _effort_table(measured, references, lic)
     lines += ["", "## Sanity: measured codecs against published curves", "",
               "| codec | vs BPG reference (bpg_444_x265_ycbcr) | vs its own published curve |", "|---|---|---|"]
     for name, res in measured.items():

@@ -46,3 +46,27 @@ def test_disjoint_curves_are_rejected():
 def test_non_positive_rates_are_rejected():
     with pytest.raises(ValueError, match="positive"):
         bd_rate([0.0, 1.0], [30, 35], [0.5, 1.0], [30, 35])
+
+
+def test_effort_curves_get_their_own_table_against_effort_0_and_the_anchors():
+    from benchmarks.report import bd_table
+
+    def curve(scale):
+        return {"bpp": [r * scale for r in RATES], "psnr-rgb": PSNRS}
+
+    measured = {"lic": curve(1.0), "lic-effort1": curve(0.9), "jpeg": curve(2.0), "webp": curve(1.5)}
+    table = bd_table(measured, {"measured-hevc444-x265-bpgsize": curve(0.8)}, {})
+    section = table.split("## lic's encoder efforts (same decoder)")[1]
+    header, rule, row = section.strip().splitlines()[:3]
+    assert header == "| effort | vs effort 0 | vs jpeg | vs webp | vs measured-hevc444-x265-bpgsize |"
+    assert row == "| 1 | -10.0 % | -55.0 % | -40.0 % | +12.5 % |"
+    # the effort curves stay out of lic's own table
+    assert "| lic-effort1 | measured |" not in table.split("## lic's encoder efforts")[0]
+
+
+def test_registry_names_lic_at_each_effort():
+    from benchmarks.codecs import lic_efforts, registry
+
+    names = list(registry())
+    assert names[: len(lic_efforts())] == ["lic"] + [f"lic-effort{e}" for e in lic_efforts()[1:]]
+    assert registry()["lic-effort1"].effort == 1
