@@ -18,6 +18,10 @@ Every few steps the hard-rounded cost is evaluated and the best latents so far a
 stopping on the cost the coder will see).  The caller codes both the refined and the one-pass
 latents when it must be sure, and keeps the cheaper file (``codec.coding``).
 
+g_s runs in bf16 where the hardware has it (``precision.py``; 1.7x faster here, the same gain): the
+search only needs good gradients, and the file chosen is then scored exactly.  So refined files
+may differ between machines; every one of them decodes the same everywhere.
+
 Memory stays bounded on any image size: the latents are refined in tiles of ``TILE`` latents
 (each seen with a ``HALO`` of neighbours, which are read but not changed), so one backward pass
 never holds more than one tile's activations.
@@ -35,6 +39,7 @@ import torch.nn.functional as F
 
 from .config import MAX_EFFORT, check_effort, lambda_for_quality
 from .integer import Arithmetic
+from .precision import native_bf16
 
 __all__ = ["RefineConfig", "EFFORTS", "effort_config", "refine_latents", "sga_round", "ste_round", "steps_for"]
 TILE = 32  # latents per tile side (512 pixels): one tile's backward pass stays a few hundred MB
@@ -107,7 +112,8 @@ def _tile_cost(model, y_win, features, x_win, quality, lam, rounding, core, pixe
     """Bits of the core latents and λ·255²·SE/3 of the core's pixels (``pixels``: the part of
     them inside the image, not its padding), for one window."""
     y_hat, likelihoods = model.entropy(y_win, features, mode=Arithmetic.FAKE, rounding=rounding)
-    x_hat = model.g_s(y_hat * model.gain.inverse_gain(quality))
+    with torch.autocast(y_win.device.type, dtype=torch.bfloat16, enabled=native_bf16(y_win.device.type)):
+        x_hat = model.g_s(y_hat * model.gain.inverse_gain(quality)).float()
     bits = -torch.log2(likelihoods[..., core[0], core[1]]).sum()
     se = (x_hat[..., pixels[0], pixels[1]].clamp(0, 1) - x_win[..., pixels[0], pixels[1]]).pow(2).sum() / 3
     return bits + lam * 255**2 * se

@@ -57,6 +57,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
+from codec.precision import cpu_has_native_bf16
 from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
 from codec.model import LicModel
@@ -270,16 +271,6 @@ def _setup(cfg: TrainConfig):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return device, rank, world
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512_BF16 or AMX: where oneDNN's bf16 convolutions measure faster than fp32
-    (1.4-1.9x on this project's Zen 4, train/README.md).  Elsewhere bf16 is emulated and slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 class WeightAverage:
