@@ -178,7 +178,7 @@ class Codec:
         coded, effort = to_coded(image), self._effort(effort)
 
         def score(q: float) -> float:
-            decoded = reconstruct_rgb(self.model, coded.rgb, q, effort, progress)
+            decoded = reconstruct_rgb(self.model, coded.rgb, q, effort=effort, progress=progress)
             return psnr(coded, CodedImage(decoded, coded.channels))
 
         return fit_psnr(lambda q: self._encode(coded, q, effort, progress), score, min_psnr)
