@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per image before the timed ones")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_IMAGES} images, {QUICK_QUALITIES} qualities each")
     p.add_argument("--lic-fine", action="store_true", help="sweep lic at q = 1, 1.5, ..., 8")
+    p.add_argument("--lic-qualities", default=None, metavar="Q[,Q...]",
+                   help="lic's qualities instead of 1..8 (at least 4 for a BD-rate; e.g. 1,2,4,6,8 for the slow efforts)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads lic may use")
     p.add_argument("--effort", default="0", metavar="E[,E...]",
                    help="lic's encoder effort(s): 'lic' in --codecs runs lic at each, as lic (0), lic-effort1, ...")
@@ -46,6 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--jobs, --repeats, --threads and --limit must be >= 1")
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
+    if args.lic_qualities is not None:
+        try:
+            args.lic_qualities = tuple(sorted({float(q) for q in args.lic_qualities.split(",")}))
+        except ValueError:
+            p.error(f"--lic-qualities takes numbers separated by commas, got {args.lic_qualities!r}")
+        if not all(1 <= q <= 8 for q in args.lic_qualities):
+            p.error("--lic-qualities: lic's qualities lie in [1, 8]")
     try:
         args.effort = sorted({int(e) for e in args.effort.split(",")})
     except ValueError:
@@ -53,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if any(e not in lic_efforts() for e in args.effort):
         p.error(f"--effort: lic's efforts are {', '.join(map(str, lic_efforts()))}")
     return args
+
+
+def lic_options(args: argparse.Namespace) -> dict:
+    """What lic's adapter is built with (``LicCodec``'s keyword arguments)."""
+    return {"fine": args.lic_fine, "threads": args.threads, "qualities": args.lic_qualities}
 
 
 def _quick_qualities(qualities):
@@ -63,8 +77,7 @@ def _quick_qualities(qualities):
 
 def select_codecs(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
     """(available codecs by name, skipped codecs → reason); unknown names are an error."""
-    lic_options = {"fine": args.lic_fine, "threads": args.threads}
-    codecs = registry(lic_options)
+    codecs = registry(lic_options(args))
     default = [name for name in codecs if not name.startswith("lic-effort")]
     wanted = [c.strip() for c in args.codecs.split(",") if c.strip()] or default
     if "lic" in wanted:  # lic at each asked effort, in its place
@@ -87,7 +100,6 @@ def select_codecs(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
 def run_rd(args: argparse.Namespace) -> None:
     images = list_images(args.images, QUICK_IMAGES if args.quick else args.limit)
     codecs, skipped = select_codecs(args)
-    lic_options = {"fine": args.lic_fine, "threads": args.threads}
     plan = {name: (_quick_qualities(c.qualities) if args.quick else list(c.qualities)) for name, c in codecs.items()}
     total = sum(len(qs) for qs in plan.values()) * len(images)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +108,7 @@ def run_rd(args: argparse.Namespace) -> None:
             bar.set_description(name)
             measurements = []
             try:
-                for m in sweep_codec(codec, images, plan[name], args.repeats, args.jobs, lic_options, args.warmup):
+                for m in sweep_codec(codec, images, plan[name], args.repeats, args.jobs, lic_options(args), args.warmup):
                     measurements.append(m)
                     bar.update()
             except Exception as exc:  # one broken codec must not cost the others' results
@@ -110,7 +122,7 @@ def run_rd(args: argparse.Namespace) -> None:
 
 def write_report(args: argparse.Namespace, skipped: dict[str, str]) -> None:
     """Plots and BD-rate table from every codec JSON in ``args.out`` (skipped codecs left out)."""
-    all_names = set(registry({"fine": args.lic_fine, "threads": args.threads}))
+    all_names = set(registry(lic_options(args)))
     measured = {k: v for k, v in report.load_curves(args.out).items() if k in all_names and k not in skipped}
     references = report.load_curves(report.REFERENCE_DIR, report.REFERENCE_CURVES)
     if not args.no_plots:
@@ -123,11 +135,10 @@ def write_report(args: argparse.Namespace, skipped: dict[str, str]) -> None:
 def run_speed(args: argparse.Namespace) -> None:
     images = list_images(args.images, QUICK_IMAGES if args.quick else args.limit)
     codecs, skipped = select_codecs(args)
-    lic_options = {"fine": args.lic_fine, "threads": args.threads}
     rows = []
     for name in tqdm(list(codecs), desc="speed", unit="codec"):
         try:
-            rows += speed.speed_table([name], [str(p) for p in images], args.repeats, lic_options, args.warmup)
+            rows += speed.speed_table([name], [str(p) for p in images], args.repeats, lic_options(args), args.warmup)
         except Exception as exc:  # as in the RD sweep: note it, keep the other codecs
             skipped[name] = f"failed while coding: {type(exc).__name__}: {exc}"
             print(f"skipping {name}: {skipped[name]}", file=sys.stderr)
@@ -142,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "speed":
         run_speed(args)
     elif args.command == "report":
-        codecs = registry({"fine": args.lic_fine, "threads": args.threads})
+        codecs = registry(lic_options(args))
         missing = [name for name in codecs if not (args.out / f"{name}.json").exists()]
         write_report(args, {name: why for name in missing for ok, why in [codecs[name].available()] if not ok})
     else:

@@ -2,8 +2,9 @@
 
 lic exposes ``codec.compress(pil_image, quality=q, effort=e) -> bytes`` and ``codec.decompress(data) -> PIL
 image`` with ``q`` a real number in [1, 8] and ``e`` the encoder effort (0: one pass; 1-3 refine the latents, same
-decoder). The sweep is q = 1..8, or 1, 1.5, ..., 8 with ``fine=True`` (``--lic-fine``); effort ``e`` > 0 is the
-codec ``lic-effort<e>`` (``--effort``).
+decoder). The sweep is q = 1..8, or 1, 1.5, ..., 8 with ``fine=True`` (``--lic-fine``), or the ``qualities``
+given (``--lic-qualities``: fewer points for the slow high efforts); effort ``e`` > 0 is the codec
+``lic-effort<e>`` (``--effort``).
 
 Optional hooks, used only when lic offers them (checked with ``hasattr``, never required):
 - ``codec.set_num_threads(n)``: how many CPU threads lic may use (``--threads``); otherwise the adapter calls
@@ -41,10 +42,11 @@ class LicCodec(Codec):
     description = "lic learned image codec (codec.compress / codec.decompress)"
     mid_quality = 4.0
 
-    def __init__(self, fine: bool = False, threads: int = 2, effort: int = 0) -> None:
+    def __init__(self, fine: bool = False, threads: int = 2, effort: int = 0,
+                 qualities: tuple[float, ...] | None = None) -> None:
         if threads < 1:
             raise ValueError("threads must be >= 1")
-        self.qualities = LIC_FINE_QUALITIES if fine else LIC_QUALITIES
+        self.qualities = tuple(qualities) if qualities else LIC_FINE_QUALITIES if fine else LIC_QUALITIES
         self.threads = threads
         self.effort = effort
         self.name = lic_name(effort)

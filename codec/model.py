@@ -22,6 +22,7 @@ from .config import ModelConfig
 from .gain import GainUnits
 from .hyperprior import Hyperprior, HyperOutput
 from .integer import Arithmetic, IntConv2d
+from .precision import native_bf16
 from .slices import ChannelConditional, SliceCode
 from .transforms import AnalysisTransform, SynthesisTransform
 
@@ -36,6 +37,12 @@ ALIGN = Y_STRIDE * Z_STRIDE
 # the halo covers the transforms' receptive field, so tiling leaves no seams.
 TILE = 1024
 HALO = 64
+
+
+def _channels_last(transform: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """transform(x) on NHWC data, returned in the usual layout: oneDNN's convolutions run about
+    twice as fast on channels-last tensors on CPU (the training loop uses it throughout)."""
+    return transform(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
 
 class ForwardOutput(NamedTuple):
@@ -160,7 +167,12 @@ class LicModel(nn.Module):
             raise ValueError(f"compress expects one RGB image (1,3,H,W), got {tuple(x.shape)}")
         q = _as_quality(quality, 1, x.device)
         x_padded = self._pad(x)
-        y = self._tiled(self.g_a, x_padded, Y_STRIDE) * self.gain.gain(q)
+        # g_a trains under bf16 autocast and only picks the latents (the file is exact whatever it
+        # computes), so it runs in bf16 where that is native: 0.2 s less per Kodak image here, with
+        # the same rate-distortion (measured: +0.08 % bits, -0.8 % MSE on 4 images x 2 qualities).
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=native_bf16(x.device.type)):
+            y = self._tiled(self.g_a, x_padded, Y_STRIDE)
+        y = y.float() * self.gain.gain(q)
         return x_padded, y, self.hyper.compress(y)
 
     @torch.no_grad()
@@ -190,14 +202,14 @@ class LicModel(nn.Module):
         h, w = x.shape[-2:]
         in_tile, in_halo = (TILE, HALO) if factor > 1 else (TILE // Y_STRIDE, HALO // Y_STRIDE)
         if h <= in_tile + 2 * in_halo and w <= in_tile + 2 * in_halo:
-            return transform(x)
+            return _channels_last(transform, x)
         rows = []
         for r0 in range(0, h, in_tile):
             cols = []
             for c0 in range(0, w, in_tile):
                 r1, c1 = min(h, r0 + in_tile), min(w, c0 + in_tile)
                 a, b = max(0, r0 - in_halo), max(0, c0 - in_halo)
-                out = transform(x[..., a : min(h, r1 + in_halo), b : min(w, c1 + in_halo)])
+                out = _channels_last(transform, x[..., a : min(h, r1 + in_halo), b : min(w, c1 + in_halo)])
                 ta, tb = round((r0 - a) / factor), round((c0 - b) / factor)
                 cols.append(out[..., ta : ta + round((r1 - r0) / factor), tb : tb + round((c1 - c0) / factor)])
             rows.append(torch.cat(cols, dim=-1))

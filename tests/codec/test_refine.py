@@ -44,6 +44,27 @@ def test_refined_latents_cost_less_than_the_one_pass_ones(model, relaxation):
     assert after < before
 
 
+def test_an_overshooting_step_is_taken_back_and_halved_until_it_pays(model, monkeypatch):
+    """On a cost whose minimum is one rounding step away (ŷ = 1), a first step of 6 overshoots to
+    ŷ = 6; without backtracking every later step (decaying from there) stays worse than ŷ = 0 and
+    refinement would give up.  Backtracking returns to 0 and halves the step until it lands."""
+    def cost(model, y_win, features, x_win, quality, lam, rounding, core, pixels):
+        y_hat = rounding(y_win) if rounding is not None else torch.round(y_win)
+        return (y_hat - 1.0).pow(2).sum()
+
+    monkeypatch.setattr(refine, "_tile_cost", cost)
+    y = torch.zeros(1, 1, 1, 1)
+    config = RefineConfig(steps=6, lr=6.0, lr_doubling=1e9)
+    refined = refine_latents(model, torch.zeros(1, 3, 16, 16), (16, 16), y, y, 1.0, config)
+    assert torch.round(refined).item() == 1.0
+
+
+def test_the_first_step_grows_with_quality():
+    config = RefineConfig(steps=1, lr=0.01, lr_doubling=2.0)
+    assert refine.lr_at(config, 1.0) == pytest.approx(0.01)
+    assert refine.lr_at(config, 5.0) == pytest.approx(0.04)
+
+
 def test_refinement_is_deterministic_and_leaves_its_input_alone(model):
     x, quality = _image(64, 64, seed=3), 2.5
     x_padded, y, hyper = model.analyse(x, quality)
