@@ -109,6 +109,12 @@ class TrainConfig:
     log_every: int = 50  # also where time-based decisions (stop, checkpoint, plan) are taken
     eval_every: int = 1000
     checkpoint_minutes: float = 5.0
+    # divergence guard, judged over the steps since the last checkpoint: more non-finite steps
+    # than max_skips, or a mean loss above diverge_factor x the previous window's, and the run
+    # goes back to that checkpoint with half the LR instead of saving (campaign leg 3 diverged
+    # at step ~22,550 and its only checkpoint was overwritten with the diverged weights)
+    max_skips: int = 5
+    diverge_factor: float = 2.0
     plan_seconds: float = 30.0  # measure the step rate this long (after warm-up steps) to plan
     reserve_seconds: float = 20.0  # kept back from --minutes for the last eval and checkpoint
     replan: bool = False  # re-plan the end from this invocation's budget until the decay starts
@@ -305,6 +311,23 @@ LOG_FIELDS = ["step", "seconds", "loss", "bpp", "psnr", "lr", "images_per_s", "s
     f"{k}_q{q}" for q in range(1, len(QUALITY_LAMBDAS) + 1) for k in ("psnr", "bpp")]
 
 
+def _diverged(window: dict, cfg: TrainConfig) -> bool:
+    """Whether the steps since the last checkpoint look like divergence (see ``max_skips``)."""
+    if window["skipped"] > cfg.max_skips:
+        return True
+    if window["count"] == 0:
+        return window["skipped"] > 0
+    mean, last = window["loss"] / window["count"], window["last_loss"]
+    return last is not None and mean > cfg.diverge_factor * last
+
+
+def _reset_window(window: dict, keep_loss: bool) -> None:
+    """Start a new window; the closed window's mean loss is the next one's reference."""
+    if not keep_loss and window["count"]:
+        window["last_loss"] = window["loss"] / window["count"]
+    window.update(skipped=0, loss=0.0, count=0)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run (or continue) a training run; returns a summary.  See the module docstring."""
     t_start = time.time()
@@ -381,6 +404,7 @@ def train(cfg: TrainConfig) -> dict:
             torch.manual_seed(cfg.seed + rank + 7919 * step)
             gen.manual_seed(cfg.seed * 1000 + rank + 1 + 7919 * step)
     ema = WeightAverage(model, cfg.ema, ema_state) if cfg.ema else None
+    lr_backoff = float(ckpt.get("lr_backoff", 1.0)) if ckpt else 1.0  # halved at each rollback
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model {mcfg.model_id}: {n_params / 1e6:.2f} M parameters; device {device}, world {world}, "
         f"amp {'bf16' if amp else 'off'}; step {step}, total {total_steps}")
@@ -422,7 +446,7 @@ def train(cfg: TrainConfig) -> dict:
                 ema=ema.state if ema else None,
                 total_steps=total_steps, train_seconds=train_seconds + (time.time() - t_loop),
                 model_config=dataclasses.asdict(mcfg), train_config=dataclasses.asdict(cfg),
-                rng=states, torch_version=str(torch.__version__),
+                rng=states, torch_version=str(torch.__version__), lr_backoff=lr_backoff,
             )
 
     deadline = t_start + 60 * cfg.minutes - cfg.reserve_seconds
@@ -432,6 +456,7 @@ def train(cfg: TrainConfig) -> dict:
     stop_at = cfg.stop_at or None
     acc = torch.zeros(4, device=device)  # loss, bpp, psnr, count since the last log
     skipped = 0  # steps skipped for a non-finite loss or gradient
+    window = {"skipped": 0, "loss": 0.0, "count": 0, "last_loss": None}  # since the last checkpoint
     t_loop = t_log = time.time()
     step_log = step
     summary = {}
@@ -447,7 +472,7 @@ def train(cfg: TrainConfig) -> dict:
         lr = get_lr(step, total_steps, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
                     decay_frac=cfg.decay_frac, lr_tau=cfg.lr_tau)
         for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_scale"]
+            group["lr"] = lr * lr_backoff * group["lr_scale"]
         ste = not (cfg.noise_frac and total_steps and step < cfg.noise_frac * total_steps)
         qat = cfg.arithmetic == "fake" or bool(total_steps and step >= (1 - cfg.qat_frac) * total_steps)
         rd.arithmetic = Arithmetic.FAKE if qat else Arithmetic.FLOAT
@@ -481,8 +506,11 @@ def train(cfg: TrainConfig) -> dict:
             optimizer.step()
             if ema:
                 ema.update(step)
+            window["loss"] += float(loss.detach())
+            window["count"] += 1
         else:
             skipped += 1
+            window["skipped"] += 1
         step += 1
         if finite:
             with torch.no_grad():
@@ -526,18 +554,45 @@ def train(cfg: TrainConfig) -> dict:
                     plan_from = (step, now) if cfg.replan else plan_from
             stop = now >= deadline
             save = now - last_ckpt >= 60 * cfg.checkpoint_minutes
-            stop, save, planned = _broadcast([float(stop), float(save), float(planned)], device, world)
+            diverged = save and _diverged(window, cfg)
+            stop, save, planned, diverged = _broadcast(
+                [float(stop), float(save), float(planned), float(diverged)], device, world)
             if planned:
                 total_steps = int(planned)
-            if save:
+            if diverged and not ckpt_path.exists():  # nothing to go back to; never save this
+                say(f"diverging at step {step} with no checkpoint to go back to")
+                _reset_window(window, keep_loss=True)
+            elif diverged:
+                # Back to the last healthy checkpoint (weights, Adam, average, step), at half the LR,
+                # on other batches than the ones that led here.
+                state = load_checkpoint(ckpt_path)
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                if ema:
+                    ema = WeightAverage(model, cfg.ema, state["ema"])
+                say(f"diverged at step {step} ({window['skipped']} non-finite steps, mean loss "
+                    f"{window['loss'] / max(1, window['count']):.3f}): back to step {state['step']}, LR x{lr_backoff / 2:g}")
+                step, lr_backoff = state["step"], lr_backoff / 2
+                gen.manual_seed(cfg.seed * 1000 + rank + 1 + 7919 * step + int(1 / lr_backoff))
+                _reset_window(window, keep_loss=True)
+                last_ckpt = time.time()
+            elif save:
                 checkpoint()
+                _reset_window(window, keep_loss=False)
                 last_ckpt = time.time()
             if stop:
                 say(f"time budget reached at step {step}")
                 break
 
-    # -- end: checkpoint, final evaluation, optional real coding of eval_dir ---------------------
-    checkpoint()
+    # -- end: checkpoint (unless it diverged since the last one), final evaluation, real coding ---
+    if _diverged(window, cfg):
+        say(f"diverged since the last checkpoint ({window['skipped']} non-finite steps): not saving")
+        if ckpt_path.exists():
+            state = load_checkpoint(ckpt_path)
+            model.load_state_dict(state["model"])
+            step = state["step"]
+    else:
+        checkpoint()
     if master:
         summary = {"step": step, "total_steps": total_steps,
                    "train_seconds": train_seconds + time.time() - t_loop}

@@ -286,3 +286,27 @@ def test_a_non_finite_step_is_skipped_and_the_weights_stay_finite(data_dir, tmp_
     rows = (tmp_path / "nan" / "log.csv").read_text().splitlines()
     skipped_col = rows[0].split(",").index("skipped")
     assert rows[-1].split(",")[skipped_col] == "1"
+
+
+def test_a_diverging_run_goes_back_to_its_last_checkpoint_at_half_the_lr(data_dir, tmp_path, monkeypatch):
+    """Steps 5-10 all blow up (more than --max-skips): the run must not save them, but return to
+    the checkpoint of step 4, halve its LR and carry on to a finite end."""
+    calls = {"n": 0}
+    original = RateDistortion.forward
+
+    def diverging(self, x, quality, ste=True):
+        bpp, mse, x_hat = original(self, x, quality, ste)
+        if self.training:
+            calls["n"] += 1
+            if 5 <= calls["n"] <= 10:
+                bpp = bpp * float("nan")
+        return bpp, mse, x_hat
+
+    monkeypatch.setattr(RateDistortion, "forward", diverging)
+    cfg = dataclasses.replace(tiny_args(data_dir, tmp_path / "div", "--steps", "8", "--eval-every", "0",
+                                        "--max-skips", "1"), checkpoint_minutes=0.0)
+    train(cfg)
+    ckpt = load_checkpoint(tmp_path / "div" / "checkpoint.pt")
+    assert ckpt["step"] == 8 and ckpt["lr_backoff"] < 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert calls["n"] > 8 + 2  # the rolled-back steps were trained again
