@@ -15,12 +15,13 @@ Rounding has no useful gradient, so the descent sees a relaxation of it:
 - ``ste``: hard rounding with the identity gradient (what training uses for g_s's input).
 
 Every few steps the hard-rounded cost is evaluated and the best latents so far are kept (early
-stopping on the cost the coder will see).  The caller codes both the refined and the one-pass
-latents when it must be sure, and keeps the cheaper file (``codec.coding``).
+stopping on the cost the coder will see); with STE, whose forward pass is that cost, a step that
+made it worse is taken back and retried at half the size (backtracking).  The caller codes both
+the refined and the one-pass latents, and keeps the cheaper real file (``codec.coding``).
 
-g_s runs in bf16 where the hardware has it (``precision.py``; 1.7x faster here, the same gain): the
-search only needs good gradients, and the file chosen is then scored exactly.  So refined files
-may differ between machines; every one of them decodes the same everywhere.
+g_s runs in bf16 where the hardware has it (``precision.py``) and on channels-last tensors (twice
+as fast again on this CPU): the search only needs good gradients, and the file chosen is then
+scored exactly.  So refined files may differ between machines; each decodes the same everywhere.
 
 Memory stays bounded on any image size: the latents are refined in tiles of ``TILE`` latents
 (each seen with a ``HALO`` of neighbours, which are read but not changed), so one backward pass
@@ -218,15 +219,15 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
 
 
 # What each --effort level runs, per latent tile (0: g_a's latents as they are).  Chosen on Kodak
-# (kodim01, 05, 20 at q 2 and 6, lic-medium leg 2; real files, estimated BD from Δbits and ΔPSNR):
-# STE 2 steps -5.5 % in 1.1 s of refinement, STE 6 -8.4 % in 2.5 s, SGA 24 -14 % in 11 s, SGA 40 -17 %
-# in 21 s.  A larger step (lr 0.1) moves too many latents across a rounding boundary at once and
-# gains nothing; SGA's annealed soft rounding keeps improving where STE starts to oscillate.
+# (kodim05 and 12 at q 1, 2, 4, 6, 8, lic-medium leg 2, real files; BD-rate against effort 0):
+# STE 2 steps -3.1 % (1.1 s of refinement), STE 3 -4.1 %, STE 6 -5.3 %, SGA 40 -10.3 % (27 s).
+# The first step's size matters most (``lr_at``); SGA's annealed soft rounding keeps improving where
+# STE stalls.  Effort 1 is sized for about 3 s per Kodak image on 2 cores, effort 2 for 30 s.
 EFFORTS = {
     0: RefineConfig(steps=0),
-    1: RefineConfig(steps=2, lr=0.05, relaxation="ste"),
-    2: RefineConfig(steps=24, lr=0.04, relaxation="sga", check_every=4),
-    3: RefineConfig(steps=120, lr=0.03, relaxation="sga", check_every=8),
+    1: RefineConfig(steps=3, lr=0.01, relaxation="ste"),
+    2: RefineConfig(steps=40, lr=0.01, relaxation="sga", check_every=8),
+    3: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=10),
 }
 assert sorted(EFFORTS) == list(range(MAX_EFFORT + 1))
 

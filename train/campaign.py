@@ -12,7 +12,8 @@ any later leg, on this machine or a fresh one, continues the same schedule.
 A leg resumes from ``runs/campaign/checkpoint.pt`` when this machine still has it (optimizer state
 and all), else from the weights committed in ``codec/weights`` (their step count, a fresh optimizer).
 ``finish`` ships the run's weight average into ``codec/weights``, measures it on the 24 Kodak images
-(real files), regenerates ``benchmarks/results`` and appends a row to ``train/campaign.csv``.
+(real files, effort 0 and the ``--effort`` curves), regenerates ``benchmarks/results`` and appends a row
+to ``train/campaign.csv``.
 """
 
 from __future__ import annotations
@@ -116,7 +117,13 @@ def default_quality(weights: Path, images: Path, target_bpp: float = 0.5) -> tup
     return best, seen[best]
 
 
-def finish() -> None:
+# The --effort curves re-measured with every shipped model (issue 12): the encoder's gain depends on
+# the weights.  Five qualities and two 1-thread workers keep it to about 35 minutes on 2 cores.
+EFFORT_SWEEP = ("--codecs", "lic", "--effort", "1,2", "--lic-qualities", "1,2,4,6,8", "--repeats", "1",
+                "--warmup", "0", "--jobs", "2", "--threads", "1")
+
+
+def finish(efforts: bool = True) -> None:
     from codec.weights import load_metadata, set_metadata
 
     from .export import export
@@ -129,6 +136,8 @@ def finish() -> None:
     _run("-m", "train.evaluate", "--weights", str(WEIGHTS), "--images", str(KODAK), "--threads", "2",
          "--out", str(WEIGHTS / f"{model_id}-kodak.json"))
     _run("-m", "benchmarks", "--codecs", "lic", "--lic-fine", "--threads", "2", "--repeats", "1", "--warmup", "0")
+    if efforts:
+        _run("-m", "benchmarks", *EFFORT_SWEEP)
     _run("tests/data/make_golden.py")  # the golden file pins the shipped model's exact entropy path
     bd = _bd_rates(ROOT / "benchmarks" / "results")
     kodak = json.loads((WEIGHTS / f"{model_id}-kodak.json").read_text())["results"]
@@ -180,7 +189,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("leg", help="train the next leg").add_argument("--minutes", type=float, required=True)
-    sub.add_parser("finish", help="export, measure, log")
+    fin = sub.add_parser("finish", help="export, measure, log")
+    fin.add_argument("--no-efforts", action="store_true",
+                     help="skip the --effort 1,2 Kodak curves (about 35 min): only when short of time")
     sub.add_parser("plot", help="redraw the campaign plot")
     a = p.parse_args(argv)
     if a.command == "leg":
@@ -188,7 +199,7 @@ def main(argv=None) -> None:
             p.error("--minutes must be positive")
         leg(a.minutes)
     elif a.command == "finish":
-        finish()
+        finish(efforts=not a.no_efforts)
     else:
         plot()
 
