@@ -526,7 +526,8 @@ def train(cfg: TrainConfig) -> dict:
             acc.zero_()
             row = {"step": step, "seconds": round(train_seconds + now - t_loop, 1), "skipped": skipped,
                    "loss": f"{a[0]:.4f}",
-                   "bpp": f"{a[1]:.4f}", "psnr": f"{a[2]:.3f}", "lr": f"{lr:.3g}", "images_per_s": f"{ips:.1f}"}
+                   "bpp": f"{a[1]:.4f}", "psnr": f"{a[2]:.3f}", "lr": f"{lr * lr_backoff:.3g}",
+                   "images_per_s": f"{ips:.1f}"}
             if at_eval and master and val_images is not None:
                 row.update({k: f"{v:.4f}" for k, v in evaluate(rd, val_images).items()})
             if master:
@@ -573,6 +574,7 @@ def train(cfg: TrainConfig) -> dict:
                 say(f"diverged at step {step} ({window['skipped']} non-finite steps, mean loss "
                     f"{window['loss'] / max(1, window['count']):.3f}): back to step {state['step']}, LR x{lr_backoff / 2:g}")
                 step, lr_backoff = state["step"], lr_backoff / 2
+                step_log = step  # the rate of the next log line counts from here
                 gen.manual_seed(cfg.seed * 1000 + rank + 1 + 7919 * step + int(1 / lr_backoff))
                 _reset_window(window, keep_loss=True)
                 last_ckpt = time.time()
