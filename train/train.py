@@ -321,6 +321,16 @@ def _diverged(window: dict, cfg: TrainConfig) -> bool:
     return last is not None and mean > cfg.diverge_factor * last
 
 
+def _nonfinite_report(model: torch.nn.Module, bpp: torch.Tensor, mse: torch.Tensor, q: torch.Tensor) -> str:
+    """Which samples (and their qualities) and which parameters' gradients went non-finite: the
+    divergences of campaign legs 3 and 4 have no known cause yet, and this is where to start."""
+    bad = ~(torch.isfinite(bpp.detach()) & torch.isfinite(mse.detach()))
+    grads = [name for name, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    return (f"{int(bad.sum())} of {bad.numel()} samples non-finite (q {[round(float(v), 2) for v in q[bad]]}), "
+            f"largest finite bpp {float(bpp.detach().nan_to_num(nan=0.0, posinf=0.0).max()):.3g}; non-finite "
+            f"gradients in {len(grads)} tensors: {', '.join(grads[:4])}")
+
+
 def _reset_window(window: dict, keep_loss: bool) -> None:
     """Start a new window; the closed window's mean loss is the next one's reference."""
     if not keep_loss and window["count"]:
@@ -511,6 +521,8 @@ def train(cfg: TrainConfig) -> dict:
         else:
             skipped += 1
             window["skipped"] += 1
+            if skipped <= cfg.max_skips:  # enough to tell where it starts, without flooding the log
+                say(f"non-finite step {step}: {_nonfinite_report(model, bpp, mse, q)}")
         step += 1
         if finite:
             with torch.no_grad():
