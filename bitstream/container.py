@@ -13,11 +13,13 @@ from typing import NamedTuple, Sequence
 from .errors import InputError, LicFormatError
 from .quality import QUALITY_STEPS, check_quality, quantize_quality
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "MAX_SIDE", "MAX_PIXELS", "Header", "Container", "pack", "unpack",
-           "read_header", "is_lic"]
+__all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "MAX_SIDE", "MAX_PIXELS", "Header", "Residual",
+           "Container", "pack", "unpack", "read_header", "is_lic"]
 
 MAGIC = b"LIC1"  # the first four bytes of every .lic file (is_lic; Pillow's plugin sniffs them)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # lossy files; written byte for byte as before the residual layer existed
+RESIDUAL_VERSION = 2  # version 1 plus a residual section and the residual stream (FORMAT.md)
+MAX_BITS = 16
 
 MAX_MODEL_ID = 32
 MODEL_HASH_SIZE = 4
@@ -44,6 +46,38 @@ def is_lic(data: bytes) -> bool:
 
 
 @dataclass(frozen=True)
+class Residual:
+    """The residual section of a version-2 file: lossless or near-lossless samples.
+
+    ``bits``: bits per stored sample (8 or 16 as written by lic; 1..16 accepted);
+    ``max_error``: K, every sample within K of the original (0: lossless); ``low``/``high``:
+    the sample range the lossy layer's 8-bit rendition spans; ``sample_crc``: CRC32 of the
+    decoded samples (codec.api says which bytes).
+    """
+
+    bits: int
+    max_error: int
+    low: int
+    high: int
+    sample_crc: int
+
+    def __post_init__(self):
+        maxval = (1 << self.bits) - 1 if 1 <= self.bits <= MAX_BITS else 0
+        if not maxval:
+            raise ValueError(f"bits stored must be in 1..{MAX_BITS}, got {self.bits}")
+        if not 0 <= self.max_error <= maxval:
+            raise ValueError(f"max error {self.max_error} outside 0..{maxval}")
+        if not 0 <= self.low <= self.high <= maxval:
+            raise ValueError(f"sample range {self.low}..{self.high} outside 0..{maxval}")
+        if not 0 <= self.sample_crc < 1 << 32:
+            raise ValueError("sample CRC must be an unsigned 32-bit value")
+
+    @property
+    def maxval(self) -> int:
+        return (1 << self.bits) - 1
+
+
+@dataclass(frozen=True)
 class Header:
     """Everything a decoder needs besides the streams themselves."""
 
@@ -55,6 +89,7 @@ class Header:
     channels: str  # "RGB", "L" or "RGBA"
     symbol_crc: int  # CRC32 over all coded symbols, computed by the encoder
     icc: bytes | None = None
+    residual: Residual | None = None  # version 2 only
 
     def __post_init__(self):
         if not (1 <= len(self.model_id) <= MAX_MODEL_ID and self.model_id.isascii()
@@ -117,10 +152,17 @@ def pack(header: Header, streams: Sequence[bytes], alpha: bytes | None = None) -
     flags |= _FLAG_ALPHA if alpha is not None else 0
     model_id = header.model_id.encode("ascii")
     out = bytearray(MAGIC)
-    out += bytes([FORMAT_VERSION, flags, len(model_id)]) + model_id + header.model_hash
+    res = header.residual
+    if res is not None and not streams:
+        raise ValueError("a residual file needs its residual stream (the last one)")
+    version = FORMAT_VERSION if res is None else RESIDUAL_VERSION
+    out += bytes([version, flags, len(model_id)]) + model_id + header.model_hash
     out += round(header.quality * QUALITY_STEPS).to_bytes(2, "little")
     out += _varint(header.width - 1) + _varint(header.height - 1)
     out += header.symbol_crc.to_bytes(4, "little")
+    if res is not None:
+        out += bytes([res.bits]) + _varint(res.max_error) + _varint(res.low) + _varint(res.high)
+        out += res.sample_crc.to_bytes(4, "little")
     out += _varint(len(streams))
     blobs = ([header.icc] if header.icc is not None else []) + ([alpha] if alpha is not None else [])
     for blob in blobs + streams:
@@ -170,11 +212,14 @@ def _declared_size(data: bytes) -> int | None:
     """
     try:
         r = _Reader(data, len(data))
-        r.take(len(MAGIC) + 1)
+        r.take(len(MAGIC))
+        version = r.byte()
         flags = r.byte()
         r.take(r.byte() + MODEL_HASH_SIZE + 2)  # model id, hash, quality
         r.varint(), r.varint()
         r.take(4)
+        if version == RESIDUAL_VERSION:
+            r.byte(), r.varint(), r.varint(), r.varint(), r.take(4)
         n_streams = r.varint()
         if n_streams > MAX_STREAMS:
             return None
@@ -191,8 +236,9 @@ def _parse(data: bytes) -> Container:
         raise LicFormatError("not a lic file (bad magic)")
     if len(data) <= len(MAGIC):
         raise LicFormatError("truncated file")
-    if data[len(MAGIC)] != FORMAT_VERSION:
-        raise LicFormatError(f"unsupported format version {data[len(MAGIC)]}")
+    version = data[len(MAGIC)]
+    if version not in (FORMAT_VERSION, RESIDUAL_VERSION):
+        raise LicFormatError(f"unsupported format version {version}")
     if len(data) < _MIN_FILE_SIZE:
         raise LicFormatError("truncated file")
     body_end = len(data) - _CRC_SIZE
@@ -230,6 +276,14 @@ def _parse(data: bytes) -> Container:
     width, height = r.varint() + 1, r.varint() + 1
     _check_size(width, height, LicFormatError)
     symbol_crc = int.from_bytes(r.take(4), "little")
+    residual = None
+    if version == RESIDUAL_VERSION:
+        bits, max_error, low, high = r.byte(), r.varint(), r.varint(), r.varint()
+        sample_crc = int.from_bytes(r.take(4), "little")
+        try:
+            residual = Residual(bits, max_error, low, high, sample_crc)
+        except ValueError as e:
+            raise LicFormatError(f"corrupt: {e}") from None
 
     n_streams = r.varint()
     if n_streams > MAX_STREAMS:
@@ -241,11 +295,13 @@ def _parse(data: bytes) -> Container:
     if sum(lengths) < body_end - r.pos:
         raise LicFormatError("corrupt: trailing bytes after the last stream")
     blobs = [r.take(n) for n in lengths]
+    if residual is not None and n_streams == 0:
+        raise LicFormatError("corrupt: residual file without its residual stream")
 
     icc = blobs.pop(0) if has_icc else None
     alpha = blobs.pop(0) if has_alpha else None
     header = Header(model_id_raw.decode("ascii"), model_hash, quality,
-                    width, height, channels, symbol_crc, icc)
+                    width, height, channels, symbol_crc, icc, residual)
     return Container(header, blobs, alpha)
 
 

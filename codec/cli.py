@@ -117,6 +117,16 @@ def _quality(text: str) -> float:
         raise argparse.ArgumentTypeError(f"quality must be a number, got {text!r}") from None
 
 
+def _max_error(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"max error must be an integer >= 0, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"max error must be in 0..65535, got {text}")
+    return value
+
+
 def _positive(kind):
     def parse(text: str):
         try:
@@ -175,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "(error if impossible)")
     target.add_argument("--target-psnr", type=_positive(float), metavar="DB",
                         help="lowest quality with PSNR of at least DB")
+    target.add_argument("--max-error", type=_max_error, metavar="K",
+                        help="every decoded sample within K of the input (8-bit, or 16-bit gray kept at 16 bits); "
+                             "-q then sets the lossy layer's quality")
+    target.add_argument("--lossless", dest="max_error", action="store_const", const=0,
+                        help="the same as --max-error 0")
     enc.add_argument("-e", "--effort", type=int, choices=range(MAX_EFFORT + 1), default=DEFAULT_EFFORT,
                      metavar="N", help=f"0-{MAX_EFFORT} (default {DEFAULT_EFFORT}): spend encode time fitting the "
                                        "latents to each image for smaller files at the same quality; "
@@ -634,6 +649,8 @@ def _encode_one(codec, image: Image.Image, name: str, args, console: _Console, c
             f"{len(result.data):,} bytes, {bpp:.4f} bpp")
 
     try:
+        if args.max_error is not None:
+            return codec.compress(image, args.quality, max_error=args.max_error)
         if args.target_size is not None:
             result = codec.compress_to_size(image, args.target_size, effort=args.effort, progress=progress)
             if not result.met:
@@ -724,13 +741,17 @@ def cmd_info(args) -> int:
         "alpha_bytes": len(alpha) if alpha is not None else 0,
         "streams": len(streams),
     }
+    if header.residual is not None:
+        report.update(bits=header.residual.bits, max_error=header.residual.max_error)
     if args.json:
         print(json.dumps(report))
     else:
         print(f"{args.input}: {header.width}x{header.height} {header.channels}, quality {header.quality:g}, "
               f"model {header.model_id} ({report['model_hash']}), {len(data):,} bytes, {report['bpp']:.4f} bpp"
               + (f", ICC {report['icc_bytes']:,} bytes" if header.icc else "")
-              + (f", alpha {report['alpha_bytes']:,} bytes" if alpha is not None else ""))
+              + (f", alpha {report['alpha_bytes']:,} bytes" if alpha is not None else "")
+              + (f", {header.residual.bits}-bit samples, max error {header.residual.max_error}"
+                 if header.residual is not None else ""))
     return 0
 
 

@@ -109,3 +109,33 @@ def test_decoding_with_one_or_two_threads_gives_identical_images(setup):
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(one, reference) and np.array_equal(two, reference)
+
+
+@pytest.fixture(scope="module")
+def residual_setup(active_tiny_model):
+    """A near-lossless 16-bit gray file (version 2: lossy streams + residual stream)."""
+    from codec.images import ExactImage
+    from codec.near_lossless import decode_exact, encode_exact
+
+    model = active_tiny_model
+    rng = np.random.default_rng(1)
+    samples = np.clip(rng.normal(2000, 300, (21, 27, 1)), 0, 4095).astype(np.uint16)
+    digest = fingerprint(model)
+    data = encode_exact(model, ExactImage(samples, 16, "L"), 1, 1.0, model_hash=digest)
+    reference, _, _ = decode_exact(model, data, model_hash=digest)
+    return model, digest, data, reference, decode_exact
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(op=mutation, fix_crc=st.booleans())
+def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residual_setup, op, fix_crc):
+    model, digest, data, reference, decode_exact = residual_setup
+    tampered = _apply(data, op)
+    if fix_crc:
+        tampered = _fix_crc(tampered)
+    try:
+        samples, _, _ = decode_exact(model, tampered, model_hash=digest)
+    except LicFormatError as err:
+        assert "\n" not in str(err) and str(err)
+        return
+    assert np.array_equal(samples, reference), "a tampered file decoded to different samples"
