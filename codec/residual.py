@@ -1,36 +1,37 @@
-"""The residual layer: lossless and near-lossless coding on top of the lossy reconstruction.
+"""The residual layer: exact lossless and near-lossless coding of integer samples.
 
-Bai et al. (CVPR 2021, "Learning scalable l-infinity-constrained near-lossless image compression
-via joint lossy image and residual compression") code an image as a lossy layer x̂ plus the
-residual x - x̂, quantised so that no sample is off by more than K.  Here the residual is coded
-with a LOCO-I / JPEG-LS style context model (Weinberger, Seroussi, Sapiro, IEEE TIP 2000) that
-also sees x̂: the decoder has x̂ everywhere, including below and to the right of the sample, so
-x̂ tells it where the causal predictor will be wrong.  Nothing here is trained: the model adapts
-to each image as it codes (integer context statistics), so it never needs refitting when the
-lossy weights change.
+Every sample x is coded as q, its prediction error quantised in the loop (JPEG-LS's near-lossless
+scheme, Weinberger, Seroussi & Sapiro, IEEE TIP 2000):
 
-For sample c of pixel (i, j), with a, b, c', d the reconstructed neighbours W, N, NW, NE:
+    q  = sign(x - p) floor((|x - p| + K) / (2K + 1)),   x' = clip(p + (2K + 1) q),   |x' - x| <= K
 
-    med   = median(a, b, a + b - c')                       (LOCO-I's MED predictor)
-    ctx   = (activity bin, lossy bin, channel bin)
-            activity = |a - c'| + |b - c'| + |b - d| + |e_W| + |e_N|      -> bit length, 0..15
-            lossy    = (x̂ - med) / step                    -> signed bit length, -4..4
-            channel  = e of the previous channel, same pixel -> signed bit length, -4..4
-    pred  = clip(med + round(B[ctx] / N[ctx]), 0, maxval)  (bias correction, as JPEG-LS's C[Q])
-    q     = sign(x - pred) * floor((|x - pred| + K) / (2K + 1))
-    x'    = clip(pred + (2K + 1) q, 0, maxval),  |x' - x| <= K  (x' = x for K = 0)
-    q  ~  discretised Laplace with mean |q| = A[ctx] / N[ctx]   (bitstream.residual_coder)
+so the decoder, which forms p from samples it already has, rebuilds x' exactly; K = 0 is lossless.
 
-e = x' - pred is the reconstructed prediction error; A, B, N are sums of |q|, of x' - med and a
-count per context and channel, halved when N reaches ``RESET`` (as JPEG-LS does).  Unknown
-neighbours (outside the image) are taken from x̂, edge-padded.  ``step`` is the lossy layer's
-quantisation step in sample units (1 for 8-bit images, about range / 255 for 16-bit ones).
+Prediction (p).  A blend of simple predictors, each weighted by how wrong it was next door, after
+JPEG XL's self-correcting predictor and Meyer & Tischer's TMW blending:
 
-Order and speed: a sample depends on W, N, NW, NE, so all pixels with the same t = 2i + j are
-independent; they are coded together, one numpy pass per anti-diagonal t and channel
-(2H + W passes), channels in order within a pass.  Statistics are updated after each pass, on
-both sides, with integer arithmetic only: encoder and decoder compute identical contexts, biases
-and scale indexes on any machine.
+    p_k   in {W + NE - N, N, W, W + N - NW, (W + NE) / 2, MED(W, N, NW), ...}
+    S_k   = |err_k| summed over W, N, NW, NE (and WW, NN at half weight)
+    p     = sum_k p_k / S_k^2 / sum_k 1 / S_k^2,   then + the mean error of p in its context
+
+For the second and third colour channels (G is coded first, then R and B) three more predictors
+carry G's structure across: G' + MED of the differences (W - W_G, ...), G' + mean of the W and N
+differences, G' + the NE difference; where the channels move together these win the blend.  The
+bias correction is CALIC's error feedback (Wu & Memon, IEEE TCOM 1997): the mean error of p over
+a context of 8 texture bits (is N, W, NW, NE, NN, WW, 2N - NN, 2W - WW above p?) and the
+error-energy class, each error clipped to about the local error level so that edges do not drag it.
+
+Probability of q.  Context = (channel, 4-per-octave class of the blend's expected error
+E = sum_k S_k / S_k^2 / sum_k 1 / S_k^2, and for R and B the size of G's q at the same pixel);
+``bitstream.residual_coder`` codes q with adaptive token counts per context.
+
+Order and speed.  The image is cut into ``TILE`` x ``TILE`` tiles, each coded as if it were a
+whole image (its edges predicted from inside it), all tiles in lock step: pass t codes every
+pixel with i + ... = 2i + j = t in its tile (local coordinates), channel after channel, so a
+pass's samples depend only on earlier passes and are computed with one numpy operation each;
+there are 3 TILE - 2 passes whatever the image size.  Statistics (bias, counts) are shared by all
+tiles and updated after each pass on both sides, with integer arithmetic only: encoder and
+decoder compute identical predictions and contexts on any machine.
 """
 
 from __future__ import annotations
@@ -38,140 +39,240 @@ from __future__ import annotations
 import numpy as np
 
 from bitstream import LicFormatError
-from bitstream.residual_coder import LaplaceDecoder, LaplaceEncoder, scale_index
+from bitstream.residual_coder import ContextDecoder, ContextEncoder, prior
 
-__all__ = ["encode_residual", "decode_residual", "lossy_step", "RESET"]
+__all__ = ["TILE", "encode_residual", "decode_residual"]
 
-RESET = 128  # halve a context's statistics when its count reaches this (JPEG-LS: 64)
-_ACT_BINS, _SIGNED_BINS = 16, 9
-_CONTEXTS = _ACT_BINS * _SIGNED_BINS * _SIGNED_BINS
-_POW2 = (1 << np.arange(1, 32, dtype=np.int64))  # bit length of v = searchsorted(_POW2, v, 'right') + (v > 0)
-
-
-def lossy_step(low: int, high: int) -> int:
-    """Sample units per 8-bit level of a rendition of low..high (1 for 8-bit data)."""
-    return max(1, (high - low) // 255)
+TILE = 256
+SHIFT = 3  # predictions carry 3 fraction bits
+ONE = 1 << SHIFT
+N_SCALE = 64  # classes of the expected error (4 per octave)
+N_REF = 6  # classes of G's |q| for R and B
+BIAS_RESET = 64  # halve a bias context's statistics at this count
+_PAD = 2  # padding rows above and columns left of each tile; one column right (+1 spare)
 
 
-def _bit_length(v: np.ndarray, cap: int) -> np.ndarray:
-    """min(bit length of v, cap) for non-negative int64 v."""
-    return np.minimum(np.searchsorted(_POW2, v, side="right") + (v > 0), cap)
+def _bit_length(v: np.ndarray) -> np.ndarray:
+    """Bit length of non-negative int64 v (< 2**53, so the float is exact)."""
+    return np.frexp(v.astype(np.float64))[1].astype(np.int64)
 
 
-def _signed_bin(v: np.ndarray) -> np.ndarray:
-    """sign(v) * min(bit length |v|, 4) + 4, in 0..8."""
-    return np.sign(v) * _bit_length(np.abs(v), 4) + 4
+def _log_class(v: np.ndarray) -> np.ndarray:
+    """0..3 for v = 0..3, then 4 classes per octave: 4(L - 3) + (top 3 bits), capped."""
+    length = _bit_length(v)
+    top = v >> np.maximum(length - 3, 0)
+    return np.minimum(np.where(length <= 3, v, 4 * (length - 3) + top), N_SCALE - 1)
 
 
-def _wavefronts(height: int, width: int):
-    """Pixels ordered by t = 2i + j (then i): flat indexes and the start of each t."""
-    i = np.arange(height, dtype=np.int64)[:, None]
-    j = np.arange(width, dtype=np.int64)[None, :]
-    key = (2 * i + j).ravel()
-    order = np.argsort(key, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=2 * (height - 1) + width))])
-    return order, bounds
+def _class_value(c: np.ndarray) -> np.ndarray:
+    """A representative value of each ``_log_class`` class (its lower edge)."""
+    c = np.asarray(c, dtype=np.int64)
+    return np.where(c < 4, c, (4 + c % 4) << np.maximum(c // 4 - 1, 0))
 
 
-def _scan(lossy: np.ndarray, maxval: int, max_error: int, step: int, code) -> np.ndarray:
-    """The shared coding loop; ``code(c, flat, pred, indexes) -> q`` codes or decodes one pass."""
-    n_channels, height, width = lossy.shape
-    wp = width + 4
-    rec = np.pad(lossy, ((0, 0), (2, 2), (2, 2)), mode="edge").astype(np.int64).reshape(n_channels, -1)
-    err = np.zeros_like(rec)
-    lossy_flat = lossy.reshape(n_channels, -1).astype(np.int64)
-    order, bounds = _wavefronts(height, width)
-    padded = (order // width + 2) * wp + order % width + 2
+def _n_predictors(channel: int) -> int:
+    return 9
+
+
+def _priors(n_channels: int) -> np.ndarray:
+    """Starting token counts per context: Laplace densities of the class's typical |q|."""
+    # E sums about five neighbours' errors in ONE units; |q| is about E / (5 ONE).
+    mean = np.maximum(_class_value(np.arange(N_SCALE)) / (5.0 * ONE), 1 / 16)
+    scale = prior(mean)
+    return np.tile(np.repeat(scale, N_REF, axis=0), (n_channels, 1))
+
+
+class _Layout:
+    """Where each tile's samples live in the padded per-tile buffers, and the passes."""
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = height, width
+        self.tiles_y, self.tiles_x = -(-height // TILE), -(-width // TILE)
+        self.row = TILE + _PAD + 2  # columns -2 .. TILE + 1
+        self.block = (TILE + _PAD) * self.row
+        tiles = np.arange(self.tiles_y * self.tiles_x)
+        self.tile_y, self.tile_x = tiles // self.tiles_x, tiles % self.tiles_x
+        self.tile_h = np.minimum(TILE, height - self.tile_y * TILE)
+        self.tile_w = np.minimum(TILE, width - self.tile_x * TILE)
+        self.size = tiles.size * self.block
+        self.n_passes = int(2 * (self.tile_h.max() - 1) + self.tile_w.max())
+
+    def pass_positions(self, t: int):
+        """(buffer positions, flat image indexes, local i, local j, tile h, tile w) of pass t."""
+        i = np.arange(max(0, (t - TILE + 2) // 2), min(TILE - 1, t // 2) + 1, dtype=np.int64)
+        j = t - 2 * i
+        keep = j < TILE
+        i, j = i[keep], j[keep]
+        tiles = np.arange(self.tile_y.size)
+        tt = np.repeat(tiles, i.size)
+        ii, jj = np.tile(i, tiles.size), np.tile(j, tiles.size)
+        th, tw = self.tile_h[tt], self.tile_w[tt]
+        inside = (ii < th) & (jj < tw)
+        tt, ii, jj, th, tw = tt[inside], ii[inside], jj[inside], th[inside], tw[inside]
+        buffer = tt * self.block + (ii + _PAD) * self.row + jj + _PAD
+        image = (self.tile_y[tt] * TILE + ii) * self.width + self.tile_x[tt] * TILE + jj
+        return buffer, image, ii, jj, th, tw
+
+
+def _predictors(r: np.ndarray, p: np.ndarray, row: int, ref: np.ndarray | None) -> np.ndarray:
+    """(n, k) sub-predictions in ONE units at buffer positions ``p`` of reconstruction ``r``."""
+    w, n, nw, ne = r[p - 1], r[p - row], r[p - row - 1], r[p - row + 1]
+    lo, hi = np.minimum(w, n), np.maximum(w, n)
+    med = np.where(nw >= hi, lo, np.where(nw <= lo, hi, w + n - nw))
+    preds = [w + ne - n, n, w, w + n - nw, None, med]
+    if ref is None:
+        extra = [n, None, ne]  # N again, (W + N) / 2, NE
+        halves = {4: w + ne, 7: w + n}
+    else:
+        g = ref[p]
+        dw, dn, dnw, dne = w - ref[p - 1], n - ref[p - row], nw - ref[p - row - 1], ne - ref[p - row + 1]
+        lo, hi = np.minimum(dw, dn), np.maximum(dw, dn)
+        dmed = np.where(dnw >= hi, lo, np.where(dnw <= lo, hi, dw + dn - dnw))
+        extra = [g + dmed, None, g + dne]
+        halves = {4: w + ne, 7: 2 * g + dw + dn}
+    preds = preds + extra
+    out = np.empty((p.size, len(preds)), dtype=np.int64)
+    for k, v in enumerate(preds):
+        out[:, k] = (ONE // 2) * halves[k] if v is None else ONE * v
+    return out
+
+
+def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: int, code) -> np.ndarray:
+    """The shared coding loop; ``code(c, image_index, pred, contexts) -> q`` codes or decodes a pass."""
     unit = 2 * max_error + 1
-    act0 = np.arange(_CONTEXTS) // (_SIGNED_BINS * _SIGNED_BINS)
-    stats = []
-    for _ in range(n_channels):
-        a_sum = ((1 << act0) >> 2) // unit  # a first guess: |q| about activity / 4
-        stats.append([a_sum.astype(np.int64), np.zeros(_CONTEXTS, np.int64), np.ones(_CONTEXTS, np.int64)])
-    for t in range(bounds.size - 1):
-        flat = order[bounds[t]:bounds[t + 1]]
-        p = padded[bounds[t]:bounds[t + 1]]
-        prev = np.zeros(flat.size, dtype=np.int64)
+    row = layout.row
+    rec = np.full((n_channels, layout.size), init, dtype=np.int32)
+    errors = [np.zeros((layout.size, _n_predictors(c)), dtype=np.uint16) for c in range(n_channels)]
+    bias_sum = np.zeros((n_channels, 256 * 8), dtype=np.int64)
+    bias_count = np.zeros((n_channels, 256 * 8), dtype=np.int64)
+    out = np.empty((n_channels, layout.height * layout.width), dtype=np.int64)
+    weight_one = np.int64(1 << 16)
+    for t in range(layout.n_passes):
+        p, image, i, j, th, tw = layout.pass_positions(t)
+        if p.size == 0:
+            continue
+        q_ref = None
         for c in range(n_channels):
-            r, e = rec[c], err[c]
-            west, north, nw, ne = r[p - 1], r[p - wp], r[p - wp - 1], r[p - wp + 1]
-            lo, hi = np.minimum(west, north), np.maximum(west, north)
-            med = np.where(nw >= hi, lo, np.where(nw <= lo, hi, west + north - nw))
-            activity = (np.abs(west - nw) + np.abs(north - nw) + np.abs(north - ne)
-                        + np.abs(e[p - 1]) + np.abs(e[p - wp]))
-            ctx = ((_bit_length(activity, _ACT_BINS - 1) * _SIGNED_BINS
-                    + _signed_bin((lossy_flat[c, flat] - med) // step)) * _SIGNED_BINS + _signed_bin(prev))
-            a_sum, b_sum, count = stats[c]
-            n = count[ctx]
-            pred = np.clip(med + (2 * b_sum[ctx] + n) // (2 * n), 0, maxval)
-            q = code(c, flat, pred, scale_index(a_sum[ctx], n))
+            r = rec[c]
+            preds = _predictors(r, p, row, rec[0] if c > 0 else None)
+            e = errors[c]
+            s = (e[p - 1].astype(np.int64) + e[p - row] + e[p - row - 1] + e[p - row + 1]
+                 + (e[p - 2] >> 1) + (e[p - 2 * row] >> 1)) + ONE
+            s2 = s * s
+            base = s2.min(axis=1, keepdims=True)
+            weight = (weight_one * base) // s2
+            total = weight.sum(axis=1)
+            blend = (weight * preds).sum(axis=1) // total
+            expected = (weight * s).sum(axis=1) // total - ONE
+
+            # CALIC error feedback: mean error of the blend in its texture/energy context.
+            n8, w8 = ONE * r[p - row].astype(np.int64), ONE * r[p - 1].astype(np.int64)
+            nn8, ww8 = ONE * r[p - 2 * row].astype(np.int64), ONE * r[p - 2].astype(np.int64)
+            texture = ((n8 > blend).astype(np.int64) | (w8 > blend) << 1
+                       | (ONE * r[p - row - 1].astype(np.int64) > blend) << 2
+                       | (ONE * r[p - row + 1].astype(np.int64) > blend) << 3
+                       | (nn8 > blend) << 4 | (ww8 > blend) << 5
+                       | (2 * n8 - nn8 > blend) << 6 | (2 * w8 - ww8 > blend) << 7)
+            energy = np.minimum(_bit_length(expected // (ONE * unit)), 7)
+            bctx = texture * 8 + energy
+            count = bias_count[c, bctx]
+            correction = np.where(count > 0, (2 * bias_sum[c, bctx] + count) // (2 * np.maximum(count, 1)), 0)
+            pred = np.clip((blend + correction + ONE // 2) >> SHIFT, 0, maxval)
+
+            context = _log_class(expected // unit) * N_REF
+            if c > 0:
+                context += np.minimum(_bit_length(np.abs(q_ref)), N_REF - 1)
+            context += c * N_SCALE * N_REF
+            q = code(c, image, pred, context)
             value = pred + q * unit
-            if value.size and (value.min() < -max_error or value.max() > maxval + max_error):
+            if value.min() < -max_error or value.max() > maxval + max_error:
                 raise LicFormatError("corrupt: residual decodes to a sample outside the stored range")
             value = np.clip(value, 0, maxval)
+            if c == 0:
+                q_ref = q
+
             r[p] = value
-            prev = value - pred
-            e[p] = prev
-            a_sum += np.bincount(ctx, np.abs(q), _CONTEXTS).astype(np.int64)
-            b_sum += np.bincount(ctx, value - med, _CONTEXTS).astype(np.int64)
-            count += np.bincount(ctx, minlength=_CONTEXTS)
-            full = count >= RESET
+            out[c, image] = value
+            e[p] = np.minimum(np.abs(ONE * value[:, None] - preds), 0xFFFF)
+            limit = expected // 5 + ONE
+            # float64 sums of small integers are exact
+            bias_sum[c] += np.bincount(bctx, np.clip(ONE * value - blend, -limit, limit),
+                                       bias_sum.shape[1]).astype(np.int64)
+            bias_count[c] += np.bincount(bctx, minlength=bias_count.shape[1])
+            full = bias_count[c] >= BIAS_RESET
             if full.any():
-                a_sum[full] >>= 1
-                b_sum[full] //= 2
-                count[full] >>= 1
-    return rec.reshape(n_channels, height + 4, wp)[:, 2:-2, 2:-2]
+                bias_sum[c, full] //= 2
+                bias_count[c, full] //= 2
+
+            # Tile edges: outside neighbours repeat the nearest sample already coded, so a tile
+            # codes as a whole image would (first column: W = N; last column: NE = N; first row:
+            # N = NE = NW = W).
+            first_col = (j == 0) & (i + 1 < th)
+            if first_col.any():
+                below = p[first_col] + row
+                r[below - 1] = value[first_col]
+                r[below - 2] = value[first_col]
+            last_col = j == tw - 1
+            r[p[last_col] + 1] = value[last_col]
+            first_row = i == 0
+            if first_row.any():
+                top, v = p[first_row], value[first_row]
+                for d in (1, 2):
+                    r[top - row + d] = v
+                    r[top - 2 * row + d] = v
+    return out.reshape(n_channels, layout.height, layout.width)
 
 
-def _check(lossy: np.ndarray, maxval: int, max_error: int, step: int) -> np.ndarray:
-    lossy = np.asarray(lossy)
-    if lossy.ndim != 3 or 0 in lossy.shape:
-        raise ValueError(f"expected (C, H, W) samples, got shape {lossy.shape}")
-    if not (1 <= maxval < 1 << 16 and 0 <= max_error < 1 << 16 and step >= 1):
-        raise ValueError("maxval must be in 1..65535, max_error in 0..65535 and step >= 1")
-    if lossy.min() < 0 or lossy.max() > maxval:
-        raise ValueError("lossy samples outside 0..maxval")
-    return lossy
+def _check(samples_shape, maxval: int, max_error: int) -> _Layout:
+    if len(samples_shape) != 3 or 0 in samples_shape or samples_shape[0] not in (1, 3):
+        raise ValueError(f"expected (C, H, W) samples with C = 1 or 3, got shape {samples_shape}")
+    if not (1 <= maxval < 1 << 16 and 0 <= max_error < 1 << 16):
+        raise ValueError("maxval must be in 1..65535 and max_error in 0..65535")
+    return _Layout(samples_shape[1], samples_shape[2])
 
 
-def encode_residual(samples: np.ndarray, lossy: np.ndarray, maxval: int, max_error: int = 0,
-                    step: int = 1) -> tuple[bytes, np.ndarray]:
-    """Code (C, H, W) integer ``samples`` given the lossy layer's ``lossy`` (same shape).
+def _channel_order(n_channels: int) -> list[int]:
+    return [1, 0, 2] if n_channels == 3 else [0]  # G first: R and B borrow its structure
+
+
+def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0) -> tuple[bytes, np.ndarray]:
+    """Code (C, H, W) integer ``samples`` in 0..maxval, every one within ``max_error``.
 
     Returns the stream and the decoder's reconstruction (equal to ``samples`` for
     ``max_error`` 0, within ``max_error`` of it otherwise).
     """
-    lossy = _check(lossy, maxval, max_error, step)
     samples = np.asarray(samples)
-    if samples.shape != lossy.shape or samples.min() < 0 or samples.max() > maxval:
-        raise ValueError("samples must have the lossy layer's shape and lie in 0..maxval")
-    source = samples.reshape(samples.shape[0], -1).astype(np.int64)
-    encoder = LaplaceEncoder()
+    layout = _check(samples.shape, maxval, max_error)
+    if samples.min() < 0 or samples.max() > maxval:
+        raise ValueError("samples must lie in 0..maxval")
+    order = _channel_order(samples.shape[0])
+    source = samples[order].reshape(len(order), -1).astype(np.int64)
+    encoder = ContextEncoder(_priors(len(order)))
     unit = 2 * max_error + 1
 
-    def code(c, flat, pred, indexes):
-        diff = source[c, flat] - pred
+    def code(c, image, pred, contexts):
+        diff = source[c, image] - pred
         q = np.sign(diff) * ((np.abs(diff) + max_error) // unit)
-        encoder.encode(q, indexes)
+        encoder.encode(q, contexts)
         return q
 
-    rec = _scan(lossy, maxval, max_error, step, code)
-    return encoder.finish(), rec
+    rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code)
+    return encoder.finish(), rec[np.argsort(order)]
 
 
-def decode_residual(data: bytes, lossy: np.ndarray, maxval: int, max_error: int = 0,
-                    step: int = 1) -> np.ndarray:
+def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_error: int = 0) -> np.ndarray:
     """Inverse of ``encode_residual``: the (C, H, W) int64 reconstruction.
 
     ``LicFormatError`` for a stream that decodes to a sample outside [-K, maxval + K], runs
     out of data or has data left over.
     """
-    lossy = _check(lossy, maxval, max_error, step)
-    decoder = LaplaceDecoder(data)
+    layout = _check(tuple(shape), maxval, max_error)
+    order = _channel_order(shape[0])
+    decoder = ContextDecoder(data, _priors(len(order)))
 
-    def code(c, flat, pred, indexes):
-        return decoder.decode(indexes)
+    def code(c, image, pred, contexts):
+        return decoder.decode(contexts)
 
-    rec = _scan(lossy, maxval, max_error, step, code)
+    rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code)
     decoder.finish()
-    return rec
+    return rec[np.argsort(order)]
