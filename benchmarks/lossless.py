@@ -4,8 +4,8 @@ JPEG 2000 reversible and PNG (all from imagecodecs: CharLS, libjxl effort 7, Ope
     python -m benchmarks.lossless [--sets medical,kodak] [--limit N] [--out benchmarks/results]
 
 Bits per pixel are whole files over width x height (all channels); times are one encode and one
-decode per image (lic: the Python API with the model loaded, networks and residual layer
-together).  Every lic file is decoded and checked: each sample within K of the original.
+decode per image (lic: ``codec.compress_exact`` / ``decompress_exact``, one thread: the residual
+layer is numpy and constriction).  Every lic file is decoded and checked: each sample within K of the original.
 Writes ``lossless.json`` (per image) and ``lossless.md`` (means per set) into ``--out``.
 """
 
@@ -49,11 +49,13 @@ def anchors(pixels: np.ndarray) -> dict[str, tuple[int, float, float]]:
     return results
 
 
-def lic(codec_obj, image: Image.Image, pixels: np.ndarray) -> dict[str, tuple[int, float, float]]:
+def lic(image: Image.Image, pixels: np.ndarray) -> dict[str, tuple[int, float, float]]:
+    import codec
+
     results = {}
     for k in ERRORS:
-        data, t_enc = _timed(codec_obj.compress, image, max_error=k)
-        out, t_dec = _timed(codec_obj.decompress, data)
+        data, t_enc = _timed(codec.compress_exact, image, k)
+        out, t_dec = _timed(codec.decompress_exact, data)
         error = np.abs(np.asarray(out).astype(np.int64) - pixels.astype(np.int64)).max()
         if error > k:
             raise RuntimeError(f"lic: error {error} > {k}")
@@ -80,15 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", default="medical,kodak")
     p.add_argument("--limit", type=int, default=None, help="first N images of each set")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args(argv)
-    import torch
-
-    import codec
-
-    torch.set_num_threads(args.threads)
-    codec_obj = codec.Codec(device="cpu")
     rows = []
     for set_name in args.sets.split(","):
         files = sorted(SETS[set_name].glob("*.png"))[:args.limit]
@@ -97,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             image.load()
             pixels = np.asarray(image)
             row = {"set": set_name, "image": path.name, "pixels": pixels.shape[0] * pixels.shape[1],
-                   "codecs": {**lic(codec_obj, image, pixels), **anchors(pixels)}}
+                   "codecs": {**lic(image, pixels), **anchors(pixels)}}
             rows.append(row)
             print(path.name, " ".join(f"{c}={v[0] * 8 / row['pixels']:.3f}" for c, v in row["codecs"].items()),
                   flush=True)

@@ -25,7 +25,7 @@ import bitstream
 from bitstream import MAX_QUALITY, MIN_QUALITY, Container, check_quality
 
 from .config import DEFAULT_EFFORT, check_effort
-from .images import (CodedImage, ExactImage, decode_alpha, encode_alpha, from_decoded, from_exact, to_coded,
+from .images import (CodedImage, decode_alpha, encode_alpha, from_decoded, from_exact, to_coded,
                      to_exact)
 from .metrics import psnr
 from .target import TargetResult, fit_psnr, fit_size
@@ -33,7 +33,7 @@ from .timings import Timings
 
 __all__ = [
     "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
-    "compress", "decompress", "default_codec", "resolve_device", "weights_dir",
+    "compress", "decompress", "compress_exact", "decompress_exact", "default_codec", "resolve_device", "weights_dir",
 ]
 
 
@@ -123,24 +123,13 @@ class Codec:
 
         ``max_error``: None for a lossy file; an integer K >= 0 for a file whose every decoded
         sample is within K of the input (0: lossless), at the input's bit depth (8-bit, or 16-bit
-        gray); ``quality`` and ``effort`` then do not apply (``compress_exact``).
+        gray); ``quality`` and ``effort`` then do not apply, nor do the model's weights
+        (``compress_exact``).
         """
         if max_error is not None:
-            return self.compress_exact(to_exact(image), max_error, quality)
+            return compress_exact(image, max_error)
         return self._encode(to_coded(image), self.quality if quality is None else quality,
                             self._effort(effort), progress)
-
-    def compress_exact(self, image: ExactImage, max_error: int, quality: float | None = None) -> bytes:
-        """A lossless (``max_error`` 0) or near-lossless file of an ``ExactImage``."""
-        from .near_lossless import RESIDUAL_QUALITY, encode_exact
-
-        if isinstance(max_error, bool) or not isinstance(max_error, numbers.Integral) or max_error < 0:
-            raise ValueError(f"max_error must be an integer >= 0, got {max_error!r}")
-        quality = _check_quality(RESIDUAL_QUALITY if quality is None else quality)
-        t = Timings()
-        data = encode_exact(self.model, image, int(max_error), quality, model_hash=self.model_hash, timings=t)
-        self.last_timings = t
-        return data
 
     def decompress(self, data) -> Image.Image:
         """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
@@ -150,13 +139,7 @@ class Codec:
         t = Timings()  # the whole container is validated before any network runs
         container = _lic_file(data)
         if container.header.residual is not None:
-            from .near_lossless import decode_exact
-
-            samples, header, alpha_blob = decode_exact(self.model, container, model_hash=self.model_hash,
-                                                       timings=t)
-            alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
-            self.last_timings = t
-            return from_exact(samples, header.residual.bits, header.channels, alpha, header.icc)
+            return decompress_exact(container)
         rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
@@ -235,7 +218,7 @@ def compress(image, quality: float | None = DEFAULT_QUALITY, *, effort: int = DE
     lossless; 8-bit images and 16-bit gray keep their bit depth (``Codec.compress``).
     """
     if max_error is not None:
-        return default_codec(device).compress(image, quality, max_error=max_error)
+        return compress_exact(image, max_error)
     quality = _check_quality(quality)
     return default_codec(device).compress(image, quality, effort=check_effort(effort))
 
@@ -244,4 +227,26 @@ def decompress(data, *, device: str = "auto") -> Image.Image:
     """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded
     ("I;16" for a 16-bit gray lossless or near-lossless file)."""
     container = _lic_file(data)  # parsed once: a bad file fails before the model loads
+    if container.header.residual is not None:
+        return decompress_exact(container)
     return default_codec(device).decompress(container)
+
+
+def compress_exact(image, max_error: int) -> bytes:
+    """A lossless (``max_error`` 0) or near-lossless ``.lic`` file: every decoded sample within
+    ``max_error`` of the input's, at its bit depth (8-bit gray, RGB and RGBA with alpha kept
+    exactly, 16-bit gray).  Needs no model weights."""
+    from .near_lossless import encode_exact
+
+    if isinstance(max_error, bool) or not isinstance(max_error, numbers.Integral) or max_error < 0:
+        raise ValueError(f"max_error must be an integer >= 0, got {max_error!r}")
+    return encode_exact(to_exact(image), int(max_error))
+
+
+def decompress_exact(data) -> Image.Image:
+    """Decode a lossless or near-lossless file (bytes, a path or a parsed container); no weights."""
+    from .near_lossless import decode_exact
+
+    samples, header, alpha_blob = decode_exact(_lic_file(data))
+    alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
+    return from_exact(samples, header.residual.bits, header.channels, alpha, header.icc)

@@ -48,7 +48,8 @@ class LicImageFile(ImageFile.ImageFile):
             self.info["max_error"] = res.max_error
         if header.icc:
             self.info["icc_profile"] = header.icc
-        self.info["quality"] = header.quality
+        if header.quality is not None:
+            self.info["quality"] = header.quality
         # The decoder gets the parsed file as its argument: nothing parses or CRC-checks it twice.
         self.tile = [ImageFile._Tile("lic", (0, 0) + self.size, 0, (container,))]
 
