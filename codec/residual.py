@@ -10,7 +10,7 @@ so the decoder, which forms p from samples it already has, rebuilds x' exactly; 
 Prediction (p).  A blend of simple predictors, each weighted by how wrong it was next door, after
 JPEG XL's self-correcting predictor and Meyer & Tischer's TMW blending:
 
-    p_k   in {W + NE - N, N, W, W + N - NW, (W + NE) / 2, MED(W, N, NW), ...}
+    p_k   in {W + NE - N, N, W, W + N - NW, (W + NE) / 2, MED(W, N, NW), NE, (W + N) / 2, ...}
     S_k   = |err_k| summed over W, N, NW, NE (and WW, NN at half weight)
     p     = sum_k p_k / S_k^2 / sum_k 1 / S_k^2,   then + the mean error of p in its context
 
@@ -20,6 +20,10 @@ differences, G' + the NE difference; where the channels move together these win 
 bias correction is CALIC's error feedback (Wu & Memon, IEEE TCOM 1997): the mean error of p over
 a context of 8 texture bits (is N, W, NW, NE, NN, WW, 2N - NN, 2W - WW above p?) and the
 error-energy class, each error clipped to about the local error level so that edges do not drag it.
+
+Near-lossless colour: where R' (or B') and G' agree at W and N to within K / 2 and the prediction
+is within K of G', the prediction is G' itself, so that gray content stays exactly gray instead of
+drifting by the quantisation noise (US1 at K = 2: 1.73 bpp instead of 2.43; Kodak unchanged).
 
 Probability of q.  Context = (channel, 4-per-octave class of the blend's expected error
 E = sum_k S_k / S_k^2 / sum_k 1 / S_k^2, and for R and B the size of G's q at the same pixel);
@@ -70,10 +74,6 @@ def _class_value(c: np.ndarray) -> np.ndarray:
     return np.where(c < 4, c, (4 + c % 4) << np.maximum(c // 4 - 1, 0))
 
 
-def _n_predictors(channel: int) -> int:
-    return 9
-
-
 def _priors(n_channels: int) -> np.ndarray:
     """Starting token counts per context: Laplace densities of the class's typical |q|."""
     # E sums about five neighbours' errors in ONE units; |q| is about E / (5 ONE).
@@ -114,8 +114,17 @@ class _Layout:
         return buffer, image, ii, jj, th, tw
 
 
-def _predictors(r: np.ndarray, p: np.ndarray, row: int, ref: np.ndarray | None) -> np.ndarray:
-    """(n, k) sub-predictions in ONE units at buffer positions ``p`` of reconstruction ``r``."""
+def _n_predictors(n_channels: int) -> int:
+    return 12 if n_channels == 1 else 9
+
+
+def _predictors(r: np.ndarray, p: np.ndarray, row: int, ref: np.ndarray | None, gray: bool) -> np.ndarray:
+    """(n, k) sub-predictions in ONE units at buffer positions ``p`` of reconstruction ``r``.
+
+    ``ref``: the G reconstruction, for R and B; ``gray``: a one-channel image, which gets three
+    more predictors (2N - NN, 2W - WW, (N + NE) / 2): 0.1-2.4 % fewer bits on the medical images,
+    while for colour images they cost 0.6 % on Kodak (the blend dilutes).
+    """
     w, n, nw, ne = r[p - 1], r[p - row], r[p - row - 1], r[p - row + 1]
     lo, hi = np.minimum(w, n), np.maximum(w, n)
     med = np.where(nw >= hi, lo, np.where(nw <= lo, hi, w + n - nw))
@@ -131,6 +140,9 @@ def _predictors(r: np.ndarray, p: np.ndarray, row: int, ref: np.ndarray | None) 
         extra = [g + dmed, None, g + dne]
         halves = {4: w + ne, 7: 2 * g + dw + dn}
     preds = preds + extra
+    if gray:
+        preds = preds + [2 * n - r[p - 2 * row], 2 * w - r[p - 2], None]
+        halves[11] = n + ne
     out = np.empty((p.size, len(preds)), dtype=np.int64)
     for k, v in enumerate(preds):
         out[:, k] = (ONE // 2) * halves[k] if v is None else ONE * v
@@ -142,7 +154,7 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
     unit = 2 * max_error + 1
     row = layout.row
     rec = np.full((n_channels, layout.size), init, dtype=np.int32)
-    errors = [np.zeros((layout.size, _n_predictors(c)), dtype=np.uint16) for c in range(n_channels)]
+    errors = [np.zeros((layout.size, _n_predictors(n_channels)), dtype=np.uint16) for _ in range(n_channels)]
     bias_sum = np.zeros((n_channels, 256 * 8), dtype=np.int64)
     bias_count = np.zeros((n_channels, 256 * 8), dtype=np.int64)
     out = np.empty((n_channels, layout.height * layout.width), dtype=np.int64)
@@ -154,7 +166,7 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
         q_ref = None
         for c in range(n_channels):
             r = rec[c]
-            preds = _predictors(r, p, row, rec[0] if c > 0 else None)
+            preds = _predictors(r, p, row, rec[0] if c > 0 else None, n_channels == 1)
             e = errors[c]
             s = (e[p - 1].astype(np.int64) + e[p - row] + e[p - row - 1] + e[p - row + 1]
                  + (e[p - 2] >> 1) + (e[p - 2 * row] >> 1)) + ONE
@@ -178,6 +190,14 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
             count = bias_count[c, bctx]
             correction = np.where(count > 0, (2 * bias_sum[c, bctx] + count) // (2 * np.maximum(count, 1)), 0)
             pred = np.clip((blend + correction + ONE // 2) >> SHIFT, 0, maxval)
+            if c > 0 and max_error:
+                # Snap to G' when within K of it and W and N are equal to G' already: where the
+                # channels are equal (gray content), R' and B' then stay locked onto G' instead of
+                # drifting around it by the quantisation noise.
+                ref = rec[0]
+                g = ref[p]
+                gray = np.abs(r[p - 1] - ref[p - 1]) + np.abs(r[p - row] - ref[p - row]) <= (max_error + 1) // 2
+                pred = np.where(gray & (np.abs(pred - g) <= max_error), g, pred)
 
             context = _log_class(expected // unit) * N_REF
             if c > 0:
