@@ -107,3 +107,22 @@ def test_cli_lossless_sixteen_bit_png_round_trip(tmp_path, make_image):
         assert np.array_equal(np.asarray(out).astype(np.int64), g16.astype(np.int64))
     assert cli.main(["encode", str(tmp_path / "in.png"), "--max-error", "2", "-o", str(tmp_path / "y.lic")]) == 0
     assert bitstream.read_header((tmp_path / "y.lic").read_bytes()).residual.max_error == 2
+
+
+def test_golden_exact_files_decode_and_encode_byte_for_byte():
+    """Pins the residual coder ``lic-exact-1``: a change to its model or coding breaks this test,
+    and then needs a new coder id (files already written must keep decoding)."""
+    import importlib.util
+    from pathlib import Path
+
+    data_dir = Path(__file__).resolve().parents[1] / "data"
+    spec = importlib.util.spec_from_file_location("make_golden_exact", data_dir / "make_golden_exact.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    rgb = Image.open(data_dir / "sample.png").convert("RGB")
+    golden = (data_dir / "golden-exact-rgb.lic").read_bytes()
+    assert np.array_equal(np.asarray(codec.decompress(golden)), np.asarray(rgb))
+    assert codec.compress_exact(rgb, 0) == golden
+    gray, golden = make.gray16(), (data_dir / "golden-exact-16.lic").read_bytes()
+    assert np.abs(np.asarray(codec.decompress(golden)).astype(np.int64) - gray).max() <= 1
+    assert codec.compress_exact(gray, 1) == golden
