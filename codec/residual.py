@@ -13,6 +13,7 @@ JPEG XL's self-correcting predictor and Meyer & Tischer's TMW blending:
     p_k   in {W + NE - N, N, W, W + N - NW, (W + NE) / 2, MED(W, N, NW), NE, (W + N) / 2, ...}
     S_k   = |err_k| summed over W, N, NW, NE (and WW, NN at half weight)
     p     = sum_k p_k / S_k^2 / sum_k 1 / S_k^2,   then + the mean error of p in its context
+    coded: q, its sign flipped where the unrounded p lies below the rounded one
 
 For the second and third colour channels (G is coded first, then R and B) three more predictors
 carry G's structure across: G' + MED of the differences (W - W_G, ...), G' + mean of the W and N
@@ -150,7 +151,8 @@ def _predictors(r: np.ndarray, p: np.ndarray, row: int, ref: np.ndarray | None, 
 
 
 def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: int, code) -> np.ndarray:
-    """The shared coding loop; ``code(c, image_index, pred, contexts) -> q`` codes or decodes a pass."""
+    """The shared coding loop; ``code(c, image_index, pred, contexts, sign) -> q`` codes (or decodes)
+    ``sign * q`` for one pass and channel."""
     unit = 2 * max_error + 1
     row = layout.row
     rec = np.full((n_channels, layout.size), init, dtype=np.int32)
@@ -203,7 +205,10 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
             if c > 0:
                 context += np.minimum(_bit_length(np.abs(q_ref)), N_REF - 1)
             context += c * N_SCALE * N_REF
-            q = code(c, image, pred, context)
+            # Sign flipping (CALIC): q's likelier sign is the side the unrounded prediction lies on;
+            # coding sign * q lets each context's counts learn one asymmetry (-0.5 to -0.8 % bits).
+            sign = np.where(blend + correction < pred << SHIFT, -1, 1)
+            q = code(c, image, pred, context, sign)
             value = pred + q * unit
             if value.min() < -max_error or value.max() > maxval + max_error:
                 raise LicFormatError("corrupt: residual decodes to a sample outside the stored range")
@@ -270,10 +275,10 @@ def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0) -> tup
     encoder = ContextEncoder(_priors(len(order)))
     unit = 2 * max_error + 1
 
-    def code(c, image, pred, contexts):
+    def code(c, image, pred, contexts, sign):
         diff = source[c, image] - pred
         q = np.sign(diff) * ((np.abs(diff) + max_error) // unit)
-        encoder.encode(q, contexts)
+        encoder.encode(sign * q, contexts)
         return q
 
     rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code)
@@ -290,8 +295,8 @@ def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_e
     order = _channel_order(shape[0])
     decoder = ContextDecoder(data, _priors(len(order)))
 
-    def code(c, image, pred, contexts):
-        return decoder.decode(contexts)
+    def code(c, image, pred, contexts, sign):
+        return sign * decoder.decode(contexts)
 
     rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code)
     decoder.finish()
