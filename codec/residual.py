@@ -17,7 +17,8 @@ JPEG XL's self-correcting predictor and Meyer & Tischer's TMW blending:
 
 For the second and third colour channels (G is coded first, then R and B) three more predictors
 carry G's structure across: G' + MED of the differences (W - W_G, ...), G' + mean of the W and N
-differences, G' + the NE difference; where the channels move together these win the blend.  The
+differences, G' + the NE difference; B gets the first two from R as well.  Where the channels
+move together these win the blend.  The
 bias correction is CALIC's error feedback (Wu & Memon, IEEE TCOM 1997): the mean error of p over
 a context of 8 texture bits (is N, W, NW, NE, NN, WW, 2N - NN, 2W - WW above p?) and the
 error-energy class, each error clipped to about the local error level so that edges do not drag it.
@@ -48,7 +49,7 @@ from bitstream.residual_coder import ContextDecoder, ContextEncoder, prior
 
 __all__ = ["TILE", "encode_residual", "decode_residual"]
 
-TILE = 256
+TILE = 512  # vs 256: 0.2-1.1 % fewer bits (fewer tile edges), 1.4x the passes
 SHIFT = 3  # predictions carry 3 fraction bits
 ONE = 1 << SHIFT
 N_SCALE = 64  # classes of the expected error (4 per octave)
@@ -115,38 +116,53 @@ class _Layout:
         return buffer, image, ii, jj, th, tw
 
 
-def _n_predictors(n_channels: int) -> int:
-    return 12 if n_channels == 1 else 9
+def _n_predictors(n_channels: int, c: int) -> int:
+    return 12 if n_channels == 1 else (9, 9, 11)[c]
 
 
-def _predictors(r: np.ndarray, p: np.ndarray, row: int, ref: np.ndarray | None, gray: bool) -> np.ndarray:
+def _inter(w, n, nw, ne, ref: np.ndarray, p: np.ndarray, row: int):
+    """Predictors from an earlier channel X' at the same pixel: X' + MED of the differences,
+    X' + the mean of the W and N differences (doubled: the caller halves), X' + the NE difference."""
+    x = ref[p].astype(np.int64)
+    dw, dn, dnw, dne = w - ref[p - 1], n - ref[p - row], nw - ref[p - row - 1], ne - ref[p - row + 1]
+    lo, hi = np.minimum(dw, dn), np.maximum(dw, dn)
+    dmed = np.where(dnw >= hi, lo, np.where(dnw <= lo, hi, dw + dn - dnw))
+    return x + dmed, 2 * x + dw + dn, x + dne
+
+
+def _predictors(r: np.ndarray, p: np.ndarray, row: int, refs: list[np.ndarray], gray: bool) -> np.ndarray:
     """(n, k) sub-predictions in ONE units at buffer positions ``p`` of reconstruction ``r``.
 
-    ``ref``: the G reconstruction, for R and B; ``gray``: a one-channel image, which gets three
+    ``refs``: the channels coded before this one (G for R; G and R for B, whose two more
+    predictors from R save 2.4-2.6 % on Kodak); ``gray``: a one-channel image, which gets three
     more predictors (2N - NN, 2W - WW, (N + NE) / 2): 0.1-2.4 % fewer bits on the medical images,
     while for colour images they cost 0.6 % on Kodak (the blend dilutes).
     """
-    w, n, nw, ne = r[p - 1], r[p - row], r[p - row - 1], r[p - row + 1]
+    w, n = r[p - 1].astype(np.int64), r[p - row].astype(np.int64)
+    nw, ne = r[p - row - 1].astype(np.int64), r[p - row + 1].astype(np.int64)
     lo, hi = np.minimum(w, n), np.maximum(w, n)
     med = np.where(nw >= hi, lo, np.where(nw <= lo, hi, w + n - nw))
-    preds = [w + ne - n, n, w, w + n - nw, None, med]
-    if ref is None:
-        extra = [n, None, ne]  # N again, (W + N) / 2, NE
-        halves = {4: w + ne, 7: w + n}
+    full = [w + ne - n, n, w, w + n - nw, med]  # in sample units
+    half = [w + ne]  # in half samples
+    if not refs:
+        full += [n, ne]
+        half += [w + n]
     else:
-        g = ref[p]
-        dw, dn, dnw, dne = w - ref[p - 1], n - ref[p - row], nw - ref[p - row - 1], ne - ref[p - row + 1]
-        lo, hi = np.minimum(dw, dn), np.maximum(dw, dn)
-        dmed = np.where(dnw >= hi, lo, np.where(dnw <= lo, hi, dw + dn - dnw))
-        extra = [g + dmed, None, g + dne]
-        halves = {4: w + ne, 7: 2 * g + dw + dn}
-    preds = preds + extra
+        g_med, g_mean2, g_ne = _inter(w, n, nw, ne, refs[0], p, row)
+        full += [g_med, g_ne]
+        half += [g_mean2]
+        for ref in refs[1:]:
+            x_med, x_mean2, _ = _inter(w, n, nw, ne, ref, p, row)
+            full += [x_med]
+            half += [x_mean2]
     if gray:
-        preds = preds + [2 * n - r[p - 2 * row], 2 * w - r[p - 2], None]
-        halves[11] = n + ne
-    out = np.empty((p.size, len(preds)), dtype=np.int64)
-    for k, v in enumerate(preds):
-        out[:, k] = (ONE // 2) * halves[k] if v is None else ONE * v
+        full += [2 * n - r[p - 2 * row], 2 * w - r[p - 2]]
+        half += [n + ne]
+    out = np.empty((p.size, len(full) + len(half)), dtype=np.int64)
+    for k, v in enumerate(full):
+        out[:, k] = ONE * v
+    for k, v in enumerate(half):
+        out[:, len(full) + k] = (ONE // 2) * v
     return out
 
 
@@ -156,7 +172,7 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
     unit = 2 * max_error + 1
     row = layout.row
     rec = np.full((n_channels, layout.size), init, dtype=np.int32)
-    errors = [np.zeros((layout.size, _n_predictors(n_channels)), dtype=np.uint16) for _ in range(n_channels)]
+    errors = [np.zeros((layout.size, _n_predictors(n_channels, c)), dtype=np.uint16) for c in range(n_channels)]
     bias_sum = np.zeros((n_channels, 256 * 8), dtype=np.int64)
     bias_count = np.zeros((n_channels, 256 * 8), dtype=np.int64)
     out = np.empty((n_channels, layout.height * layout.width), dtype=np.int64)
@@ -168,7 +184,7 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
         q_ref = None
         for c in range(n_channels):
             r = rec[c]
-            preds = _predictors(r, p, row, rec[0] if c > 0 else None, n_channels == 1)
+            preds = _predictors(r, p, row, [rec[k] for k in range(c)], n_channels == 1)
             e = errors[c]
             s = (e[p - 1].astype(np.int64) + e[p - row] + e[p - row - 1] + e[p - row + 1]
                  + (e[p - 2] >> 1) + (e[p - 2 * row] >> 1)) + ONE
