@@ -2,6 +2,12 @@
 JPEG 2000 reversible and PNG (all from imagecodecs: CharLS, libjxl effort 7, OpenJPEG, zlib 9).
 
     python -m benchmarks.lossless [--sets medical,kodak] [--limit N] [--out benchmarks/results]
+    python -m benchmarks.lossless --lossy-layer 1 [--sets kodak] [--limit N]
+
+``--lossy-layer Q`` measures instead what a lossy layer under the residual layer (Bai et al. 2021)
+would save: for each 8-bit image and K, the residual stream with the shipped model's reconstruction
+at quality Q as one more predictor (``encode_residual(..., hint=)``), plus the lossy file that sends
+it, against the residual stream alone.  Writes ``lossy_layer.md``.
 
 Bits per pixel are whole files over width x height (all channels); times are one encode and one
 decode per image (lic: ``codec.compress_exact`` / ``decompress_exact``, one thread: the residual
@@ -63,6 +69,39 @@ def lic(image: Image.Image, pixels: np.ndarray) -> dict[str, tuple[int, float, f
     return results
 
 
+def lossy_layer(sets: list[str], limit: int | None, quality: float) -> str:
+    """Mean bpp over each set's 8-bit images: residual alone, residual with x̂, lossy file, total."""
+    import codec
+    from codec.images import to_exact
+    from codec.residual import encode_residual
+
+    model = codec.Codec(device="cpu")
+    lines = [f"lossy layer at quality {quality:g} (shipped model), mean bits per pixel:", "",
+             "| set | K | residual alone | residual given x̂ | lossy layer | total with the lossy layer |",
+             "|---|---|---|---|---|---|"]
+    for set_name in sets:
+        cells = {k: [] for k in ERRORS}
+        for path in sorted(SETS[set_name].glob("*.png"))[:limit]:
+            exact = to_exact(str(path))
+            if exact.bits != 8:
+                continue
+            lossy = model.compress(str(path), quality)
+            hint = np.asarray(codec.decompress(lossy)).astype(np.int64)
+            hint = hint[..., None] if hint.ndim == 2 else hint[..., :exact.samples.shape[2]]
+            samples = np.moveaxis(exact.samples, -1, 0)
+            pixels = samples.shape[1] * samples.shape[2]
+            for k in ERRORS:
+                alone, _ = encode_residual(samples, 255, k)
+                given, _ = encode_residual(samples, 255, k, hint=np.moveaxis(hint, -1, 0))
+                cells[k].append((len(alone) * 8 / pixels, len(given) * 8 / pixels, len(lossy) * 8 / pixels))
+            print(path.name, cells[0][-1], cells[ERRORS[-1]][-1], flush=True)
+        for k in ERRORS:
+            a, g, lossy_bpp = np.mean(cells[k], axis=0)
+            lines.append(f"| {set_name} ({len(cells[k])}) | {k} | {a:.3f} | {g:.3f} | {lossy_bpp:.3f} | "
+                         f"{g + lossy_bpp:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def table(rows: list[dict]) -> str:
     names = [f"lic-{k}" for k in ERRORS] + [f"jpegls-{k}" for k in ERRORS] + ["jpegxl", "jpeg2000", "png"]
     lines = ["| set | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
@@ -83,7 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="medical,kodak")
     p.add_argument("--limit", type=int, default=None, help="first N images of each set")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--lossy-layer", type=float, default=None, metavar="Q",
+                   help="measure a lossy layer at quality Q under the residual layer instead")
     args = p.parse_args(argv)
+    if args.lossy_layer is not None:
+        text = lossy_layer(args.sets.split(","), args.limit, args.lossy_layer)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "lossy_layer.md.tmp").write_text(text)
+        (args.out / "lossy_layer.md.tmp").replace(args.out / "lossy_layer.md")
+        print(text)
+        return 0
     rows = []
     for set_name in args.sets.split(","):
         files = sorted(SETS[set_name].glob("*.png"))[:args.limit]

@@ -166,13 +166,15 @@ def _predictors(r: np.ndarray, p: np.ndarray, row: int, refs: list[np.ndarray], 
     return out
 
 
-def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: int, code) -> np.ndarray:
+def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: int, code,
+          hint: np.ndarray | None = None) -> np.ndarray:
     """The shared coding loop; ``code(c, image_index, pred, contexts, sign) -> q`` codes (or decodes)
     ``sign * q`` for one pass and channel."""
     unit = 2 * max_error + 1
     row = layout.row
     rec = np.full((n_channels, layout.size), init, dtype=np.int32)
-    errors = [np.zeros((layout.size, _n_predictors(n_channels, c)), dtype=np.uint16) for c in range(n_channels)]
+    n_pred = [_n_predictors(n_channels, c) + (hint is not None) for c in range(n_channels)]
+    errors = [np.zeros((layout.size, n), dtype=np.uint16) for n in n_pred]
     bias_sum = np.zeros((n_channels, 256 * 8), dtype=np.int64)
     bias_count = np.zeros((n_channels, 256 * 8), dtype=np.int64)
     out = np.empty((n_channels, layout.height * layout.width), dtype=np.int64)
@@ -185,6 +187,8 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
         for c in range(n_channels):
             r = rec[c]
             preds = _predictors(r, p, row, [rec[k] for k in range(c)], n_channels == 1)
+            if hint is not None:
+                preds = np.concatenate([preds, ONE * hint[c, image][:, None]], axis=1)
             e = errors[c]
             s = (e[p - 1].astype(np.int64) + e[p - row] + e[p - row - 1] + e[p - row + 1]
                  + (e[p - 2] >> 1) + (e[p - 2 * row] >> 1)) + ONE
@@ -276,11 +280,25 @@ def _channel_order(n_channels: int) -> list[int]:
     return [1, 0, 2] if n_channels == 3 else [0]  # G first: R and B borrow its structure
 
 
-def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0) -> tuple[bytes, np.ndarray]:
+def _hint(hint, shape, order):
+    """The optional side-information predictor, in coding order (see ``encode_residual``)."""
+    if hint is None:
+        return None
+    hint = np.asarray(hint)
+    if hint.shape != tuple(shape):
+        raise ValueError(f"hint must have the samples' shape {tuple(shape)}, got {hint.shape}")
+    return hint[order].reshape(len(order), -1).astype(np.int64)
+
+
+def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
+                    hint: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
     """Code (C, H, W) integer ``samples`` in 0..maxval, every one within ``max_error``.
 
     Returns the stream and the decoder's reconstruction (equal to ``samples`` for
-    ``max_error`` 0, within ``max_error`` of it otherwise).
+    ``max_error`` 0, within ``max_error`` of it otherwise).  ``hint``: integer samples of the
+    same shape that the decoder will have too (a lossy layer's reconstruction), blended in as one
+    more predictor.  lic's files use none (``codec.near_lossless`` says why);
+    ``benchmarks.lossless --lossy-layer`` measures what one would save.
     """
     samples = np.asarray(samples)
     layout = _check(samples.shape, maxval, max_error)
@@ -297,12 +315,13 @@ def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0) -> tup
         encoder.encode(sign * q, contexts)
         return q
 
-    rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code)
+    rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code, _hint(hint, samples.shape, order))
     return encoder.finish(), rec[np.argsort(order)]
 
 
-def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_error: int = 0) -> np.ndarray:
-    """Inverse of ``encode_residual``: the (C, H, W) int64 reconstruction.
+def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_error: int = 0,
+                    hint: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of ``encode_residual`` (given the same ``hint``): the (C, H, W) int64 reconstruction.
 
     ``LicFormatError`` for a stream that decodes to a sample outside [-K, maxval + K], runs
     out of data or has data left over.
@@ -314,6 +333,6 @@ def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_e
     def code(c, image, pred, contexts, sign):
         return sign * decoder.decode(contexts)
 
-    rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code)
+    rec = _scan(layout, len(order), maxval, max_error, (maxval + 1) // 2, code, _hint(hint, shape, order))
     decoder.finish()
     return rec[np.argsort(order)]

@@ -55,3 +55,15 @@ def test_a_stream_for_another_image_is_refused_or_caught():
         decode_residual(data, (1, 12, 11), 255, 0)  # leftover data or samples out of range
     with pytest.raises(ValueError):
         encode_residual(samples, 100)  # samples above maxval
+
+
+def test_a_hint_both_sides_have_round_trips_and_helps_when_it_is_good():
+    samples = _image((3, 20, 30), 255, seed=4)
+    rng = np.random.default_rng(5)
+    hint = np.clip(samples + rng.integers(-1, 2, samples.shape), 0, 255)
+    plain, _ = encode_residual(samples, 255, 0)
+    data, rec = encode_residual(samples, 255, 0, hint=hint)
+    assert np.array_equal(decode_residual(data, samples.shape, 255, 0, hint=hint), samples)
+    assert len(data) < 0.8 * len(plain)
+    with pytest.raises(ValueError, match="hint"):
+        encode_residual(samples, 255, 0, hint=hint[:, :-1])
