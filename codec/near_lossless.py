@@ -5,8 +5,9 @@
 
 No lossy layer goes under the residual layer.  Bai et al. (CVPR 2021) code the residual left by a
 lossy reconstruction x̂; measured here with the shipped model (README, "Lossless and
-near-lossless"), x̂ at quality 1 as one more predictor of the residual layer saved 0.004-0.07 bpp
-on Kodak at K = 0..4 and cost 0.16-0.49 bpp to send, so the total is smallest without it.  It
+near-lossless"; ``python -m benchmarks.lossless --lossy-layer 1``), x̂ at quality 1 as one more
+predictor of the residual layer saved 0.03-0.04 bpp on Kodak at K = 0..4 and cost 0.36 bpp to send,
+so the total is smallest without it.  It
 would also tie the exact samples to the float synthesis transform, which does not compute the
 same x̂ on every machine.  Without it a file decodes without the model's weights.
 
