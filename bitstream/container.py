@@ -13,11 +13,14 @@ from typing import NamedTuple, Sequence
 from .errors import InputError, LicFormatError
 from .quality import QUALITY_STEPS, check_quality, quantize_quality
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "MAX_SIDE", "MAX_PIXELS", "Header", "Container", "pack", "unpack",
-           "read_header", "is_lic"]
+__all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "RESIDUAL_CODER", "MAX_SIDE", "MAX_PIXELS", "Header", "Residual",
+           "Container", "pack", "unpack", "read_header", "is_lic"]
 
 MAGIC = b"LIC1"  # the first four bytes of every .lic file (is_lic; Pillow's plugin sniffs them)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # lossy files; written byte for byte as before the residual layer existed
+RESIDUAL_VERSION = 2  # lossless and near-lossless files: the residual stream only, no lossy layer (FORMAT.md)
+RESIDUAL_CODER = "lic-exact-1"  # the model id of version-2 files: codec/residual.py's context model
+MAX_BITS = 16
 
 MAX_MODEL_ID = 32
 MODEL_HASH_SIZE = 4
@@ -35,7 +38,7 @@ _CRC_SIZE = 4
 _MAX_VARINT_BYTES = 5  # 35 bits: more than any length a valid file can hold
 # magic, version, flags, id length, 1-char id, hash, quality, width, height, symbol CRC,
 # stream count, file CRC
-_MIN_FILE_SIZE = 4 + 1 + 1 + 1 + 1 + MODEL_HASH_SIZE + 2 + 1 + 1 + 4 + 1 + _CRC_SIZE
+_MIN_FILE_SIZE = 4 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + _CRC_SIZE  # version 2: no hash, quality, symbol CRC
 
 
 def is_lic(data: bytes) -> bool:
@@ -44,31 +47,69 @@ def is_lic(data: bytes) -> bool:
 
 
 @dataclass(frozen=True)
+class Residual:
+    """The residual section of a version-2 file: lossless or near-lossless samples.
+
+    ``bits``: bits per stored sample (8 or 16 as written by lic; 1..16 accepted);
+    ``max_error``: K, every sample within K of the original (0: lossless); ``sample_crc``:
+    CRC32 of the decoded samples (codec.near_lossless says which bytes).
+    """
+
+    bits: int
+    max_error: int
+    sample_crc: int
+
+    def __post_init__(self):
+        maxval = (1 << self.bits) - 1 if 1 <= self.bits <= MAX_BITS else 0
+        if not maxval:
+            raise ValueError(f"bits stored must be in 1..{MAX_BITS}, got {self.bits}")
+        if not 0 <= self.max_error <= maxval:
+            raise ValueError(f"max error {self.max_error} outside 0..{maxval}")
+        if not 0 <= self.sample_crc < 1 << 32:
+            raise ValueError("sample CRC must be an unsigned 32-bit value")
+
+    @property
+    def maxval(self) -> int:
+        return (1 << self.bits) - 1
+
+
+@dataclass(frozen=True)
 class Header:
-    """Everything a decoder needs besides the streams themselves."""
+    """Everything a decoder needs besides the streams themselves.
+
+    A lossy file (version 1) has ``model_hash``, ``quality`` and ``symbol_crc`` and no
+    ``residual``; a lossless or near-lossless one (version 2) has ``residual`` instead, and
+    ``model_id`` names its residual coder (``RESIDUAL_CODER``).
+    """
 
     model_id: str  # short ASCII id of the model, e.g. "lic-cc-v1"
-    model_hash: bytes  # 4-byte short hash of the weights
-    quality: float  # in [1, 8]; a multiple of 1/256 (see quantize_quality)
+    model_hash: bytes | None  # 4-byte short hash of the weights
+    quality: float | None  # in [1, 8]; a multiple of 1/256 (see quantize_quality)
     width: int
     height: int
     channels: str  # "RGB", "L" or "RGBA"
-    symbol_crc: int  # CRC32 over all coded symbols, computed by the encoder
+    symbol_crc: int | None  # CRC32 over all coded symbols, computed by the encoder
     icc: bytes | None = None
+    residual: Residual | None = None  # version 2 only
 
     def __post_init__(self):
         if not (1 <= len(self.model_id) <= MAX_MODEL_ID and self.model_id.isascii()
                 and self.model_id.isprintable()):
             raise ValueError(f"model_id must be 1..{MAX_MODEL_ID} printable ASCII characters")
-        if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
-            raise ValueError(f"model_hash must be {MODEL_HASH_SIZE} bytes")
-        if quantize_quality(self.quality) != self.quality:
-            raise ValueError("quality must be a stored value; pass it through quantize_quality()")
+        lossy = (self.model_hash, self.quality, self.symbol_crc)
+        if self.residual is not None:
+            if lossy != (None, None, None):
+                raise ValueError("a residual (version 2) header has no model hash, quality or symbol CRC")
+        else:
+            if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
+                raise ValueError(f"model_hash must be {MODEL_HASH_SIZE} bytes")
+            if self.quality is None or quantize_quality(self.quality) != self.quality:
+                raise ValueError("quality must be a stored value; pass it through quantize_quality()")
+            if self.symbol_crc is None or not 0 <= self.symbol_crc < 1 << 32:
+                raise ValueError("symbol_crc must be an unsigned 32-bit value")
         _check_size(self.width, self.height, InputError)  # an image too large is the caller's input
         if self.channels not in CHANNEL_LAYOUTS:
             raise ValueError(f"channels must be one of {CHANNEL_LAYOUTS}, got {self.channels!r}")
-        if not 0 <= self.symbol_crc < 1 << 32:
-            raise ValueError("symbol_crc must be an unsigned 32-bit value")
         if self.icc is not None and not isinstance(self.icc, bytes):
             raise ValueError("icc must be bytes or None")
 
@@ -117,10 +158,18 @@ def pack(header: Header, streams: Sequence[bytes], alpha: bytes | None = None) -
     flags |= _FLAG_ALPHA if alpha is not None else 0
     model_id = header.model_id.encode("ascii")
     out = bytearray(MAGIC)
-    out += bytes([FORMAT_VERSION, flags, len(model_id)]) + model_id + header.model_hash
-    out += round(header.quality * QUALITY_STEPS).to_bytes(2, "little")
-    out += _varint(header.width - 1) + _varint(header.height - 1)
-    out += header.symbol_crc.to_bytes(4, "little")
+    res = header.residual
+    if res is not None and len(streams) != 1:
+        raise ValueError("a residual file has exactly one stream, the residual stream")
+    if res is None:
+        out += bytes([FORMAT_VERSION, flags, len(model_id)]) + model_id + header.model_hash
+        out += round(header.quality * QUALITY_STEPS).to_bytes(2, "little")
+        out += _varint(header.width - 1) + _varint(header.height - 1)
+        out += header.symbol_crc.to_bytes(4, "little")
+    else:
+        out += bytes([RESIDUAL_VERSION, flags, len(model_id)]) + model_id
+        out += _varint(header.width - 1) + _varint(header.height - 1)
+        out += bytes([res.bits]) + _varint(res.max_error) + res.sample_crc.to_bytes(4, "little")
     out += _varint(len(streams))
     blobs = ([header.icc] if header.icc is not None else []) + ([alpha] if alpha is not None else [])
     for blob in blobs + streams:
@@ -170,11 +219,17 @@ def _declared_size(data: bytes) -> int | None:
     """
     try:
         r = _Reader(data, len(data))
-        r.take(len(MAGIC) + 1)
+        r.take(len(MAGIC))
+        version = r.byte()
         flags = r.byte()
-        r.take(r.byte() + MODEL_HASH_SIZE + 2)  # model id, hash, quality
-        r.varint(), r.varint()
-        r.take(4)
+        if version == RESIDUAL_VERSION:
+            r.take(r.byte())  # model id
+            r.varint(), r.varint()
+            r.byte(), r.varint(), r.take(4)  # bits, max error, sample CRC
+        else:
+            r.take(r.byte() + MODEL_HASH_SIZE + 2)  # model id, hash, quality
+            r.varint(), r.varint()
+            r.take(4)
         n_streams = r.varint()
         if n_streams > MAX_STREAMS:
             return None
@@ -191,8 +246,9 @@ def _parse(data: bytes) -> Container:
         raise LicFormatError("not a lic file (bad magic)")
     if len(data) <= len(MAGIC):
         raise LicFormatError("truncated file")
-    if data[len(MAGIC)] != FORMAT_VERSION:
-        raise LicFormatError(f"unsupported format version {data[len(MAGIC)]}")
+    version = data[len(MAGIC)]
+    if version not in (FORMAT_VERSION, RESIDUAL_VERSION):
+        raise LicFormatError(f"unsupported format version {version}")
     if len(data) < _MIN_FILE_SIZE:
         raise LicFormatError("truncated file")
     body_end = len(data) - _CRC_SIZE
@@ -221,15 +277,25 @@ def _parse(data: bytes) -> Container:
     model_id_raw = r.take(id_len)
     if not all(0x20 <= b < 0x7F for b in model_id_raw):
         raise LicFormatError("corrupt: model id is not printable ASCII")
-    model_hash = r.take(MODEL_HASH_SIZE)
-    quality = int.from_bytes(r.take(2), "little") / QUALITY_STEPS  # exact: a multiple of 1/256
-    try:
-        check_quality(quality)
-    except InputError as e:  # in a file, a bad quality is corruption, not the caller's mistake
-        raise LicFormatError(f"corrupt: {e}") from None
+    model_hash = quality = symbol_crc = residual = None
+    if version == FORMAT_VERSION:
+        model_hash = r.take(MODEL_HASH_SIZE)
+        quality = int.from_bytes(r.take(2), "little") / QUALITY_STEPS  # exact: a multiple of 1/256
+        try:
+            check_quality(quality)
+        except InputError as e:  # in a file, a bad quality is corruption, not the caller's mistake
+            raise LicFormatError(f"corrupt: {e}") from None
     width, height = r.varint() + 1, r.varint() + 1
     _check_size(width, height, LicFormatError)
-    symbol_crc = int.from_bytes(r.take(4), "little")
+    if version == FORMAT_VERSION:
+        symbol_crc = int.from_bytes(r.take(4), "little")
+    else:
+        bits, max_error = r.byte(), r.varint()
+        sample_crc = int.from_bytes(r.take(4), "little")
+        try:
+            residual = Residual(bits, max_error, sample_crc)
+        except ValueError as e:
+            raise LicFormatError(f"corrupt: {e}") from None
 
     n_streams = r.varint()
     if n_streams > MAX_STREAMS:
@@ -241,11 +307,13 @@ def _parse(data: bytes) -> Container:
     if sum(lengths) < body_end - r.pos:
         raise LicFormatError("corrupt: trailing bytes after the last stream")
     blobs = [r.take(n) for n in lengths]
+    if residual is not None and n_streams != 1:
+        raise LicFormatError(f"corrupt: a residual file has 1 stream, not {n_streams}")
 
     icc = blobs.pop(0) if has_icc else None
     alpha = blobs.pop(0) if has_alpha else None
     header = Header(model_id_raw.decode("ascii"), model_hash, quality,
-                    width, height, channels, symbol_crc, icc)
+                    width, height, channels, symbol_crc, icc, residual)
     return Container(header, blobs, alpha)
 
 

@@ -24,7 +24,7 @@ affects compression efficiency, never correctness.
 
 import numpy as np
 
-__all__ = ["TAIL_SIGMAS", "MAX_RADIUS", "PRECISION", "gaussian_tables"]
+__all__ = ["TAIL_SIGMAS", "MAX_RADIUS", "PRECISION", "gaussian_tables", "laplace_tables"]
 
 PRECISION = 24
 WEIGHT_TOTAL = 1 << PRECISION
@@ -92,6 +92,40 @@ def gaussian_tables(scales: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         escape = max(MIN_ESCAPE_WEIGHT, int(np.rint(2.0 * q[-1] * free)))
         w[-1] = escape
         # The few units of rounding slack (or deficit) go to the mode, whose relative change is smallest.
+        w[r] += free - int(w.sum())
+        weights.append(w)
+    return radius, weights
+
+
+# Laplace tables cover |x| <= LAPLACE_TAIL * b: beyond it the mass exp(-LAPLACE_TAIL) < 2**-24.
+LAPLACE_TAIL = 17.0
+
+
+def laplace_tables(scales: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Radii and integer weights of zero-mean discretised Laplace densities, escape last.
+
+    For scale b (the mean absolute value), the integer x has probability
+
+        p(0) = 1 - exp(-1/(2b)),   p(x) = (exp(-(|x| - 1/2)/b) - exp(-(|x| + 1/2)/b)) / 2,
+
+    over -R..R with R = min(ceil(LAPLACE_TAIL * b), MAX_RADIUS), and an escape slot holds
+    max(2**-16, the mass beyond R). Built like ``gaussian_tables`` (same weight total, same
+    rounding slack to the mode) with the correctly rounded ``_exp``, so bit-identical everywhere.
+    """
+    scales = np.asarray(scales, dtype=np.float64)
+    radius = np.minimum(np.ceil(LAPLACE_TAIL * scales), MAX_RADIUS).astype(np.int64)
+    weights = []
+    for b, r in zip(scales.tolist(), radius.tolist()):
+        n = 2 * r + 2
+        free = WEIGHT_TOTAL - n
+        x = np.arange(r + 1, dtype=np.float64)
+        q = 0.5 * _exp(-(x + 0.5) / b)  # P(X > x + 1/2)
+        mass = np.empty(r + 1)
+        mass[0] = 1.0 - 2.0 * q[0]
+        mass[1:] = q[:-1] - q[1:]
+        half = np.rint(np.maximum(mass, 0.0) * free).astype(np.int64)
+        w = np.concatenate([half[:0:-1], half, [0]])
+        w[-1] = max(MIN_ESCAPE_WEIGHT, int(np.rint(2.0 * q[-1] * free)))
         w[r] += free - int(w.sum())
         weights.append(w)
     return radius, weights

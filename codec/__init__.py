@@ -15,13 +15,14 @@ with a one-line reason.
 from bitstream import InputError, LicFormatError
 
 from . import pillow_plugin as _pillow_plugin
-from .api import (DEFAULT_EFFORT, DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, decompress,
+from .api import (DEFAULT_EFFORT, DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, compress_exact,
+                  decompress, decompress_exact,
                   default_codec)
 from .images import open_image
 from .metrics import psnr
 
 __all__ = [
-    "compress", "decompress", "Codec", "Timings", "TargetResult", "InputError", "LicFormatError", "default_codec",
+    "compress", "decompress", "compress_exact", "decompress_exact", "Codec", "Timings", "TargetResult", "InputError", "LicFormatError", "default_codec",
     "open_image", "psnr", "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY",
 ]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Callable
@@ -24,14 +25,15 @@ import bitstream
 from bitstream import MAX_QUALITY, MIN_QUALITY, Container, check_quality
 
 from .config import DEFAULT_EFFORT, check_effort
-from .images import CodedImage, decode_alpha, encode_alpha, from_decoded, to_coded
+from .images import (CodedImage, decode_alpha, encode_alpha, from_decoded, from_exact, to_coded,
+                     to_exact)
 from .metrics import psnr
 from .target import TargetResult, fit_psnr, fit_size
 from .timings import Timings
 
 __all__ = [
     "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
-    "compress", "decompress", "default_codec", "resolve_device", "weights_dir",
+    "compress", "decompress", "compress_exact", "decompress_exact", "default_codec", "resolve_device", "weights_dir",
 ]
 
 
@@ -112,12 +114,20 @@ class Codec:
 
     # -- coding ----------------------------------------------------------------------------------
     def compress(self, image, quality: float | None = None, *, effort: int | None = None,
-                 progress: Callable[[], object] | None = None) -> bytes:
+                 progress: Callable[[], object] | None = None, max_error: int | None = None) -> bytes:
         """Encode ``image`` (PIL image, path, numpy array or tensor) into a ``.lic`` file.
 
         ``effort`` (default: the Codec's): 0 codes g_a's latents as they are; 1-3 spend encode
         time refining them for this image (``codec.refine``), never making a costlier file; the
-        decoder is the same.  ``progress()`` is called after each refinement step."""
+        decoder is the same.  ``progress()`` is called after each refinement step.
+
+        ``max_error``: None for a lossy file; an integer K >= 0 for a file whose every decoded
+        sample is within K of the input (0: lossless), at the input's bit depth (8-bit, or 16-bit
+        gray); ``quality`` and ``effort`` then do not apply, nor do the model's weights
+        (``compress_exact``).
+        """
+        if max_error is not None:
+            return compress_exact(image, max_error)
         return self._encode(to_coded(image), self.quality if quality is None else quality,
                             self._effort(effort), progress)
 
@@ -127,7 +137,10 @@ class Codec:
         from .coding import decode_rgb
 
         t = Timings()  # the whole container is validated before any network runs
-        rgb, header, alpha_blob = decode_rgb(self.model, _lic_file(data), timings=t, model_hash=self.model_hash)
+        container = _lic_file(data)
+        if container.header.residual is not None:
+            return decompress_exact(container)
+        rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
@@ -195,18 +208,45 @@ def default_codec(device: str = "auto") -> Codec:
 
 
 def compress(image, quality: float | None = DEFAULT_QUALITY, *, effort: int = DEFAULT_EFFORT,
-             device: str = "auto") -> bytes:
+             max_error: int | None = None, device: str = "auto") -> bytes:
     """Encode an image (PIL image, path, numpy array or torch tensor) into ``.lic`` bytes.
 
     ``quality``: a real number in [1, 8] (None: ``DEFAULT_QUALITY``), stored in steps of 1/256.
     Arrays and tensors hold uint8 or wider integers, bool, or floats in [0, 1]
     (``codec.images`` has the rule; anything else is a ``ValueError``).
+    ``max_error=K`` (an integer >= 0): every decoded sample within K of the input, 0 for
+    lossless; 8-bit images and 16-bit gray keep their bit depth (``Codec.compress``).
     """
+    if max_error is not None:
+        return compress_exact(image, max_error)
     quality = _check_quality(quality)
     return default_codec(device).compress(image, quality, effort=check_effort(effort))
 
 
 def decompress(data, *, device: str = "auto") -> Image.Image:
-    """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded."""
+    """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded
+    ("I;16" for a 16-bit gray lossless or near-lossless file)."""
     container = _lic_file(data)  # parsed once: a bad file fails before the model loads
+    if container.header.residual is not None:
+        return decompress_exact(container)
     return default_codec(device).decompress(container)
+
+
+def compress_exact(image, max_error: int) -> bytes:
+    """A lossless (``max_error`` 0) or near-lossless ``.lic`` file: every decoded sample within
+    ``max_error`` of the input's, at its bit depth (8-bit gray, RGB and RGBA with alpha kept
+    exactly, 16-bit gray).  Needs no model weights."""
+    from .near_lossless import encode_exact
+
+    if isinstance(max_error, bool) or not isinstance(max_error, numbers.Integral) or max_error < 0:
+        raise ValueError(f"max_error must be an integer >= 0, got {max_error!r}")
+    return encode_exact(to_exact(image), int(max_error))
+
+
+def decompress_exact(data) -> Image.Image:
+    """Decode a lossless or near-lossless file (bytes, a path or a parsed container); no weights."""
+    from .near_lossless import decode_exact
+
+    samples, header, alpha_blob = decode_exact(_lic_file(data))
+    alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
+    return from_exact(samples, header.residual.bits, header.channels, alpha, header.icc)

@@ -117,6 +117,16 @@ def _quality(text: str) -> float:
         raise argparse.ArgumentTypeError(f"quality must be a number, got {text!r}") from None
 
 
+def _max_error(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"max error must be an integer >= 0, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"max error must be in 0..65535, got {text}")
+    return value
+
+
 def _positive(kind):
     def parse(text: str):
         try:
@@ -175,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(error if impossible)")
     target.add_argument("--target-psnr", type=_positive(float), metavar="DB",
                         help="lowest quality with PSNR of at least DB")
+    target.add_argument("--max-error", type=_max_error, metavar="K",
+                        help="every decoded sample within K of the input (8-bit, or 16-bit gray kept at 16 bits)")
+    target.add_argument("--lossless", dest="max_error", action="store_const", const=0,
+                        help="the same as --max-error 0")
     enc.add_argument("-e", "--effort", type=int, choices=range(MAX_EFFORT + 1), default=DEFAULT_EFFORT,
                      metavar="N", help=f"0-{MAX_EFFORT} (default {DEFAULT_EFFORT}): spend encode time fitting the "
                                        "latents to each image for smaller files at the same quality; "
@@ -570,7 +584,7 @@ def cmd_encode(args) -> int:
                 data_in = _read_input(job.input)
                 size_in, image = len(data_in), _open_image(job.input, data_in)
                 del data_in  # the decoded image is what coding needs
-                if codec is None:
+                if codec is None and args.max_error is None:  # exact files need no weights
                     t = time.perf_counter()
                     codec = _load_codec(args)
                     load_s = time.perf_counter() - t
@@ -590,7 +604,9 @@ def _encode_file(codec, job: _Job, image: Image.Image, size_in: int, args, conso
     search = args.target_size is not None or args.target_bpp is not None or args.target_psnr is not None
     with warnings.catch_warnings(record=True) as caught:  # bit depth, frames: said once, by name
         warnings.simplefilter("always")
-        if args.effort and tiles:  # one image: its own bar (a batch has one over the images)
+        if codec is None:
+            data = _encode_one(codec, image, job.input, args, console, caught)
+        elif args.effort and tiles:  # one image: its own bar (a batch has one over the images)
             with _refine_progress(console, codec, image.size, args.effort, known_total=not search) as step:
                 data = _encode_one(codec, image, job.input, args, console, caught, step)
         else:
@@ -634,6 +650,10 @@ def _encode_one(codec, image: Image.Image, name: str, args, console: _Console, c
             f"{len(result.data):,} bytes, {bpp:.4f} bpp")
 
     try:
+        if args.max_error is not None:
+            from .api import compress_exact
+
+            return compress_exact(image, args.max_error)
         if args.target_size is not None:
             result = codec.compress_to_size(image, args.target_size, effort=args.effort, progress=progress)
             if not result.met:
@@ -686,11 +706,15 @@ def cmd_decode(args) -> int:
         raise CliError(f"{_shown(args.input)}: {e}") from None
     del data
     header = container.header
-    codec = _load_codec(args)
-    console = _Console()
     try:
-        with _tile_progress(console, codec, (header.width, header.height), encoding=False):
-            img = codec.decompress(container)
+        if header.residual is not None:  # lossless or near-lossless: no weights needed
+            from .api import decompress_exact
+
+            img = decompress_exact(container)
+        else:
+            codec = _load_codec(args)
+            with _tile_progress(_Console(), codec, (header.width, header.height), encoding=False):
+                img = codec.decompress(container)
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
     if fmt in _NO_ALPHA and img.mode == "RGBA":
@@ -718,17 +742,22 @@ def cmd_info(args) -> int:
     report = {
         "file": args.input, "width": header.width, "height": header.height,
         "channels": header.channels, "quality": header.quality,
-        "model_id": header.model_id, "model_hash": header.model_hash.hex(),
+        "model_id": header.model_id, "model_hash": header.model_hash.hex() if header.model_hash else None,
         "bytes": len(data), "bpp": len(data) * 8 / pixels,
         "icc_bytes": len(header.icc) if header.icc else 0,
         "alpha_bytes": len(alpha) if alpha is not None else 0,
         "streams": len(streams),
     }
+    if header.residual is not None:
+        report.update(bits=header.residual.bits, max_error=header.residual.max_error)
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{args.input}: {header.width}x{header.height} {header.channels}, quality {header.quality:g}, "
-              f"model {header.model_id} ({report['model_hash']}), {len(data):,} bytes, {report['bpp']:.4f} bpp"
+        coder = (f"quality {header.quality:g}, model {header.model_id} ({report['model_hash']})"
+                 if header.residual is None else f"{header.residual.bits}-bit samples, max error "
+                 f"{header.residual.max_error}, coder {header.model_id}")
+        print(f"{args.input}: {header.width}x{header.height} {header.channels}, {coder}, "
+              f"{len(data):,} bytes, {report['bpp']:.4f} bpp"
               + (f", ICC {report['icc_bytes']:,} bytes" if header.icc else "")
               + (f", alpha {report['alpha_bytes']:,} bytes" if alpha is not None else ""))
     return 0

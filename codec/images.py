@@ -41,7 +41,7 @@ from PIL import Image, ImageOps
 
 from bitstream import InputError, LicFormatError
 
-__all__ = ["CodedImage", "to_coded", "from_decoded", "encode_alpha", "decode_alpha", "open_image"]
+__all__ = ["CodedImage", "ExactImage", "to_coded", "to_exact", "from_exact", "from_decoded", "encode_alpha", "decode_alpha", "open_image"]
 
 _ALPHA_ZLIB, _ALPHA_PNG, _ALPHA_CONST = 0, 1, 2
 _GRAY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -332,6 +332,82 @@ def from_decoded(rgb: np.ndarray, channels: str, alpha: np.ndarray | None = None
         img = Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
     else:
         img = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+    if icc:
+        img.info["icc_profile"] = icc
+    return img
+
+
+# -- exact samples (lossless and near-lossless modes) ------------------------------------------------
+
+@dataclass
+class ExactImage:
+    """The samples a lossless or near-lossless file keeps, at their true bit depth.
+
+    ``samples``: (H, W, C) uint8 (8-bit gray, RGB) or uint16 (16-bit gray), C in 1, 3;
+    ``channels``: "L", "RGB" or "RGBA" (alpha beside, lossless, 8-bit).
+    """
+
+    samples: np.ndarray
+    bits: int
+    channels: str
+    alpha: np.ndarray | None = None
+    icc: bytes | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.samples.shape[1], self.samples.shape[0]
+
+
+_SIXTEEN_BIT_GRAY = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def _sixteen_bit_gray(values: np.ndarray, what: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"{what}: samples outside 0..65535 cannot be coded losslessly (signed or wider data "
+                         "must be offset or scaled by the caller)")
+    return np.ascontiguousarray(values, dtype=np.uint16)[..., None]
+
+
+def to_exact(image, name: str | None = None) -> ExactImage:
+    """Any supported input -> ``ExactImage``, refusing what cannot be kept exactly.
+
+    16-bit gray (Pillow modes ``I;16``, ``I``; uint16 or wider integer arrays of one channel with
+    values in 0..65535) keeps 16 bits; everything 8-bit goes through ``to_coded``.  An input
+    that ``to_coded`` would reduce in bit depth (16-bit colour, floats) is a ``ValueError``.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        name = name or str(image)
+        image = open_image(Path(image))
+    if isinstance(image, Image.Image) and image.mode in _SIXTEEN_BIT_GRAY:
+        img = ImageOps.exif_transpose(image)
+        return ExactImage(_sixteen_bit_gray(np.asarray(img), name or "image"), 16, "L", None,
+                          _icc_for(img.info.get("icc_profile"), "L"))
+    if isinstance(image, np.ndarray) and image.dtype.kind in "iu" and image.dtype.itemsize > 1 \
+            and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)) and image.size \
+            and (image.dtype == np.uint16 or image.max() > 255):
+        return ExactImage(_sixteen_bit_gray(image.reshape(image.shape[:2]), name or "array"), 16, "L")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coded = to_coded(image, name)
+    for w in caught:
+        if "reduced to 8 bits" in str(w.message):
+            raise ValueError(f"{w.message}: lossless and near-lossless modes keep 8-bit images and 16-bit gray "
+                             "exactly, nothing else")
+        warnings.warn(w.message, UserWarning, stacklevel=2)
+    samples = coded.rgb[..., :1] if coded.channels == "L" else coded.rgb
+    return ExactImage(np.ascontiguousarray(samples), 8, coded.channels, coded.alpha, coded.icc)
+
+
+def from_exact(samples: np.ndarray, bits: int, channels: str, alpha: np.ndarray | None = None,
+               icc: bytes | None = None) -> Image.Image:
+    """(C, H, W) decoded samples -> a PIL image: "I;16" for 16-bit gray, else "L", "RGB", "RGBA"."""
+    planes = np.moveaxis(np.asarray(samples), 0, -1)
+    if bits > 8:
+        img = Image.fromarray(np.ascontiguousarray(planes[..., 0], dtype=np.uint16))  # mode "I;16"
+    else:
+        rgb = np.repeat(planes.astype(np.uint8), 3, axis=2) if channels == "L" else planes.astype(np.uint8)
+        img = from_decoded(rgb, channels, alpha, None)
     if icc:
         img.info["icc_profile"] = icc
     return img

@@ -4,7 +4,8 @@ Registered by ``import codec``, which also sets Pillow's decompression-bomb limi
 every way into lic (the command, the API, ``Image.open``).  Opening parses and checks the file
 (size, mode, ICC profile); pixels are decoded, whole, on ``load()`` by the default ``Codec``
 (``$LIC_WEIGHTS`` or the shipped weights), from what opening parsed.  Saving takes ``quality=``
-(a real number in [1, 8], default ``DEFAULT_QUALITY``).
+(a real number in [1, 8], default ``DEFAULT_QUALITY``), and ``lossless=True`` or ``max_error=K``
+for a file whose every sample is within K of the image's (16-bit gray opens as mode ``I;16``).
 
 A file that starts like a .lic file but is damaged raises ``UnidentifiedImageError`` (what
 ``Image.open`` raises for any unreadable file) with the reason in its message, e.g.
@@ -41,10 +42,14 @@ class LicImageFile(ImageFile.ImageFile):
             raise UnidentifiedImageError(f"{name}not a valid lic file: {e}") from None
         header = container.header
         self._size = (header.width, header.height)
-        self._mode = header.channels
+        res = header.residual
+        self._mode = "I;16" if res is not None and res.bits > 8 else header.channels
+        if res is not None:
+            self.info["max_error"] = res.max_error
         if header.icc:
             self.info["icc_profile"] = header.icc
-        self.info["quality"] = header.quality
+        if header.quality is not None:
+            self.info["quality"] = header.quality
         # The decoder gets the parsed file as its argument: nothing parses or CRC-checks it twice.
         self.tile = [ImageFile._Tile("lic", (0, 0) + self.size, 0, (container,))]
 
@@ -69,12 +74,17 @@ def _save(im: Image.Image, fp, filename) -> None:
     from .api import DEFAULT_QUALITY, compress
 
     quality = im.encoderinfo.get("quality")
-    quality = DEFAULT_QUALITY if quality is None else quality
+    max_error = im.encoderinfo.get("max_error")
+    if im.encoderinfo.get("lossless"):
+        max_error = 0
     icc = im.encoderinfo.get("icc_profile")
     if icc and im.info.get("icc_profile") != icc:
         im = im.copy()
         im.info["icc_profile"] = icc
-    fp.write(compress(im, quality))
+    if max_error is not None:
+        fp.write(compress(im, quality, max_error=max_error))
+        return
+    fp.write(compress(im, DEFAULT_QUALITY if quality is None else quality))
 
 
 def register() -> None:

@@ -109,3 +109,32 @@ def test_decoding_with_one_or_two_threads_gives_identical_images(setup):
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(one, reference) and np.array_equal(two, reference)
+
+
+@pytest.fixture(scope="module")
+def residual_setup():
+    """A near-lossless 16-bit gray file and a lossless RGB one (version 2: one residual stream)."""
+    from codec.images import ExactImage
+    from codec.near_lossless import decode_exact, encode_exact
+
+    rng = np.random.default_rng(1)
+    gray = np.clip(rng.normal(2000, 300, (21, 27, 1)), 0, 4095).astype(np.uint16)
+    rgb = rng.integers(0, 256, (9, 13, 3)).astype(np.uint8)
+    files = [encode_exact(ExactImage(gray, 16, "L"), 1), encode_exact(ExactImage(rgb, 8, "RGB"), 0)]
+    return [(data, decode_exact(data)[0]) for data in files], decode_exact
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 1))
+def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residual_setup, op, fix_crc, which):
+    files, decode_exact = residual_setup
+    data, reference = files[which]
+    tampered = _apply(data, op)
+    if fix_crc:
+        tampered = _fix_crc(tampered)
+    try:
+        samples, _, _ = decode_exact(tampered)
+    except LicFormatError as err:
+        assert "\n" not in str(err) and str(err)
+        return
+    assert np.array_equal(samples, reference), "a tampered file decoded to different samples"

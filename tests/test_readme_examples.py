@@ -50,6 +50,14 @@ def test_python_section_runs_as_written(workdir):
     assert (cwd / "copy.lic").read_bytes()[:4] == b"LIC1"
 
 
+def test_lossless_section_runs_as_written(workdir):
+    cwd, env = workdir
+    (code,) = blocks("Lossless and near-lossless", "python")
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()
+    assert (cwd / "near.lic").read_bytes()[4] == 2  # a version-2 file
+
+
 @pytest.mark.slow  # ten `lic` processes, each importing torch
 def test_command_line_section_runs_as_written(workdir):
     cwd, env = workdir

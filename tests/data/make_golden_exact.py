@@ -1,0 +1,39 @@
+"""Write the golden files of the residual coder ``lic-exact-1`` (run only when that coder changes,
+together with a new ``bitstream.RESIDUAL_CODER`` id: files written before must keep decoding).
+
+    python tests/data/make_golden_exact.py
+
+``golden-exact-rgb.lic``: ``sample.png`` (RGB, 8-bit), lossless; ``golden-exact-16.lic``: the 16-bit
+gray image of ``gray16()`` at max error 1.  Both need no model weights.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import codec  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def gray16() -> np.ndarray:
+    """A 16-bit gray test image made from sample.png: G * 251 plus a fine pattern."""
+    g = np.asarray(Image.open(HERE / "sample.png").convert("RGB"))[..., 1].astype(np.uint32)
+    y, x = np.mgrid[0:g.shape[0], 0:g.shape[1]]
+    return (g * 251 + (x * y) % 97).astype(np.uint16)
+
+
+def main() -> None:
+    rgb = Image.open(HERE / "sample.png").convert("RGB")
+    for name, data in (("golden-exact-rgb.lic", codec.compress_exact(rgb, 0)),
+                       ("golden-exact-16.lic", codec.compress_exact(gray16(), 1))):
+        (HERE / name).write_bytes(data)
+        print(f"{name}: {len(data)} bytes")
+
+
+if __name__ == "__main__":
+    main()
