@@ -18,8 +18,9 @@ JPEG XL's self-correcting predictor and Meyer & Tischer's TMW blending:
 For the second and third colour channels (G is coded first, then R and B) three more predictors
 carry G's structure across: G' + MED of the differences (W - W_G, ...), G' + mean of the W and N
 differences, G' + the NE difference; B gets the first two from R as well.  Where the channels
-move together these win the blend.  The
-bias correction is CALIC's error feedback (Wu & Memon, IEEE TCOM 1997): the mean error of p over
+move together these win the blend.
+
+The bias correction is CALIC's error feedback (Wu & Memon, IEEE TCOM 1997): the mean error of p over
 a context of 8 texture bits (is N, W, NW, NE, NN, WW, 2N - NN, 2W - WW above p?) and the
 error-energy class, each error clipped to about the local error level so that edges do not drag it.
 
@@ -33,9 +34,9 @@ E = sum_k S_k / S_k^2 / sum_k 1 / S_k^2, and for R and B the size of G's q at th
 
 Order and speed.  The image is cut into ``TILE`` x ``TILE`` tiles, each coded as if it were a
 whole image (its edges predicted from inside it), all tiles in lock step: pass t codes every
-pixel with i + ... = 2i + j = t in its tile (local coordinates), channel after channel, so a
+pixel with 2i + j = t in its tile (local coordinates), channel after channel, so a
 pass's samples depend only on earlier passes and are computed with one numpy operation each;
-there are 3 TILE - 2 passes whatever the image size.  Statistics (bias, counts) are shared by all
+there are at most 3 TILE - 2 passes whatever the image size.  Statistics (bias, counts) are shared by all
 tiles and updated after each pass on both sides, with integer arithmetic only: encoder and
 decoder compute identical predictions and contexts on any machine.
 """
