@@ -42,7 +42,7 @@ def load_curves(folder: Path, names: tuple[str, ...] | None = None) -> dict[str,
         if not path.exists():
             continue
         payload = json.loads(path.read_text())
-        results = payload.get("results", {})
+        results = payload.get("results", {}) if isinstance(payload, dict) else {}  # lossless.json: a list
         if "bpp" in results and "psnr-rgb" in results:
             curves[path.stem] = results
     return curves

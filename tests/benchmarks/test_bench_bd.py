@@ -70,3 +70,13 @@ def test_registry_names_lic_at_each_effort():
     names = list(registry())
     assert names[: len(lic_efforts())] == ["lic"] + [f"lic-effort{e}" for e in lic_efforts()[1:]]
     assert registry()["lic-effort1"].effort == 1
+
+
+def test_report_reads_only_rd_curves_from_the_results_folder(tmp_path):
+    import json
+
+    from benchmarks.report import load_curves
+
+    (tmp_path / "lic.json").write_text(json.dumps({"name": "lic", "results": {"bpp": [1.0], "psnr-rgb": [30.0]}}))
+    (tmp_path / "lossless.json").write_text(json.dumps([{"set": "kodak"}]))  # another benchmark's rows
+    assert list(load_curves(tmp_path)) == ["lic"]
