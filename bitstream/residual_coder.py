@@ -53,15 +53,13 @@ def tokenize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tokens, n_low, u & ((1 << n_low) - 1)
 
 
-def _untokenize(tokens: np.ndarray, low: np.ndarray) -> np.ndarray:
-    big = tokens >= DIRECT
-    n_low = np.where(big, (tokens - DIRECT) // 2 + 3, 0)
-    u = np.where(big, ((2 + (tokens - DIRECT) % 2) << n_low) + low, tokens)
-    return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
-
-
 def _low_bits(tokens: np.ndarray) -> np.ndarray:
     return np.where(tokens >= DIRECT, (tokens - DIRECT) // 2 + 3, 0)
+
+
+def _untokenize(tokens: np.ndarray, low: np.ndarray) -> np.ndarray:
+    u = np.where(tokens >= DIRECT, ((2 + (tokens - DIRECT) % 2) << _low_bits(tokens)) + low, tokens)
+    return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
 
 
 def prior(mean_abs: np.ndarray) -> np.ndarray:
