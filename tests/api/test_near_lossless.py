@@ -126,3 +126,13 @@ def test_golden_exact_files_decode_and_encode_byte_for_byte():
     gray, golden = make.gray16(), (data_dir / "golden-exact-16.lic").read_bytes()
     assert np.abs(np.asarray(codec.decompress(golden)).astype(np.int64) - gray).max() <= 1
     assert codec.compress_exact(gray, 1) == golden
+
+
+def test_an_unknown_residual_coder_is_refused_in_one_line(make_image):
+    import dataclasses
+
+    data = codec.compress(make_image(9, 11, 3), max_error=0)
+    container = bitstream.unpack(data)
+    other = bitstream.pack(dataclasses.replace(container.header, model_id="lic-exact-99"), container.streams)
+    with pytest.raises(LicFormatError, match="unsupported residual coder 'lic-exact-99'"):
+        codec.decompress(other)
