@@ -34,9 +34,10 @@ class _LowerBoundFunction(torch.autograd.Function):
 class LowerBound(nn.Module):
     """max(x, bound), with the identity gradient whenever it moves x towards the feasible side."""
 
-    def __init__(self, bound: float):
+    def __init__(self, bound: float, persistent: bool = True):
         super().__init__()
-        self.register_buffer("bound", torch.tensor([float(bound)]))
+        # ``persistent=False`` where the bound came after weights had shipped without it.
+        self.register_buffer("bound", torch.tensor([float(bound)]), persistent=persistent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _LowerBoundFunction.apply(x, self.bound.to(x.dtype))

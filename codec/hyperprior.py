@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .factorized import FactorizedDensity
+from .gdn import LowerBound
 from .integer import INPUT_LIMIT, Arithmetic, IntConv2d, QReLU, round_ste
 from .transforms import conv
 
@@ -66,6 +67,9 @@ class Hyperprior(nn.Module):
         self.h_a = HyperAnalysis(M, N, Nz)
         self.h_s = HyperSynthesis(Nz, N, hyper_channels)
         self.density = FactorizedDensity(Nz, table_radius)
+        # A z far in a channel's tail has a mass that underflows to 0 in float32: an infinite
+        # rate and NaN gradients (campaign legs 3-5 diverged on such samples, at high quality).
+        self.likelihood_bound = LowerBound(1e-9, persistent=False)
 
     def forward(self, y: torch.Tensor, mode: Arithmetic = Arithmetic.FAKE) -> HyperOutput:
         """Training face: rate of z from the noisy proxy z + U(-½, ½) (round(z) in eval mode);
@@ -73,7 +77,7 @@ class Hyperprior(nn.Module):
         z = self.h_a(y)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
         features = self.h_s(round_ste(z), mode)
-        return HyperOutput(features, self.density.likelihood(z_noisy), None)
+        return HyperOutput(features, self.likelihood_bound(self.density.likelihood(z_noisy)), None)
 
     def compress(self, y: torch.Tensor) -> HyperOutput:
         """Coding face: ẑ = round(z) as int32 symbols, and the exact ψ the decoder will see."""
