@@ -402,6 +402,9 @@ def train(cfg: TrainConfig) -> dict:
         if not cfg.steps and meta.get("total_steps", "None") != "None":  # the campaign's planned schedule
             total_steps = int(meta["total_steps"])
         say(f"initialised from {cfg.init_from} (step {step}, {train_seconds / 60:.0f} min trained; fresh optimizer)")
+    # A fresh Adam's first updates are ±lr on every weight whatever its gradient: warm it up again
+    # from wherever it starts (the campaign's fresh-optimizer legs diverged within ~300 steps without).
+    rewarm_from = step if not ckpt and step else None
     if ckpt:
         step, train_seconds = ckpt["step"], ckpt["train_seconds"]
         total_steps = ckpt["total_steps"] or total_steps
@@ -469,6 +472,8 @@ def train(cfg: TrainConfig) -> dict:
     window = {"skipped": 0, "loss": 0.0, "count": 0, "last_loss": None}  # since the last checkpoint
     t_loop = t_log = time.time()
     step_log = step
+    if ckpt is None:  # so that the divergence guard always has a healthy state to go back to
+        checkpoint()
     summary = {}
 
     # -- the loop -----------------------------------------------------------------------------
@@ -481,6 +486,8 @@ def train(cfg: TrainConfig) -> dict:
         # LR for this step; the first noise_frac of the plan feeds g_s noisy latents
         lr = get_lr(step, total_steps, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
                     decay_frac=cfg.decay_frac, lr_tau=cfg.lr_tau)
+        if rewarm_from is not None:
+            lr *= min(1.0, (step - rewarm_from + 1) / cfg.warmup_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr * lr_backoff * group["lr_scale"]
         ste = not (cfg.noise_frac and total_steps and step < cfg.noise_frac * total_steps)

@@ -228,11 +228,15 @@ def test_weight_average_ships_and_a_fresh_machine_continues_from_shipped_weights
     assert not torch.equal(shipped.state_dict()[key], ckpt["model"][key])
 
     # no checkpoint on this machine: continue from the shipped weights, at their step
-    train(tiny_args(data_dir, tmp_path / "b", "--steps", "10", "--init-from", str(tmp_path / "w")))
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "10", "--init-from", str(tmp_path / "w"),
+                    "--warmup-steps", "4"))
     resumed = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert resumed["step"] == 10
-    first_logged = int((tmp_path / "b" / "log.csv").read_text().splitlines()[1].split(",")[0])
-    assert first_logged == 8  # steps 7..10 ran, not 1..10
+    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    first = dict(zip(rows[0].split(","), rows[1].split(",")))
+    assert first["step"] == "8"  # steps 7..10 ran, not 1..10
+    # its fresh optimizer is warmed up again: step 8 (the second of this run) at 2/4 of the schedule's LR
+    assert float(first["lr"]) == pytest.approx(0.5 * get_lr(7, 10, lr=1e-3, warmup_steps=4), rel=1e-3)
 
 
 def test_campaign_minutes_plan_the_schedule_beyond_this_leg(data_dir, tmp_path):
