@@ -402,9 +402,6 @@ def train(cfg: TrainConfig) -> dict:
         if not cfg.steps and meta.get("total_steps", "None") != "None":  # the campaign's planned schedule
             total_steps = int(meta["total_steps"])
         say(f"initialised from {cfg.init_from} (step {step}, {train_seconds / 60:.0f} min trained; fresh optimizer)")
-    # A fresh Adam's first updates are ±lr on every weight whatever its gradient: warm it up again
-    # from wherever it starts (the campaign's fresh-optimizer legs diverged within ~300 steps without).
-    rewarm_from = step if not ckpt and step else None
     if ckpt:
         step, train_seconds = ckpt["step"], ckpt["train_seconds"]
         total_steps = ckpt["total_steps"] or total_steps
@@ -416,6 +413,9 @@ def train(cfg: TrainConfig) -> dict:
         else:  # another world size: fresh, but distinct, streams
             torch.manual_seed(cfg.seed + rank + 7919 * step)
             gen.manual_seed(cfg.seed * 1000 + rank + 1 + 7919 * step)
+    # A fresh Adam's first updates are ±lr on every weight whatever its gradient: warm it up again
+    # from wherever it starts (the campaign's fresh-optimizer legs diverged within ~300 steps without).
+    rewarm_from = step if step and not optimizer.state else None
     ema = WeightAverage(model, cfg.ema, ema_state) if cfg.ema else None
     lr_backoff = float(ckpt.get("lr_backoff", 1.0)) if ckpt else 1.0  # halved at each rollback
     n_params = sum(p.numel() for p in model.parameters())
