@@ -99,7 +99,8 @@ class TrainConfig:
     warmup_steps: int = 500
     decay_frac: float = 0.2  # the last fraction of the planned steps decays the LR (cosine)
     grad_clip: float = 1.0
-    gain_lr_scale: float = 1.0  # the gain units' LR relative to --lr
+    slow_lr_scale: float = 1.0  # the LR of the --slow-params relative to --lr
+    slow_params: str = "gain."  # comma-separated parameter-name prefixes trained at --slow-lr-scale
     quality_sampling: str = "continuous"  # continuous | levels
     noise_frac: float = 0.0  # first fraction of steps: g_s sees noisy latents instead of STE
     arithmetic: str = "float"  # the integer entropy path trains in float | fake (quantization-aware)
@@ -381,12 +382,15 @@ def train(cfg: TrainConfig) -> dict:
     model = model.to(memory_format=torch.channels_last)
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and (cuda or cpu_has_native_bf16()))
     rd = RateDistortion(model, torch.bfloat16 if amp else None)
-    # The gain units scale every latent at once: Adam moves each by ~lr per step whatever its
-    # gradient, so they get a smaller share of the LR (--gain-lr-scale).
-    gains = [p for n, p in model.named_parameters() if n.startswith("gain.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("gain.")]
+    # Adam moves every weight by ~lr per step whatever its gradient, so a weight's effective step is
+    # set by what it multiplies: the gain units scale whole latent channels, and h_a's first layer
+    # sees the gained latents (up to ±200), where a step of lr moves z by about a quantization bin.
+    # Both get a smaller share of the LR (--slow-params, --slow-lr-scale; train/README.md).
+    slow_prefixes = tuple(p for p in cfg.slow_params.split(",") if p)
+    slow = [p for n, p in model.named_parameters() if n.startswith(slow_prefixes)]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(slow_prefixes)]
     optimizer = torch.optim.Adam([{"params": rest, "lr_scale": 1.0},
-                                  {"params": gains, "lr_scale": cfg.gain_lr_scale}], lr=cfg.lr)
+                                  {"params": slow, "lr_scale": cfg.slow_lr_scale}], lr=cfg.lr)
     if ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
     gen = torch.Generator(device=device)

@@ -239,6 +239,21 @@ def test_weight_average_ships_and_a_fresh_machine_continues_from_shipped_weights
     assert float(first["lr"]) == pytest.approx(0.5 * get_lr(7, 10, lr=1e-3, warmup_steps=4), rel=1e-3)
 
 
+def test_slow_params_train_at_their_share_of_the_lr(data_dir, tmp_path):
+    from codec.weights import load_model
+    from train.export import export
+
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
+    export(tmp_path / "a", tmp_path / "w")
+    start = load_model(tmp_path / "w").state_dict()
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "6", "--init-from", str(tmp_path / "w"),
+                    "--slow-params", "gain.,hyper.h_a.", "--slow-lr-scale", "0"))
+    after = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    for name in ("gain.log_inverse", "hyper.h_a.0.weight", "hyper.h_a.4.bias"):
+        assert torch.equal(after[name], start[name]), name  # a share of 0: frozen
+    for name in ("g_a.0.weight", "g_s.0.weight", "hyper.density.biases.0"):
+        assert not torch.equal(after[name], start[name]), name
+
 def test_campaign_minutes_plan_the_schedule_beyond_this_leg(data_dir, tmp_path):
     args = ("--minutes", "0.1", "--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "4",
             "--eval-every", "0")
