@@ -254,6 +254,24 @@ def test_slow_params_train_at_their_share_of_the_lr(data_dir, tmp_path):
     for name in ("g_a.0.weight", "g_s.0.weight", "hyper.density.biases.0"):
         assert not torch.equal(after[name], start[name]), name
 
+def test_paired_runs_freeze_what_they_are_told_and_report_each_window(data_dir, tmp_path, capsys):
+    from codec.weights import load_model
+    from train import paired
+    from train.export import export
+
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
+    export(tmp_path / "a", tmp_path / "w")
+    common = ["--weights", str(tmp_path / "w"), "--data", str(data_dir), "--steps", "4", "--every", "2",
+              "--warmup", "1", "--lr", "1e-3", "--file-stride", "1"]
+    capsys.readouterr()
+    model = paired.main(common + ["--freeze", "g_a.,g_s.,entropy.,gain.,hyper.density.,hyper.h_s."])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == ["2", "4"] and all("moved most: hyper.h_a." in x for x in lines)
+    start = load_model(tmp_path / "w").state_dict()
+    after = model.state_dict()
+    assert not torch.equal(after["hyper.h_a.0.weight"], start["hyper.h_a.0.weight"])
+    assert all(torch.equal(after[n], start[n]) for n in start if not n.startswith("hyper.h_a."))
+
 def test_campaign_minutes_plan_the_schedule_beyond_this_leg(data_dir, tmp_path):
     args = ("--minutes", "0.1", "--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "4",
             "--eval-every", "0")
