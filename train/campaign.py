@@ -46,10 +46,10 @@ CAMPAIGN = TrainConfig(
     data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
     batch_size=8, patch=128, bank_size=256, crops_per_image=4, val_images=8,
-    lr=2.5e-4, lr_tau=8000, min_lr=1e-5, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
+    lr=1e-4, lr_tau=8000, min_lr=1e-5, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
     slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05,
     arithmetic="float", qat_frac=0.05, ema=0.999,
-    log_every=100, eval_every=2000, checkpoint_minutes=5.0, threads=2, compile="on",
+    log_every=100, eval_every=2000, checkpoint_minutes=5.0, threads=2, compile="on", diverge_factor=1.25,
 )
 
 
