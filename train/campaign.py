@@ -46,17 +46,45 @@ CAMPAIGN = TrainConfig(
     data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
     batch_size=8, patch=128, bank_size=256, crops_per_image=4, val_images=8,
-    lr=1e-4, lr_tau=8000, min_lr=1e-5, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
+    lr=1e-4, lr_tau=8000, min_lr=2e-6, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
     slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05,
     arithmetic="float", qat_frac=0.05, ema=0.999,
     log_every=100, eval_every=2000, checkpoint_minutes=5.0, threads=2, compile="on", diverge_factor=1.25,
 )
 
 
-def leg(minutes: float) -> None:
+# A final leg ends the campaign's schedule with this leg: the end is re-planned to fall at its
+# budget's end (minus evaluation and checkpoint time), with a decay fraction wide enough that the
+# decay covers the whole leg.  Leg 5 showed why: at a constant ~4.4e-5 the raw weights sit ~10 %
+# (bits at equal PSNR) above their average and drift, so only the decay can cash in the training.
+FINAL_DECAY_FRAC = 0.4
+FINAL_BUDGET_SHARE = 0.9
+
+
+def trained_minutes() -> float:
+    """CPU minutes the campaign has trained so far (the run's checkpoint, else the shipped weights)."""
+    from codec.weights import load_metadata
+
+    if (RUN / "checkpoint.pt").exists():
+        from .checkpoint import load_checkpoint
+
+        return load_checkpoint(RUN / "checkpoint.pt")["train_seconds"] / 60
+    return float(load_metadata(WEIGHTS).get("train_seconds", 0.0)) / 60
+
+
+def final_leg(cfg: TrainConfig, trained: float) -> TrainConfig:
+    """``cfg`` (a leg of ``cfg.minutes``) as the campaign's last: the schedule's end re-planned to
+    this leg's end, ``trained`` CPU minutes into the campaign, its decay spanning the leg."""
+    return replace(cfg, replan=True, decay_frac=FINAL_DECAY_FRAC,
+                   campaign_minutes=trained + FINAL_BUDGET_SHARE * cfg.minutes)
+
+
+def leg(minutes: float, final: bool = False) -> None:
     from codec.weights import load_metadata
 
     cfg = replace(CAMPAIGN, minutes=minutes)
+    if final:
+        cfg = final_leg(cfg, trained_minutes())
     if not (RUN / "checkpoint.pt").exists():
         # The committed weights continue the campaign only if they are the campaign's model.
         shipped = json.loads(load_metadata(WEIGHTS)["config"])["model_id"]
@@ -189,7 +217,10 @@ def plot() -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("leg", help="train the next leg").add_argument("--minutes", type=float, required=True)
+    lp = sub.add_parser("leg", help="train the next leg")
+    lp.add_argument("--minutes", type=float, required=True)
+    lp.add_argument("--final", action="store_true",
+                    help="the campaign's last leg: its LR decays to the end of the schedule within --minutes")
     fin = sub.add_parser("finish", help="export, measure, log")
     fin.add_argument("--no-efforts", action="store_true",
                      help="skip the --effort 1,2 Kodak curves (about 35 min): only when short of time")
@@ -198,7 +229,7 @@ def main(argv=None) -> None:
     if a.command == "leg":
         if a.minutes <= 0:
             p.error("--minutes must be positive")
-        leg(a.minutes)
+        leg(a.minutes, final=a.final)
     elif a.command == "finish":
         finish(efforts=not a.no_efforts)
     else:

@@ -347,3 +347,28 @@ def test_a_diverging_run_goes_back_to_its_last_checkpoint_at_half_the_lr(data_di
     assert ckpt["step"] == 8 and ckpt["lr_backoff"] < 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
     assert calls["n"] > 8 + 2  # the rolled-back steps were trained again
+
+
+def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_path):
+    from codec.weights import load_metadata
+    from train.campaign import final_leg
+    from train.export import export
+
+    common = ("--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "2", "--eval-every", "0",
+              "--min-lr", "1e-5")
+    # a first leg of a long campaign: its schedule plans far beyond it
+    train(tiny_args(data_dir, tmp_path / "a", "--minutes", "0.12", "--campaign-minutes", "30", *common))
+    export(tmp_path / "a", tmp_path / "w")
+    meta = load_metadata(tmp_path / "w")
+    planned = int(meta["total_steps"])
+    # the final leg, on a fresh machine from the shipped weights
+    cfg = tiny_args(data_dir, tmp_path / "b", "--minutes", "0.2", "--init-from", str(tmp_path / "w"), *common)
+    summary = train(final_leg(cfg, float(meta["train_seconds"]) / 60))
+    ckpt = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert int(meta["steps"]) < ckpt["step"] and ckpt["total_steps"] < planned / 10  # re-planned to this leg
+    rows = [dict(zip(*[r.split(",") for r in pair]))
+            for pair in [((tmp_path / "b" / "log.csv").read_text().splitlines()[0], row)
+                         for row in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]]
+    lrs = [float(r["lr"]) for r in rows if int(r["step"]) > int(meta["steps"]) + 2]  # after the re-warm-up
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * 1e-3  # one decay, spanning the leg
+    assert summary["step"] == ckpt["step"]
