@@ -22,6 +22,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -46,7 +47,7 @@ CAMPAIGN = TrainConfig(
     data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
     batch_size=8, patch=128, bank_size=256, crops_per_image=4, val_images=8,
-    lr=1e-4, lr_tau=8000, min_lr=2e-6, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
+    lr=1e-4, lr_tau=8000, min_lr=1e-6, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
     slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05,
     arithmetic="float", qat_frac=0.05, ema=0.999,
     log_every=100, eval_every=2000, checkpoint_minutes=5.0, threads=2, compile="on", diverge_factor=1.25,
@@ -55,27 +56,33 @@ CAMPAIGN = TrainConfig(
 
 # A final leg ends the campaign's schedule with this leg: the end is re-planned to fall at its
 # budget's end (minus evaluation and checkpoint time), with a decay fraction wide enough that the
-# decay covers the whole leg.  Leg 5 showed why: at a constant ~4.4e-5 the raw weights sit ~10 %
-# (bits at equal PSNR) above their average and drift, so only the decay can cash in the training.
+# decay covers the whole leg, and the peak LR scaled so that the leg starts near FINAL_LR.  Why
+# (train/README.md, legs 5 and 6): at this stage's ~4.5e-5 the weights drift away from the shipped
+# average (+8.6 % bits on held-out crops within 2,500 steps), so the decay starts lower.
 FINAL_DECAY_FRAC = 0.4
 FINAL_BUDGET_SHARE = 0.9
+FINAL_LR = 1e-5
 
 
-def trained_minutes() -> float:
-    """CPU minutes the campaign has trained so far (the run's checkpoint, else the shipped weights)."""
+def progress() -> tuple[int, float]:
+    """(steps, CPU minutes) the campaign has trained so far: the run's checkpoint, else the shipped weights."""
     from codec.weights import load_metadata
 
     if (RUN / "checkpoint.pt").exists():
         from .checkpoint import load_checkpoint
 
-        return load_checkpoint(RUN / "checkpoint.pt")["train_seconds"] / 60
-    return float(load_metadata(WEIGHTS).get("train_seconds", 0.0)) / 60
+        ckpt = load_checkpoint(RUN / "checkpoint.pt")
+        return ckpt["step"], ckpt["train_seconds"] / 60
+    meta = load_metadata(WEIGHTS)
+    return int(meta.get("steps", 0)), float(meta.get("train_seconds", 0.0)) / 60
 
 
-def final_leg(cfg: TrainConfig, trained: float) -> TrainConfig:
-    """``cfg`` (a leg of ``cfg.minutes``) as the campaign's last: the schedule's end re-planned to
-    this leg's end, ``trained`` CPU minutes into the campaign, its decay spanning the leg."""
-    return replace(cfg, replan=True, decay_frac=FINAL_DECAY_FRAC,
+def final_leg(cfg: TrainConfig, step: int, trained: float) -> TrainConfig:
+    """``cfg`` (a leg of ``cfg.minutes``) as the campaign's last, ``step`` steps and ``trained`` CPU
+    minutes in: the schedule's end re-planned to this leg's end, its decay spanning the leg from about
+    FINAL_LR (the slow decay lr·(1 + t/τ)^−½ rescaled to pass through it at ``step``) to ``min_lr``."""
+    lr = FINAL_LR * math.sqrt(1 + max(0, step - cfg.warmup_steps) / cfg.lr_tau) if cfg.lr_tau else FINAL_LR
+    return replace(cfg, replan=True, decay_frac=FINAL_DECAY_FRAC, lr=lr,
                    campaign_minutes=trained + FINAL_BUDGET_SHARE * cfg.minutes)
 
 
@@ -84,7 +91,7 @@ def leg(minutes: float, final: bool = False) -> None:
 
     cfg = replace(CAMPAIGN, minutes=minutes)
     if final:
-        cfg = final_leg(cfg, trained_minutes())
+        cfg = final_leg(cfg, *progress())
     if not (RUN / "checkpoint.pt").exists():
         # The committed weights continue the campaign only if they are the campaign's model.
         shipped = json.loads(load_metadata(WEIGHTS)["config"])["model_id"]

@@ -13,7 +13,7 @@ import torch
 
 from codec.config import QUALITY_LAMBDAS
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "build_bank", "build_bank_center", "get_batch", "sample_quality"]
+__all__ = ["IMAGE_SUFFIXES", "list_images", "build_bank", "build_bank_center", "get_batch", "sample_quality", "split_heldout"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".ppm")
 
@@ -25,6 +25,12 @@ def list_images(folder: str | Path) -> list[Path]:
     if any("kodim" in p.name.lower() for p in files):
         raise ValueError(f"{folder} holds Kodak images: lic never trains on its evaluation set")
     return files
+
+
+def split_heldout(files: list[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """(held out, training): ``count`` files drawn at random (seeded), the rest for training."""
+    order = np.random.default_rng(seed).permutation(len(files))
+    return [files[i] for i in order[:count]], [files[i] for i in order[count:]]
 
 
 def _read_rgb(path: Path) -> np.ndarray:

@@ -51,7 +51,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -63,7 +62,7 @@ from codec.metrics import psnr_from_mse
 from codec.model import LicModel
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .data import build_bank, build_bank_center, get_batch, list_images, sample_quality
+from .data import build_bank, build_bank_center, get_batch, list_images, sample_quality, split_heldout
 from .schedule import decay_start, get_lr
 
 __all__ = ["TrainConfig", "PRESETS", "model_config", "parse_args", "RateDistortion", "evaluate", "train", "main"]
@@ -364,9 +363,7 @@ def train(cfg: TrainConfig) -> dict:
     files = list_images(cfg.data)
     if cfg.max_images:
         files = files[: cfg.max_images]
-    order = np.random.default_rng(cfg.seed).permutation(len(files))  # held-out set: a random one
-    val_files = [files[i] for i in order[: cfg.val_images]]
-    train_files = [files[i] for i in order[cfg.val_images :]]
+    val_files, train_files = split_heldout(files, cfg.val_images, cfg.seed)
     t0 = time.time()
     bank = build_bank(train_files, cfg.bank_size, cfg.crops_per_image, cfg.seed, cfg.bank_width).to(device)
     val_images = build_bank_center(val_files, cfg.patch).to(device) if val_files else None

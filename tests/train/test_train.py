@@ -351,11 +351,11 @@ def test_a_diverging_run_goes_back_to_its_last_checkpoint_at_half_the_lr(data_di
 
 def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_path):
     from codec.weights import load_metadata
-    from train.campaign import final_leg
+    from train.campaign import FINAL_LR, final_leg
     from train.export import export
 
     common = ("--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "2", "--eval-every", "0",
-              "--min-lr", "1e-5")
+              "--min-lr", "1e-7")
     # a first leg of a long campaign: its schedule plans far beyond it
     train(tiny_args(data_dir, tmp_path / "a", "--minutes", "0.12", "--campaign-minutes", "30", *common))
     export(tmp_path / "a", tmp_path / "w")
@@ -363,12 +363,31 @@ def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_pa
     planned = int(meta["total_steps"])
     # the final leg, on a fresh machine from the shipped weights
     cfg = tiny_args(data_dir, tmp_path / "b", "--minutes", "0.2", "--init-from", str(tmp_path / "w"), *common)
-    summary = train(final_leg(cfg, float(meta["train_seconds"]) / 60))
+    summary = train(final_leg(cfg, int(meta["steps"]), float(meta["train_seconds"]) / 60))
     ckpt = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert int(meta["steps"]) < ckpt["step"] and ckpt["total_steps"] < planned / 10  # re-planned to this leg
     rows = [dict(zip(*[r.split(",") for r in pair]))
             for pair in [((tmp_path / "b" / "log.csv").read_text().splitlines()[0], row)
                          for row in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]]
     lrs = [float(r["lr"]) for r in rows if int(r["step"]) > int(meta["steps"]) + 2]  # after the re-warm-up
-    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * 1e-3  # one decay, spanning the leg
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * FINAL_LR  # one decay, spanning the leg
+    assert lrs[0] == pytest.approx(FINAL_LR, rel=0.3)  # from about FINAL_LR
     assert summary["step"] == ckpt["step"]
+
+
+def test_heldout_compares_a_checkpoint_with_weights_on_the_runs_held_out_crops(data_dir, tmp_path, capsys):
+    from train import heldout
+    from train.export import export
+
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "30", "--ema", "0.9"))
+    export(tmp_path / "a", tmp_path / "w")
+    common = ["--data", str(data_dir), "--val-images", "1", "--patch", "64", "--seed", "0"]
+    capsys.readouterr()
+    heldout.main([str(tmp_path / "w"), "--against", str(tmp_path / "w"), *common])
+    assert capsys.readouterr().out.startswith("weights: BD-rate +0.00 %")  # a model against itself
+    heldout.main([str(tmp_path / "a" / "checkpoint.pt"), "--against", str(tmp_path / "w"), *common])
+    average, last = capsys.readouterr().out.splitlines()
+    assert average.startswith("step 30 average: BD-rate ") and last.startswith("step 30 last: BD-rate ")
+    bd = {line.split()[2][:-1]: float(line.split()[4]) for line in (average, last)}
+    assert abs(bd["average"]) < 0.5  # the export ships the average (transforms stored in 16 bits)
+    assert bd["last"] != bd["average"]

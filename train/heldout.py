@@ -1,0 +1,83 @@
+"""Held-out comparison of two models: BD-rate over qualities 1..8 on the training run's held-out crops.
+
+    python -m train.heldout runs/campaign/checkpoint.pt                 # its average and last iterate vs codec/weights
+    python -m train.heldout some/weights --against codec/weights
+
+The crops are the center crops of the ``--val-images`` photos every training run holds out (same
+seed, same draw), scored by the training face in eval mode (latents rounded: the coded rate up to
+the σ table), so a checkpoint can be judged against the shipped weights in a minute, without an
+export or Kodak.  BD-rate: negative means fewer bits than ``--against`` at equal PSNR.  The campaign's
+legs 5 and 6 were judged this way (train/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from codec.integer import Arithmetic
+from codec.model import LicModel
+
+from .campaign import CAMPAIGN, DATA, WEIGHTS
+from .data import build_bank_center, list_images, split_heldout
+from .train import RateDistortion, evaluate
+
+__all__ = ["heldout_curve", "load_models", "main"]
+
+
+def load_models(path: str | Path) -> dict[str, LicModel]:
+    """{"weights": model} for shipped weights; {"average": ..., "last": ...} for a training checkpoint."""
+    path = Path(path)
+    if path.suffix != ".pt":
+        from codec.weights import load_model
+
+        return {"weights": load_model(path)}
+    from codec.config import ModelConfig
+
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    out = {}
+    for name, key in (("average", "ema"), ("last", "model")):
+        if ckpt.get(key) is not None:
+            model = LicModel(ModelConfig(**ckpt["model_config"]), build_tables=False)
+            model.load_state_dict(ckpt[key])
+            out[f"step {ckpt['step']} {name}"] = model
+    return out
+
+
+def heldout_curve(model: LicModel, crops: torch.Tensor) -> tuple[list[float], list[float]]:
+    """(bpp, PSNR) per quality 1..8 on ``crops`` (uint8), as the training run's evaluation computes them."""
+    r = evaluate(RateDistortion(model, torch.bfloat16, Arithmetic.FLOAT), crops)
+    levels = sorted(int(k[len("bpp_q"):]) for k in r if k.startswith("bpp_q"))
+    return [r[f"bpp_q{q}"] for q in levels], [r[f"psnr_q{q}"] for q in levels]
+
+
+def main(argv=None) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.bd import bd_rate
+
+    p = argparse.ArgumentParser(prog="python -m train.heldout", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="a training checkpoint (.pt) or a weights folder")
+    p.add_argument("--against", default=str(WEIGHTS), help="the anchor weights (default: the shipped ones)")
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--val-images", type=int, default=CAMPAIGN.val_images)
+    p.add_argument("--patch", type=int, default=CAMPAIGN.patch)
+    p.add_argument("--seed", type=int, default=CAMPAIGN.seed)
+    a = p.parse_args(argv)
+    torch.manual_seed(0)
+    held, _ = split_heldout(list_images(a.data), a.val_images, a.seed)
+    crops = build_bank_center(held, a.patch)
+    anchor = heldout_curve(load_models(a.against)["weights"], crops)
+    for name, model in load_models(a.model).items():
+        bpp, psnr = heldout_curve(model, crops)
+        print(f"{name}: BD-rate {bd_rate(*anchor, bpp, psnr):+.2f} % against {a.against} | "
+              + " ".join(f"q{q} {bpp[q - 1]:.3f} bpp {psnr[q - 1]:.2f} dB" for q in (1, 4, 8)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
