@@ -2,6 +2,7 @@
 
     python -m train.heldout runs/campaign/checkpoint.pt                 # its average and last iterate vs codec/weights
     python -m train.heldout some/weights --against codec/weights
+    python -m train.heldout codec/weights --spread 160                  # overfitting: held-out vs training photos
 
 The crops are the center crops of the ``--val-images`` photos every training run holds out (same
 seed, same draw), scored by the training face in eval mode (latents rounded: the coded rate up to
@@ -24,7 +25,7 @@ from .campaign import CAMPAIGN, DATA, WEIGHTS
 from .data import build_bank_center, list_images, split_heldout
 from .train import RateDistortion, evaluate
 
-__all__ = ["heldout_curve", "load_models", "main"]
+__all__ = ["heldout_curve", "load_models", "rd_loss", "spread", "main"]
 
 
 def load_models(path: str | Path) -> dict[str, LicModel]:
@@ -55,6 +56,36 @@ def heldout_curve(model: LicModel, crops: torch.Tensor) -> tuple[list[float], li
     return [r[f"bpp_q{q}"] for q in levels], [r[f"psnr_q{q}"] for q in levels]
 
 
+def rd_loss(model: LicModel, crops: torch.Tensor, quality: float, batch: int = 8) -> torch.Tensor:
+    """Per crop J = bpp + λ(q)·255²·MSE (eval mode: the coded rate up to the σ table), float64."""
+    from codec.config import lambda_for_quality
+
+    rd = RateDistortion(model.eval(), torch.bfloat16, Arithmetic.FLOAT)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(crops), batch):
+            x = crops[i : i + batch].float() / 255
+            q = torch.full((len(x),), quality)
+            bpp, _, x_hat = rd(x, q)
+            out.append(bpp + lambda_for_quality(q) * 255**2 * (x_hat.clamp(0, 1) - x).pow(2).mean((1, 2, 3)))
+    return torch.cat(out).double()
+
+
+def spread(model: LicModel, held: list[Path], training: list[Path], size: int, draws: int = 5000) -> None:
+    """Where the held-out photos' mean J falls among random equally large sets of training photos:
+    far above the middle would mean the model fits its training photos better than new ones."""
+    import numpy as np
+
+    held_crops, train_crops = build_bank_center(held, size), build_bank_center(training, size)
+    rng = np.random.default_rng(1)
+    for q in (1.0, 4.0, 8.0):
+        h, t = rd_loss(model, held_crops, q).numpy(), rd_loss(model, train_crops, q).numpy()
+        means = np.array([rng.choice(t, len(h), replace=False).mean() for _ in range(draws)])
+        print(f"q{q:.0f}: held-out J {h.mean():.3f}, training photos J {t.mean():.3f} (sets of {len(h)}: 5-95 % "
+              f"{np.percentile(means, 5):.3f}-{np.percentile(means, 95):.3f}); held-out percentile "
+              f"{(means < h.mean()).mean() * 100:.0f}", flush=True)
+
+
 def main(argv=None) -> None:
     import sys
 
@@ -68,9 +99,16 @@ def main(argv=None) -> None:
     p.add_argument("--val-images", type=int, default=CAMPAIGN.val_images)
     p.add_argument("--patch", type=int, default=CAMPAIGN.patch)
     p.add_argument("--seed", type=int, default=CAMPAIGN.seed)
+    p.add_argument("--spread", type=int, default=0, metavar="N",
+                   help="instead: the held-out photos' RD loss against N training photos' (256² center crops)")
     a = p.parse_args(argv)
     torch.manual_seed(0)
-    held, _ = split_heldout(list_images(a.data), a.val_images, a.seed)
+    held, training = split_heldout(list_images(a.data), a.val_images, a.seed)
+    if a.spread:
+        for name, model in load_models(a.model).items():
+            print(name, flush=True)
+            spread(model, held, training[: a.spread], 256)
+        return
     crops = build_bank_center(held, a.patch)
     anchor = heldout_curve(load_models(a.against)["weights"], crops)
     for name, model in load_models(a.model).items():

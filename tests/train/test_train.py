@@ -391,3 +391,13 @@ def test_heldout_compares_a_checkpoint_with_weights_on_the_runs_held_out_crops(d
     bd = {line.split()[2][:-1]: float(line.split()[4]) for line in (average, last)}
     assert abs(bd["average"]) < 0.5  # the export ships the average (transforms stored in 16 bits)
     assert bd["last"] != bd["average"]
+
+
+def test_rd_loss_per_crop_is_the_rate_distortion_objective():
+    from train.heldout import rd_loss
+
+    torch.manual_seed(0)
+    model = LicModel(ModelConfig.tiny())
+    crops = (torch.rand(3, 3, 64, 64) * 255).to(torch.uint8)
+    j1, j8 = rd_loss(model, crops, 1.0), rd_loss(model, crops, 8.0)
+    assert j1.shape == (3,) and bool(torch.all(j1 > 0)) and bool(torch.all(j8 > j1))  # λ grows 100× from q1 to q8
