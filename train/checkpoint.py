@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_model", "rng_state", "set_rng_state"]
 
 
 def rng_state(gen: torch.Generator, device: torch.device) -> dict:
@@ -49,3 +49,14 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     # TorchVersion: early checkpoints stored torch.__version__ itself rather than its str().
     with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
         return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def checkpoint_model(ckpt: dict, key: str = "model", config=None, build_tables: bool = True):
+    """The LicModel holding ``ckpt[key]`` ("model": the last iterate, "ema": the weight average),
+    built from the checkpoint's own ``model_config`` unless ``config`` is given."""
+    from codec.config import ModelConfig
+    from codec.model import LicModel
+
+    model = LicModel(config or ModelConfig(**ckpt["model_config"]), build_tables=build_tables)
+    model.load_state_dict(ckpt[key])
+    return model

@@ -15,10 +15,9 @@ import dataclasses
 from pathlib import Path
 
 from codec.config import ModelConfig
-from codec.model import LicModel
 from codec.weights import fingerprint, load_model, save_model
 
-from .checkpoint import load_checkpoint
+from .checkpoint import checkpoint_model, load_checkpoint
 
 __all__ = ["export", "main"]
 
@@ -36,9 +35,8 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
     config = ModelConfig(**ckpt["model_config"])
     if model_id:
         config = dataclasses.replace(config, model_id=model_id)
-    model = LicModel(config)
     averaged = ckpt.get("ema") is not None and not raw
-    model.load_state_dict(ckpt["ema"] if averaged else ckpt["model"])
+    model = checkpoint_model(ckpt, "ema" if averaged else "model", config)
     out = Path(out)
     if replace and out.is_dir():
         for old in [*out.glob("*.safetensors"), *out.glob("*-kodak.json")]:

@@ -35,18 +35,11 @@ def load_models(path: str | Path) -> dict[str, LicModel]:
         from codec.weights import load_model
 
         return {"weights": load_model(path)}
-    from codec.config import ModelConfig
-
-    from .checkpoint import load_checkpoint
+    from .checkpoint import checkpoint_model, load_checkpoint
 
     ckpt = load_checkpoint(path)
-    out = {}
-    for name, key in (("average", "ema"), ("last", "model")):
-        if ckpt.get(key) is not None:
-            model = LicModel(ModelConfig(**ckpt["model_config"]), build_tables=False)
-            model.load_state_dict(ckpt[key])
-            out[f"step {ckpt['step']} {name}"] = model
-    return out
+    return {f"step {ckpt['step']} {name}": checkpoint_model(ckpt, key, build_tables=False)
+            for name, key in (("average", "ema"), ("last", "model")) if ckpt.get(key) is not None}
 
 
 def heldout_curve(model: LicModel, crops: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import os
@@ -254,6 +255,7 @@ def test_slow_params_train_at_their_share_of_the_lr(data_dir, tmp_path):
     for name in ("g_a.0.weight", "g_s.0.weight", "hyper.density.biases.0"):
         assert not torch.equal(after[name], start[name]), name
 
+
 def test_paired_runs_freeze_what_they_are_told_and_report_each_window(data_dir, tmp_path, capsys):
     from codec.weights import load_model
     from train import paired
@@ -271,6 +273,7 @@ def test_paired_runs_freeze_what_they_are_told_and_report_each_window(data_dir, 
     after = model.state_dict()
     assert not torch.equal(after["hyper.h_a.0.weight"], start["hyper.h_a.0.weight"])
     assert all(torch.equal(after[n], start[n]) for n in start if not n.startswith("hyper.h_a."))
+
 
 def test_campaign_minutes_plan_the_schedule_beyond_this_leg(data_dir, tmp_path):
     args = ("--minutes", "0.1", "--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "4",
@@ -366,9 +369,8 @@ def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_pa
     summary = train(final_leg(cfg, int(meta["steps"]), float(meta["train_seconds"]) / 60))
     ckpt = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
     assert int(meta["steps"]) < ckpt["step"] and ckpt["total_steps"] < planned / 10  # re-planned to this leg
-    rows = [dict(zip(*[r.split(",") for r in pair]))
-            for pair in [((tmp_path / "b" / "log.csv").read_text().splitlines()[0], row)
-                         for row in (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]]]
+    with open(tmp_path / "b" / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     lrs = [float(r["lr"]) for r in rows if int(r["step"]) > int(meta["steps"]) + 2]  # after the re-warm-up
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.5 * FINAL_LR  # one decay, spanning the leg
     assert lrs[0] == pytest.approx(FINAL_LR, rel=0.3)  # from about FINAL_LR
