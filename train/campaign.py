@@ -46,9 +46,10 @@ LOG_FIELDS = ["date", "steps", "images_seen", "cpu_minutes", "model", "bd_jpeg",
 CAMPAIGN = TrainConfig(
     data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
-    batch_size=8, patch=128, bank_size=256, crops_per_image=4, val_images=8,
-    lr=1e-4, lr_tau=8000, min_lr=1e-6, warmup_steps=200, decay_frac=0.2, grad_clip=1.0,
-    slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05,
+    exclude=str(Path(__file__).resolve().parent / "gate.txt"),  # the gate's photos (train/gate.py)
+    batch_size=8, patch=256, bank_size=256, crops_per_image=4, val_images=8,
+    lr=6.5e-5, lr_tau=8000, min_lr=1e-6, warmup_steps=100, decay_frac=0.2, grad_clip=1.0,
+    slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05, frozen_params="g_a.",
     arithmetic="float", qat_frac=0.05, ema=0.999,
     log_every=100, eval_every=2000, checkpoint_minutes=5.0, threads=2, compile="on", diverge_factor=1.25,
 )

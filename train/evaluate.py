@@ -35,7 +35,7 @@ def parse_qualities(text: str) -> list[float]:
     return [float(q) for q in text.split(",")]
 
 
-def evaluate_weights(weights: str | Path, images: str | Path, qualities=tuple(range(1, 9)),
+def evaluate_weights(weights: str | Path, images: str | Path | list, qualities=tuple(range(1, 9)),
                      out: str | Path | None = None, limit: int = 0, device: str = "cpu") -> dict:
     from PIL import Image
 
@@ -43,7 +43,11 @@ def evaluate_weights(weights: str | Path, images: str | Path, qualities=tuple(ra
 
     model = load_model(weights, device=device)
     digest = fingerprint(model)  # once: hashing every tensor per call would pollute the timings
-    files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in _SUFFIXES)
+    if isinstance(images, (list, tuple)):  # a list of files (the gate's set)
+        files = [Path(p) for p in images]
+        images = Path(files[0]).parent if files else Path(".")
+    else:
+        files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in _SUFFIXES)
     if limit:
         files = files[:limit]
     if not files:

@@ -1,14 +1,17 @@
 """Paired short runs from a set of weights: which parameters does training help, and which hurt?
 
     python -m train.paired --lr 1e-9 > frozen.log                    # the reference: no training
-    python -m train.paired --lr 1.15e-4 > all.log
+    python -m train.paired --lr 3e-5 --freeze "" > all.log           # everything trained (issue 30's fault)
+    python -m train.paired --lr 3e-5 > recipe.log                    # the campaign's recipe: g_a frozen
     python -m train.paired --lr 1.15e-4 --freeze g_a.,g_s.,entropy.,gain.,hyper.density.,hyper.h_s. > h_a.log
 
 Every run starts from the same weights (``--weights``, the shipped ones by default) with a fresh Adam
 warmed up over ``--warmup`` steps, and sees the same batches, qualities and quantization noise (one
 seed), so runs differ only in what they train: their logs compare window by window, which a single
 noisy loss curve cannot.  Each ``--every`` steps a line gives the window's mean training loss
-(bpp + λ·255²·MSE), bpp and PSNR, and the tensors that moved most (‖θ − θ₀‖ / ‖θ₀‖).
+(bpp + λ·255²·MSE), bpp and PSNR, the tensors that moved most (‖θ − θ₀‖ / ‖θ₀‖), and what decides:
+the coded loss J (latents rounded, ``train.heldout.rd_loss``) on ``--eval-crops`` fixed crops of training
+photos, mean over six qualities, against the same J before the first step.
 Campaign leg 5 found with it why the campaign kept diverging (train/README.md).
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -24,7 +28,10 @@ from codec.integer import Arithmetic
 
 from .campaign import CAMPAIGN, DATA, WEIGHTS
 from .data import build_bank, get_batch, list_images, sample_quality
+from .heldout import rd_loss
 from .train import RateDistortion
+
+EVAL_QUALITIES = (1.0, 2.5, 4.0, 5.5, 7.0, 8.0)
 
 
 def _prefixes(text: str) -> tuple[str, ...]:
@@ -40,7 +47,11 @@ def main(argv=None) -> torch.nn.Module:
     p.add_argument("--steps", type=int, default=250)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--every", type=int, default=50)
-    p.add_argument("--freeze", default="", help="comma-separated parameter-name prefixes not trained")
+    p.add_argument("--freeze", default=CAMPAIGN.frozen_params,
+                   help="comma-separated parameter-name prefixes not trained (default: the campaign's)")
+    p.add_argument("--patch", type=int, default=CAMPAIGN.patch)
+    p.add_argument("--batch", type=int, default=CAMPAIGN.batch_size)
+    p.add_argument("--eval-crops", type=int, default=12, help="fixed crops the coded loss J is measured on")
     p.add_argument("--slow-params", default=CAMPAIGN.slow_params)
     p.add_argument("--slow-lr-scale", type=float, default=CAMPAIGN.slow_lr_scale)
     p.add_argument("--clip", type=float, default=CAMPAIGN.grad_clip)
@@ -57,7 +68,18 @@ def main(argv=None) -> torch.nn.Module:
     model = load_model(a.weights).train().to(memory_format=torch.channels_last)
     rd = RateDistortion(model, torch.bfloat16, Arithmetic.FLOAT)
     step_fn = torch.compile(rd) if a.compile else rd
-    bank = build_bank(list_images(a.data)[:: a.file_stride], CAMPAIGN.bank_size, CAMPAIGN.crops_per_image, a.seed)
+    excluded = set(Path(CAMPAIGN.exclude).read_text().split()) if CAMPAIGN.exclude else set()
+    files = [f for f in list_images(a.data) if f.name not in excluded]  # never the gate's photos
+    bank = build_bank(files[:: a.file_stride], CAMPAIGN.bank_size, CAMPAIGN.crops_per_image, a.seed)
+    crops = build_bank(files[3::50] or files, a.patch, 1, a.seed + 1)[: a.eval_crops]
+
+    def coded_loss() -> float:
+        j = sum(rd_loss(model, crops, q).mean() for q in EVAL_QUALITIES) / len(EVAL_QUALITIES)
+        model.train()
+        return float(j)
+
+    j0 = coded_loss()
+    print(f"step 0 coded J {j0:.4f}", flush=True)
 
     frozen, slow = _prefixes(a.freeze), _prefixes(a.slow_params)
     for n, q in model.named_parameters():
@@ -74,8 +96,8 @@ def main(argv=None) -> torch.nn.Module:
     for step in range(1, a.steps + 1):
         for group in optimizer.param_groups:
             group["lr"] = a.lr * min(1.0, step / a.warmup) * group["lr_scale"]
-        x = get_batch(bank, CAMPAIGN.batch_size, CAMPAIGN.patch, gen).contiguous(memory_format=torch.channels_last)
-        q = sample_quality(CAMPAIGN.batch_size, CAMPAIGN.quality_sampling, gen, "cpu")
+        x = get_batch(bank, a.batch, a.patch, gen).contiguous(memory_format=torch.channels_last)
+        q = sample_quality(a.batch, CAMPAIGN.quality_sampling, gen, "cpu")
         optimizer.zero_grad(set_to_none=True)
         bpp, mse, _ = step_fn(x, q, True)
         loss = (bpp + lambda_for_quality(q) * 255**2 * mse).mean()
@@ -88,7 +110,9 @@ def main(argv=None) -> torch.nn.Module:
             loss_, bpp_, psnr, _ = (window / window[3].clamp_min(1)).tolist()
             moved = sorted(((float((q.detach() - start[n]).norm() / start[n].norm().clamp_min(1e-12)), n)
                             for n, q in named), reverse=True)[:4]
-            print(f"step {step} {time.time() - t0:.0f}s loss {loss_:.3f} bpp {bpp_:.3f} psnr {psnr:.2f} | moved most: "
+            j = coded_loss()
+            print(f"step {step} {time.time() - t0:.0f}s loss {loss_:.3f} bpp {bpp_:.3f} psnr {psnr:.2f} | coded J "
+                  f"{j:.4f} ({100 * (j / j0 - 1):+.2f} %) | moved most: "
                   + ", ".join(f"{n} {r:.3f}" for r, n in moved), flush=True)
             window.zero_()
     return model

@@ -90,6 +90,7 @@ class TrainConfig:
     bank_width: int = 0  # width of the stored crops (0: square); portrait images are transposed
     crops_per_image: int = 4  # at most this many stored crops per image (fewer for small images)
     max_images: int = 0  # 0: all
+    exclude: str = ""  # a text file of photo names (one per line) never trained on: the gate's set
     val_images: int = 8  # held out from training for the in-training evaluation
     # optimization
     lr: float = 1e-4
@@ -100,6 +101,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     slow_lr_scale: float = 1.0  # the LR of the --slow-params relative to --lr
     slow_params: str = "gain."  # comma-separated parameter-name prefixes trained at --slow-lr-scale
+    frozen_params: str = ""  # comma-separated parameter-name prefixes not trained at all
     quality_sampling: str = "continuous"  # continuous | levels
     noise_frac: float = 0.0  # first fraction of steps: g_s sees noisy latents instead of STE
     arithmetic: str = "float"  # the integer entropy path trains in float | fake (quantization-aware)
@@ -281,10 +283,13 @@ def _setup(cfg: TrainConfig):
 
 class WeightAverage:
     """Exponential moving average of the weights, θ̄ ← θ̄ + (1 − d)(θ − θ̄), with d warmed up as
-    min(d, (1 + t)/(10 + t)) (Polyak averaging; the weights a constant-LR run ships)."""
+    min(d, (1 + t)/(10 + t)) (Polyak averaging; the weights a constant-LR run ships), t counted
+    from ``start``, the step where this average began: an average begun late in a schedule (a
+    leg from shipped weights) must still forget its starting point."""
 
-    def __init__(self, model: nn.Module, decay: float, state: dict | None = None):
+    def __init__(self, model: nn.Module, decay: float, state: dict | None = None, start: int = 0):
         self.decay = decay
+        self.start = start
         self.model = model
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if state is not None:
@@ -293,7 +298,8 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
+        t = max(0, step - self.start)
+        d = min(self.decay, (1 + t) / (10 + t))
         params = dict(self.model.named_parameters())
         torch._foreach_lerp_([self.state[n] for n in self.names], [params[n].detach() for n in self.names], 1 - d)
 
@@ -361,6 +367,9 @@ def train(cfg: TrainConfig) -> dict:
 
     # -- data: decoded once; val_images random files are held out for evaluation -----------------
     files = list_images(cfg.data)
+    if cfg.exclude:
+        excluded = set(Path(cfg.exclude).read_text().split())
+        files = [f for f in files if f.name not in excluded]
     if cfg.max_images:
         files = files[: cfg.max_images]
     val_files, train_files = split_heldout(files, cfg.val_images, cfg.seed)
@@ -383,9 +392,15 @@ def train(cfg: TrainConfig) -> dict:
     # set by what it multiplies: the gain units scale whole latent channels, and h_a's first layer
     # sees the gained latents (up to ±200), where a step of lr moves z by about a quantization bin.
     # Both get a smaller share of the LR (--slow-params, --slow-lr-scale; train/README.md).
+    # Frozen parameters (--frozen-params) are left out of the optimizer altogether (train/README.md,
+    # issue 30: g_a's gradient at the shipped weights points uphill on the coded loss).
     slow_prefixes = tuple(p for p in cfg.slow_params.split(",") if p)
-    slow = [p for n, p in model.named_parameters() if n.startswith(slow_prefixes)]
-    rest = [p for n, p in model.named_parameters() if not n.startswith(slow_prefixes)]
+    frozen_prefixes = tuple(p for p in cfg.frozen_params.split(",") if p)
+    trained = [(n, p) for n, p in model.named_parameters() if not n.startswith(frozen_prefixes)]
+    for n, p in model.named_parameters():
+        p.requires_grad_(not n.startswith(frozen_prefixes))
+    slow = [p for n, p in trained if n.startswith(slow_prefixes)]
+    rest = [p for n, p in trained if not n.startswith(slow_prefixes)]
     optimizer = torch.optim.Adam([{"params": rest, "lr_scale": 1.0},
                                   {"params": slow, "lr_scale": cfg.slow_lr_scale}], lr=cfg.lr)
     if ckpt:
@@ -417,7 +432,8 @@ def train(cfg: TrainConfig) -> dict:
     # A fresh Adam's first updates are ±lr on every weight whatever its gradient: warm it up again
     # from wherever it starts (the campaign's fresh-optimizer legs diverged within ~300 steps without).
     rewarm_from = step if step and not optimizer.state else None
-    ema = WeightAverage(model, cfg.ema, ema_state) if cfg.ema else None
+    ema_start = int(ckpt.get("ema_start", 0)) if ckpt else step
+    ema = WeightAverage(model, cfg.ema, ema_state, ema_start) if cfg.ema else None
     lr_backoff = float(ckpt.get("lr_backoff", 1.0)) if ckpt else 1.0  # halved at each rollback
     n_params = sum(p.numel() for p in model.parameters())
     say(f"model {mcfg.model_id}: {n_params / 1e6:.2f} M parameters; device {device}, world {world}, "
@@ -457,7 +473,7 @@ def train(cfg: TrainConfig) -> dict:
         if master:
             save_checkpoint(
                 ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                ema=ema.state if ema else None,
+                ema=ema.state if ema else None, ema_start=ema.start if ema else 0,
                 total_steps=total_steps, train_seconds=train_seconds + (time.time() - t_loop),
                 model_config=dataclasses.asdict(mcfg), train_config=dataclasses.asdict(cfg),
                 rng=states, torch_version=str(torch.__version__), lr_backoff=lr_backoff,
@@ -590,7 +606,7 @@ def train(cfg: TrainConfig) -> dict:
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
                 if ema:
-                    ema = WeightAverage(model, cfg.ema, state["ema"])
+                    ema = WeightAverage(model, cfg.ema, state["ema"], int(state.get("ema_start", 0)))
                 say(f"diverged at step {step} ({window['skipped']} non-finite steps, mean loss "
                     f"{window['loss'] / max(1, window['count']):.3f}): back to step {state['step']}, LR x{lr_backoff / 2:g}")
                 step, lr_backoff = state["step"], lr_backoff / 2

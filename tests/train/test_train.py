@@ -16,7 +16,7 @@ import torch
 
 from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
 from codec.model import LicModel
-from train.checkpoint import load_checkpoint
+from train.checkpoint import checkpoint_model, load_checkpoint
 from train.data import get_batch
 from train.schedule import get_lr
 from train.train import RateDistortion, TrainConfig, parse_args, train
@@ -264,11 +264,12 @@ def test_paired_runs_freeze_what_they_are_told_and_report_each_window(data_dir, 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
     export(tmp_path / "a", tmp_path / "w")
     common = ["--weights", str(tmp_path / "w"), "--data", str(data_dir), "--steps", "4", "--every", "2",
-              "--warmup", "1", "--lr", "1e-3", "--file-stride", "1"]
+              "--warmup", "1", "--lr", "1e-3", "--file-stride", "1", "--patch", "64", "--batch", "2", "--eval-crops", "2"]
     capsys.readouterr()
     model = paired.main(common + ["--freeze", "g_a.,g_s.,entropy.,gain.,hyper.density.,hyper.h_s."])
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[1] for line in lines] == ["2", "4"] and all("moved most: hyper.h_a." in x for x in lines)
+    assert [line.split()[1] for line in lines] == ["0", "2", "4"] and "coded J" in lines[0]
+    assert all("moved most: hyper.h_a." in x and "coded J" in x for x in lines[1:])
     start = load_model(tmp_path / "w").state_dict()
     after = model.state_dict()
     assert not torch.equal(after["hyper.h_a.0.weight"], start["hyper.h_a.0.weight"])
@@ -403,3 +404,52 @@ def test_rd_loss_per_crop_is_the_rate_distortion_objective():
     crops = (torch.rand(3, 3, 64, 64) * 255).to(torch.uint8)
     j1, j8 = rd_loss(model, crops, 1.0), rd_loss(model, crops, 8.0)
     assert j1.shape == (3,) and bool(torch.all(j1 > 0)) and bool(torch.all(j8 > j1))  # λ grows 100× from q1 to q8
+
+
+def test_a_continued_run_with_the_campaigns_frozen_analysis_does_not_raise_the_coded_loss(data_dir, tmp_path):
+    """Issue 30: from exported weights, the campaign's recipe (g_a frozen, gains and h_a slow) must
+    not make the coded RD loss on fixed crops worse over its first steps, and g_a stays bit-identical.
+
+    At the shipped model's size the cause was measured (train/README.md, "Why continued training got
+    worse"); a tiny model trained for seconds is far from the equilibrium where g_a's surrogate
+    gradient turns uphill, so at this size training g_a lowers the loss too: this test pins the
+    mechanism of the fix, it does not reproduce the fault."""
+    from codec.weights import load_model
+    from train.campaign import CAMPAIGN
+    from train.data import build_bank, list_images
+    from train.export import export
+    from train.heldout import rd_loss
+
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "30", "--ema", "0.9"))
+    export(tmp_path / "a", tmp_path / "w")
+    shipped = load_model(tmp_path / "w")
+    crops = build_bank(list_images(data_dir), 64, 2, 5)
+
+    def coded_loss(model) -> float:
+        return float(sum(rd_loss(model, crops, q).mean() for q in (1.0, 4.0, 8.0)))
+
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "40", "--init-from", str(tmp_path / "w"), "--lr", "3e-4",
+                    "--warmup-steps", "3", "--slow-params", CAMPAIGN.slow_params,
+                    "--slow-lr-scale", str(CAMPAIGN.slow_lr_scale), "--frozen-params", CAMPAIGN.frozen_params))
+    after = checkpoint_model(load_checkpoint(tmp_path / "b" / "checkpoint.pt"), "model")
+    assert coded_loss(after) <= coded_loss(shipped)
+    frozen = tuple(CAMPAIGN.frozen_params.split(","))
+    moved = [n for n, t in after.state_dict().items() if not torch.equal(t, shipped.state_dict()[n])]
+    assert moved and not any(n.startswith(frozen) for n in moved)
+
+
+def test_a_weight_average_begun_late_still_forgets_its_start():
+    from train.train import WeightAverage
+
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, 0.999, start=30_000)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    average.update(30_000)  # its first update: d = 1/10, not 0.999
+    assert torch.allclose(average.state["weight"], model.weight - 0.1)
+
+
+def test_photos_listed_in_exclude_are_never_trained_on(data_dir, tmp_path, capsys):
+    (tmp_path / "gate.txt").write_text("img0.jpg\nimg3.jpg\n")
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "2", "--exclude", str(tmp_path / "gate.txt")))
+    assert "data: 4 images" in capsys.readouterr().out  # 7 photos, 2 excluded, 1 held out for evaluation
