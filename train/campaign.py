@@ -38,8 +38,10 @@ DATA = ROOT.parent / "shared" / "data" / "train"
 LOG = Path(__file__).resolve().parent / "campaign.csv"
 PLOT = LOG.with_suffix(".png")
 ANCHORS = ("jpeg", "webp", "hevc444")  # BD-rate columns of the log
+# bd_*: Kodak BD-rate (%) against each anchor; bd_gate / bd_kodak: against the weights shipped before the
+# leg, on the gate's photos and on Kodak; a leg ships only when both are negative.
 LOG_FIELDS = ["date", "steps", "images_seen", "cpu_minutes", "model", "bd_jpeg", "bd_webp", "bd_hevc444",
-              "psnr_q8"]
+              "psnr_q8", "bd_gate", "bd_kodak", "shipped"]
 
 
 # The recipe, decided by the comparisons in train/README.md; every leg runs it unchanged.
@@ -103,14 +105,14 @@ def leg(minutes: float, final: bool = False) -> None:
     train(cfg)
 
 
-def _bd_rates(results: Path) -> dict[str, float | None]:
+def _bd_rates(lic: dict) -> dict[str, float | None]:
+    """BD-rate (%) of an RD curve ({"bpp": [...], "psnr-rgb": [...]}) against each anchor's Kodak curve."""
     sys.path.insert(0, str(ROOT))
     from benchmarks.bd import bd_rate
 
-    lic = json.loads((results / "lic.json").read_text())["results"]
     out = {}
     for name in ANCHORS:
-        anchor = json.loads((results / f"{name}.json").read_text())["results"]
+        anchor = json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())["results"]
         try:
             out[name] = bd_rate(anchor["bpp"], anchor["psnr-rgb"], lic["bpp"], lic["psnr-rgb"])
         except ValueError:  # the curves do not overlap
@@ -160,38 +162,66 @@ EFFORT_SWEEP = ("--codecs", "lic", "--effort", "1,2", "--lic-qualities", "1,2,4,
                 "--warmup", "0", "--jobs", "2", "--threads", "1")
 
 
-def finish(efforts: bool = True) -> None:
+def finish(efforts: bool = True) -> bool:
+    """Export the run's weight average, gate it, and ship it only if it beats the shipped weights on
+    both the gate and Kodak (real files); a row goes to ``campaign.csv`` either way.  Returns shipped."""
+    import shutil
+
     from codec.weights import load_metadata, set_metadata
 
-    from .export import export
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.bd import bd_rate
 
-    export(RUN, WEIGHTS, replace=True)
-    quality, bpp = default_quality(WEIGHTS, KODAK)
-    set_metadata(WEIGHTS, default_quality=quality, default_quality_kodak_bpp=round(bpp, 4))
-    meta = load_metadata(WEIGHTS)
+    from .evaluate import evaluate_weights
+    from .export import export
+    from .gate import gate
+
+    candidate = RUN / "weights"
+    export(RUN, candidate, replace=True)
+    meta = load_metadata(candidate)
     model_id = json.loads(meta["config"])["model_id"]
-    _run("-m", "train.evaluate", "--weights", str(WEIGHTS), "--images", str(KODAK), "--threads", "2",
-         "--out", str(WEIGHTS / f"{model_id}-kodak.json"))
-    _run("-m", "benchmarks", "--codecs", "lic", "--lic-fine", "--threads", "2", "--repeats", "1", "--warmup", "0")
-    if efforts:
-        _run("-m", "benchmarks", *EFFORT_SWEEP)
-    _run("tests/data/make_golden.py")  # the golden file pins the shipped model's exact entropy path
-    bd = _bd_rates(ROOT / "benchmarks" / "results")
-    kodak = json.loads((WEIGHTS / f"{model_id}-kodak.json").read_text())["results"]
+    kodak_json = f"{model_id}-kodak.json"
+    bd_gate = gate(candidate, WEIGHTS)
+    kodak = evaluate_weights(candidate, KODAK, out=candidate / kodak_json)["results"]
+    shipped_kodak = json.loads((WEIGHTS / kodak_json).read_text())["results"]
+    bd_kodak = bd_rate(shipped_kodak["bpp"], shipped_kodak["psnr-rgb"], kodak["bpp"], kodak["psnr-rgb"])
+    ship = bd_gate < 0 and bd_kodak < 0
+    print(f"campaign: gate {bd_gate:+.2f} %, Kodak {bd_kodak:+.2f} % against the shipped weights: "
+          f"{'shipping' if ship else 'not shipped'}", flush=True)
+    if ship:
+        for old in WEIGHTS.glob("*.safetensors"):
+            old.unlink()
+        for file in candidate.iterdir():
+            shutil.copy2(file, WEIGHTS / file.name)
+        quality, bpp = default_quality(WEIGHTS, KODAK)
+        set_metadata(WEIGHTS, default_quality=quality, default_quality_kodak_bpp=round(bpp, 4))
+        _run("-m", "benchmarks", "--codecs", "lic", "--lic-fine", "--threads", "2", "--repeats", "1", "--warmup", "0")
+        if efforts:
+            _run("-m", "benchmarks", *EFFORT_SWEEP)
+        _run("tests/data/make_golden.py")  # the golden file pins the shipped model's exact entropy path
+        kodak = json.loads((ROOT / "benchmarks" / "results" / "lic.json").read_text())["results"]
+    bd = _bd_rates(kodak)
     row = {
         "date": datetime.date.today().isoformat(), "steps": meta["steps"], "images_seen": meta["images_seen"],
         "cpu_minutes": round(float(meta["train_seconds"]) / 60, 1), "model": model_id,
         **{f"bd_{k}": ("" if v is None else f"{v:.2f}") for k, v in bd.items()},
-        "psnr_q8": f"{kodak['psnr-rgb'][-1]:.2f}",
+        "psnr_q8": f"{kodak['psnr-rgb'][-1]:.2f}", "bd_gate": f"{bd_gate:.2f}", "bd_kodak": f"{bd_kodak:.2f}",
+        "shipped": "yes" if ship else "no",
     }
-    new = not LOG.exists()
-    with open(LOG, "a", newline="") as f:
-        writer = csv.DictWriter(f, LOG_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-    print("campaign:", row, flush=True)
+    append_row(row)
     plot()
+    return ship
+
+
+def append_row(row: dict) -> None:
+    """One row of ``campaign.csv`` (a leg, shipped or not); an older header gains the new columns."""
+    rows = list(csv.DictReader(open(LOG, newline=""))) if LOG.exists() else []
+    rows.append(row)
+    with open(LOG, "w", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    print("campaign:", row, flush=True)
 
 
 def plot() -> None:
@@ -204,10 +234,14 @@ def plot() -> None:
         rows = list(csv.DictReader(f))
     fig, ax = plt.subplots(figsize=(6, 4))
     hours = [float(r["cpu_minutes"]) / 60 for r in rows]
-    for name in ANCHORS:
-        points = [(h, float(r[f"bd_{name}"])) for h, r in zip(hours, rows) if r[f"bd_{name}"]]
-        if points:
-            ax.plot(*zip(*points), "o-", label=f"vs {name}")
+    for name in ANCHORS:  # shipped legs as a curve, legs that did not ship as hollow markers
+        points = [(h, float(r[f"bd_{name}"]), r.get("shipped") != "no") for h, r in zip(hours, rows) if r[f"bd_{name}"]]
+        shipped = [(h, v) for h, v, s in points if s]
+        if shipped:
+            line, = ax.plot(*zip(*shipped), "o-", label=f"vs {name}")
+            rejected = [(h, v) for h, v, s in points if not s]
+            if rejected:
+                ax.plot(*zip(*rejected), "o", mfc="none", color=line.get_color())
     ax.axhline(0, color="grey", lw=0.8)
     for target, name in ((-40, "JPEG target"), (-15, "WebP target")):
         ax.axhline(target, color="grey", lw=0.8, ls="--")
