@@ -11,9 +11,11 @@ any later leg, on this machine or a fresh one, continues the same schedule.
 
 A leg resumes from ``runs/campaign/checkpoint.pt`` when this machine still has it (optimizer state
 and all), else from the weights committed in ``codec/weights`` (their step count, a fresh optimizer).
-``finish`` ships the run's weight average into ``codec/weights``, measures it on the 24 Kodak images
-(real files, effort 0 and the ``--effort`` curves), regenerates ``benchmarks/results`` and appends a row
-to ``train/campaign.csv``.
+``finish`` exports the run's weight average and ships it into ``codec/weights`` only if it beats the
+shipped weights both on the gate (``train/gate.py``: 24 held-out full-size photos, real files) and on the
+24 Kodak images; a shipped leg gets its default quality, ``benchmarks/results`` (effort 0 and the
+``--effort`` curves) and golden file regenerated.  Every leg, shipped or not, appends a row to
+``train/campaign.csv``.
 """
 
 from __future__ import annotations

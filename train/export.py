@@ -28,7 +28,7 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
 
     The weight average (``--ema``) is what ships when the run kept one, unless ``raw``.
 
-    ``replace`` first removes every other model's ``*.safetensors`` and ``*-kodak.json`` from
+    ``replace`` first removes every other model's ``*.safetensors``, ``*-kodak.json`` and ``*-gate.json`` from
     ``out`` (the package loads all shards in ``codec/weights`` as one model).
     """
     ckpt = load_checkpoint(Path(run_dir) / "checkpoint.pt")
@@ -39,7 +39,7 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
     model = checkpoint_model(ckpt, "ema" if averaged else "model", config)
     out = Path(out)
     if replace and out.is_dir():
-        for old in [*out.glob("*.safetensors"), *out.glob("*-kodak.json")]:
+        for old in [*out.glob("*.safetensors"), *out.glob("*-kodak.json"), *out.glob("*-gate.json")]:
             if not old.name.startswith(f"{config.model_id}-"):
                 old.unlink()
     tc = ckpt["train_config"]
