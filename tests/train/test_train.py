@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import dataclasses
 import math
 import os
@@ -453,3 +454,23 @@ def test_photos_listed_in_exclude_are_never_trained_on(data_dir, tmp_path, capsy
     (tmp_path / "gate.txt").write_text("img0.jpg\nimg3.jpg\n")
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "2", "--exclude", str(tmp_path / "gate.txt")))
     assert "data: 4 images" in capsys.readouterr().out  # 7 photos, 2 excluded, 1 held out for evaluation
+
+
+def test_gate_scores_weights_on_its_listed_photos_with_real_files(data_dir, tmp_path, monkeypatch):
+    from train import gate
+    from train.export import export
+
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
+    export(tmp_path / "a", tmp_path / "w")
+    (tmp_path / "gate.txt").write_text("img1.jpg\nimg4.jpg\n")
+    monkeypatch.setattr(gate, "GATE_LIST", tmp_path / "gate.txt")
+    assert gate.gate(tmp_path / "w", tmp_path / "w", data_dir) == pytest.approx(0.0, abs=1e-9)
+    cache = tmp_path / "w" / "lic-tiny-gate.json"
+    curve, stamp = gate.gate_curve(tmp_path / "w", data_dir), cache.stat().st_mtime_ns
+    assert len(curve["bpp"]) == len(curve["psnr-rgb"]) == 8
+    assert "2 images" in json.loads(cache.read_text())["description"]
+    assert gate.gate_curve(tmp_path / "w", data_dir) == curve and cache.stat().st_mtime_ns == stamp  # cached
+
+    (tmp_path / "gate.txt").write_text("img1.jpg\nmissing.jpg\n")
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        gate.gate_files(data_dir)
