@@ -28,8 +28,7 @@ from codec.integer import Arithmetic
 
 from .campaign import CAMPAIGN, DATA, WEIGHTS
 from .data import build_bank, get_batch, list_images, sample_quality
-from .heldout import rd_loss
-from .paired import EVAL_QUALITIES
+from .heldout import mean_coded_loss
 from .train import RateDistortion
 
 GROUPS = {
@@ -60,11 +59,6 @@ def main(argv=None) -> None:
     bank = build_bank(files[::8], CAMPAIGN.bank_size, 2, 0)
     crops = build_bank(files[3::50] or files, a.patch, 1, 1)[: a.eval_crops]
 
-    def coded_loss() -> float:
-        j = sum(rd_loss(model, crops, q).mean() for q in EVAL_QUALITIES) / len(EVAL_QUALITIES)
-        model.train()
-        return float(j)
-
     params = dict(model.named_parameters())
     parts = {}
     for term in ("rate", "distortion"):  # the same batches and noise for both terms
@@ -83,7 +77,7 @@ def main(argv=None) -> None:
     print(f"gradient norm {total:.2f}; g_a's first layer: rate {parts['rate']['g_a.0.weight'].norm():.2f}, "
           f"distortion {parts['distortion']['g_a.0.weight'].norm():.2f}", flush=True)
 
-    j0 = coded_loss()
+    j0 = mean_coded_loss(model, crops)
     print(f"coded J {j0:.4f} on {len(crops)} crops of {a.patch}²", flush=True)
     start = {n: t.detach().clone() for n, t in params.items()}
     gen = torch.Generator().manual_seed(5)
@@ -102,7 +96,7 @@ def main(argv=None) -> None:
                     else:
                         step = a.descent_step * g / max(norm, 1e-30)
                     params[n].sub_(step)
-            row.append(f"{kind} {100 * (coded_loss() / j0 - 1):+.3f} %")
+            row.append(f"{kind} {100 * (mean_coded_loss(model, crops) / j0 - 1):+.3f} %")
             with torch.no_grad():
                 for n in names:
                     params[n].copy_(start[n])

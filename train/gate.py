@@ -74,7 +74,11 @@ def main(argv=None) -> None:
         import torch
 
         torch.set_num_threads(a.threads)
-    bd = gate(a.weights, a.against, a.data)
+    try:
+        bd = gate(a.weights, a.against, a.data)
+    except (FileNotFoundError, ValueError) as e:  # missing weights or photos, curves that do not overlap
+        print(f"gate: error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(f"gate: {a.weights} against {a.against}: BD-rate {bd:+.2f} % (negative: fewer bits)")
 
 

@@ -25,7 +25,10 @@ from .campaign import CAMPAIGN, DATA, WEIGHTS
 from .data import build_bank_center, list_images, split_heldout
 from .train import RateDistortion, evaluate
 
-__all__ = ["heldout_curve", "load_models", "rd_loss", "spread", "main"]
+__all__ = ["heldout_curve", "load_models", "rd_loss", "mean_coded_loss", "EVAL_QUALITIES", "spread", "main"]
+
+# The qualities a probe scores the coded loss at: both ends of the range and four between.
+EVAL_QUALITIES = (1.0, 2.5, 4.0, 5.5, 7.0, 8.0)
 
 
 def load_models(path: str | Path) -> dict[str, LicModel]:
@@ -62,6 +65,13 @@ def rd_loss(model: LicModel, crops: torch.Tensor, quality: float, batch: int = 8
             bpp, _, x_hat = rd(x, q)
             out.append(bpp + lambda_for_quality(q) * 255**2 * (x_hat.clamp(0, 1) - x).pow(2).mean((1, 2, 3)))
     return torch.cat(out).double()
+
+
+def mean_coded_loss(model: LicModel, crops: torch.Tensor, qualities=EVAL_QUALITIES) -> float:
+    """Mean over ``qualities`` of the crops' mean J (``rd_loss``); leaves the model in training mode."""
+    j = sum(rd_loss(model, crops, q).mean() for q in qualities) / len(qualities)
+    model.train()
+    return float(j)
 
 
 def spread(model: LicModel, held: list[Path], training: list[Path], size: int, draws: int = 5000) -> None:

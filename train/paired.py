@@ -28,10 +28,8 @@ from codec.integer import Arithmetic
 
 from .campaign import CAMPAIGN, DATA, WEIGHTS
 from .data import build_bank, get_batch, list_images, sample_quality
-from .heldout import rd_loss
+from .heldout import mean_coded_loss
 from .train import RateDistortion
-
-EVAL_QUALITIES = (1.0, 2.5, 4.0, 5.5, 7.0, 8.0)
 
 
 def _prefixes(text: str) -> tuple[str, ...]:
@@ -73,12 +71,7 @@ def main(argv=None) -> torch.nn.Module:
     bank = build_bank(files[:: a.file_stride], CAMPAIGN.bank_size, CAMPAIGN.crops_per_image, a.seed)
     crops = build_bank(files[3::50] or files, a.patch, 1, a.seed + 1)[: a.eval_crops]
 
-    def coded_loss() -> float:
-        j = sum(rd_loss(model, crops, q).mean() for q in EVAL_QUALITIES) / len(EVAL_QUALITIES)
-        model.train()
-        return float(j)
-
-    j0 = coded_loss()
+    j0 = mean_coded_loss(model, crops)
     print(f"step 0 coded J {j0:.4f}", flush=True)
 
     frozen, slow = _prefixes(a.freeze), _prefixes(a.slow_params)
@@ -110,7 +103,7 @@ def main(argv=None) -> torch.nn.Module:
             loss_, bpp_, psnr, _ = (window / window[3].clamp_min(1)).tolist()
             moved = sorted(((float((q.detach() - start[n]).norm() / start[n].norm().clamp_min(1e-12)), n)
                             for n, q in named), reverse=True)[:4]
-            j = coded_loss()
+            j = mean_coded_loss(model, crops)
             print(f"step {step} {time.time() - t0:.0f}s loss {loss_:.3f} bpp {bpp_:.3f} psnr {psnr:.2f} | coded J "
                   f"{j:.4f} ({100 * (j / j0 - 1):+.2f} %) | moved most: "
                   + ", ".join(f"{n} {r:.3f}" for r, n in moved), flush=True)

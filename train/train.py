@@ -663,6 +663,8 @@ def main(argv=None) -> None:
         list_images(cfg.data)  # before any work: a missing folder, no images, Kodak
         if cfg.init_from and not Path(cfg.init_from).exists():
             raise FileNotFoundError(f"--init-from {cfg.init_from}: no such weights")
+        if cfg.exclude and not Path(cfg.exclude).is_file():
+            raise FileNotFoundError(f"--exclude {cfg.exclude}: no such list of photos")
     except (ValueError, FileNotFoundError) as e:
         print(f"train: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -290,6 +290,7 @@ def test_campaign_minutes_plan_the_schedule_beyond_this_leg(data_dir, tmp_path):
     (["--ema", "2"], "ema must be in [0, 1)"),
     (["--patch", "100"], "patch must be a positive multiple of 64"),
     (["--init-from", "/nonexistent/weights"], "no such weights"),
+    (["--exclude", "/nonexistent/gate.txt"], "no such list of photos"),
 ])
 def test_bad_training_flags_are_one_line_errors(data_dir, tmp_path, flags, message):
     proc = subprocess.run([sys.executable, "-m", "train", "--data", str(data_dir), "--run", str(tmp_path / "r"),
@@ -474,3 +475,10 @@ def test_gate_scores_weights_on_its_listed_photos_with_real_files(data_dir, tmp_
     (tmp_path / "gate.txt").write_text("img1.jpg\nmissing.jpg\n")
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         gate.gate_files(data_dir)
+
+
+def test_gate_without_weights_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "train.gate", str(tmp_path / "none")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("gate: error:") and len(proc.stderr.strip().splitlines()) == 1
