@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bitstream.quality import MAX_QUALITY, MIN_QUALITY, check_quality
 
-__all__ = ["ModelConfig", "QUALITY_LAMBDAS", "MIN_QUALITY", "MAX_QUALITY", "lambda_for_quality", "level_position",
+__all__ = ["ModelConfig", "QUALITY_LAMBDAS", "MIN_QUALITY", "MAX_QUALITY", "lambda_for_quality", "rd_cost", "level_position",
            "MAX_EFFORT", "DEFAULT_EFFORT", "check_effort"]
 
 # The quality range [1, 8] and its 1/256 step are the file format's (bitstream.quality: the header
@@ -68,6 +68,13 @@ def lambda_for_quality(quality):
     a = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY)])
     b = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY) + 1])
     return math.exp((1 - t) * a + t * b)
+
+
+def rd_cost(bpp, mse, quality):
+    """The objective every part of lic minimises: J = R + λ(q)·255²·D, with R in bits per pixel
+    and D the mean squared error on [0, 1] (×255² puts it on the 8-bit scale λ was tuned for;
+    Ballé et al. 2018).  Floats or tensors, elementwise; ``quality`` as for ``lambda_for_quality``."""
+    return bpp + lambda_for_quality(quality) * 255**2 * mse
 
 
 @dataclass(frozen=True)
