@@ -20,7 +20,9 @@ from codec.model import LicModel
 from train.checkpoint import checkpoint_model, load_checkpoint
 from train.data import get_batch
 from train.schedule import get_lr
-from train.train import RateDistortion, TrainConfig, parse_args, train
+from train.config import TrainConfig, parse_args
+from train.objective import RateDistortion
+from train.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,7 +86,7 @@ def test_rate_distortion_is_the_models_forward():
     x = torch.rand(2, 3, 64, 128)
     q = torch.tensor([1.5, 7.0])
     torch.manual_seed(1)
-    bpp, mse, x_hat = RateDistortion(model)(x, q)
+    bpp, mse, x_hat = RateDistortion(model)(x, q)[1:]
     torch.manual_seed(1)
     out = model(x, q, ste=True)
     bits = -(torch.log2(out.y_likelihoods).sum((1, 2, 3)) + torch.log2(out.z_likelihoods).sum((1, 2, 3)))
@@ -122,14 +124,14 @@ def test_training_steps_lower_the_loss():
     def loss_value():
         torch.manual_seed(123)
         with torch.no_grad():
-            bpp, mse, _ = rd(x, q)
-        return (bpp + lam * 255**2 * mse).mean().item()
+            out = rd(x, q)
+        assert torch.equal(out.loss, out.bpp + lam * 255**2 * out.mse)
+        return out.loss.mean().item()
 
     before = loss_value()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(30):
-        bpp, mse, _ = rd(x, q)
-        loss = (bpp + lam * 255**2 * mse).mean()
+        loss = rd(x, q).loss.mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -259,7 +261,7 @@ def test_slow_params_train_at_their_share_of_the_lr(data_dir, tmp_path):
 
 def test_paired_runs_freeze_what_they_are_told_and_report_each_window(data_dir, tmp_path, capsys):
     from codec.weights import load_model
-    from train import paired
+    from train.lab import paired
     from train.export import export
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
@@ -315,11 +317,11 @@ def test_a_non_finite_step_is_skipped_and_the_weights_stay_finite(data_dir, tmp_
     original = RateDistortion.forward
 
     def sometimes_nan(self, x, quality, ste=True):
-        bpp, mse, x_hat = original(self, x, quality, ste)
+        out = original(self, x, quality, ste)
         calls["n"] += 1
         if calls["n"] == 3 and self.training:  # the third training step blows up
-            bpp = bpp * float("nan")
-        return bpp, mse, x_hat
+            out = out._replace(bpp=out.bpp * float("nan"), loss=out.loss * float("nan"))
+        return out
 
     monkeypatch.setattr(RateDistortion, "forward", sometimes_nan)
     train(tiny_args(data_dir, tmp_path / "nan", "--steps", "6", "--eval-every", "0"))
@@ -338,12 +340,12 @@ def test_a_diverging_run_goes_back_to_its_last_checkpoint_at_half_the_lr(data_di
     original = RateDistortion.forward
 
     def diverging(self, x, quality, ste=True):
-        bpp, mse, x_hat = original(self, x, quality, ste)
+        out = original(self, x, quality, ste)
         if self.training:
             calls["n"] += 1
             if 5 <= calls["n"] <= 10:
-                bpp = bpp * float("nan")
-        return bpp, mse, x_hat
+                out = out._replace(bpp=out.bpp * float("nan"), loss=out.loss * float("nan"))
+        return out
 
     monkeypatch.setattr(RateDistortion, "forward", diverging)
     cfg = dataclasses.replace(tiny_args(data_dir, tmp_path / "div", "--steps", "8", "--eval-every", "0",
@@ -357,7 +359,7 @@ def test_a_diverging_run_goes_back_to_its_last_checkpoint_at_half_the_lr(data_di
 
 def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_path):
     from codec.weights import load_metadata
-    from train.campaign import FINAL_LR, final_leg
+    from train.lab.campaign import FINAL_LR, final_leg
     from train.export import export
 
     common = ("--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "2", "--eval-every", "0",
@@ -381,7 +383,7 @@ def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_pa
 
 
 def test_heldout_compares_a_checkpoint_with_weights_on_the_runs_held_out_crops(data_dir, tmp_path, capsys):
-    from train import heldout
+    from train.lab import heldout
     from train.export import export
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "30", "--ema", "0.9"))
@@ -399,7 +401,7 @@ def test_heldout_compares_a_checkpoint_with_weights_on_the_runs_held_out_crops(d
 
 
 def test_rd_loss_per_crop_is_the_rate_distortion_objective():
-    from train.heldout import rd_loss
+    from train.lab.heldout import rd_loss
 
     torch.manual_seed(0)
     model = LicModel(ModelConfig.tiny())
@@ -417,10 +419,10 @@ def test_a_continued_run_with_the_campaigns_frozen_analysis_does_not_raise_the_c
     gradient turns uphill, so at this size training g_a lowers the loss too: this test pins the
     mechanism of the fix, it does not reproduce the fault."""
     from codec.weights import load_model
-    from train.campaign import CAMPAIGN
+    from train.lab.campaign import CAMPAIGN
     from train.data import build_bank, list_images
     from train.export import export
-    from train.heldout import rd_loss
+    from train.lab.heldout import rd_loss
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "30", "--ema", "0.9"))
     export(tmp_path / "a", tmp_path / "w")
@@ -441,7 +443,7 @@ def test_a_continued_run_with_the_campaigns_frozen_analysis_does_not_raise_the_c
 
 
 def test_a_weight_average_begun_late_still_forgets_its_start():
-    from train.train import WeightAverage
+    from train.average import WeightAverage
 
     model = torch.nn.Linear(2, 1)
     average = WeightAverage(model, 0.999, start=30_000)
@@ -458,7 +460,7 @@ def test_photos_listed_in_exclude_are_never_trained_on(data_dir, tmp_path, capsy
 
 
 def test_gate_scores_weights_on_its_listed_photos_with_real_files(data_dir, tmp_path, monkeypatch):
-    from train import gate
+    from train.lab import gate
     from train.export import export
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
@@ -478,7 +480,7 @@ def test_gate_scores_weights_on_its_listed_photos_with_real_files(data_dir, tmp_
 
 
 def test_gate_without_weights_is_a_one_line_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "train.gate", str(tmp_path / "none")], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "train.lab.gate", str(tmp_path / "none")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("gate: error:") and len(proc.stderr.strip().splitlines()) == 1

@@ -1,8 +1,8 @@
 """The training campaign: one model trained on this 2-core CPU over many sessions.
 
-    python -m train.campaign leg --minutes 130     # start of a session: the next leg, in the background
-    python -m train.campaign finish                # end of a session: export, Kodak, benchmarks, log
-    python -m train.campaign plot                  # redraw train/campaign.png from train/campaign.csv
+    python -m train.lab.campaign leg --minutes 130     # start of a session: the next leg, in the background
+    python -m train.lab.campaign finish                # end of a session: export, Kodak, benchmarks, log
+    python -m train.lab.campaign plot                  # redraw train/lab/campaign.png from train/lab/campaign.csv
 
 ``CAMPAIGN`` below is the whole recipe (chosen by the comparisons in train/README.md); every leg
 runs it unchanged.  One learning-rate schedule spans the campaign: ``campaign_minutes`` of training
@@ -12,10 +12,10 @@ any later leg, on this machine or a fresh one, continues the same schedule.
 A leg resumes from ``runs/campaign/checkpoint.pt`` when this machine still has it (optimizer state
 and all), else from the weights committed in ``codec/weights`` (their step count, a fresh optimizer).
 ``finish`` exports the run's weight average and ships it into ``codec/weights`` only if it beats the
-shipped weights both on the gate (``train/gate.py``: 24 held-out full-size photos, real files) and on the
+shipped weights both on the gate (``train/lab/gate.py``: 24 held-out full-size photos, real files) and on the
 24 Kodak images; a shipped leg gets its default quality, ``benchmarks/results`` (effort 0 and the
 ``--effort`` curves) and golden file regenerated.  Every leg, shipped or not, appends a row to
-``train/campaign.csv``.
+``train/lab/campaign.csv``.
 """
 
 from __future__ import annotations
@@ -30,14 +30,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .train import TrainConfig, model_config, train
+from ..config import TrainConfig, model_config
+from ..train import train
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN = ROOT / "runs" / "campaign"
-WEIGHTS = ROOT / "codec" / "weights"
-KODAK = ROOT.parent / "shared" / "data" / "kodak"
-DATA = ROOT.parent / "shared" / "data" / "train"
-LOG = Path(__file__).resolve().parent / "campaign.csv"
+from .paths import CAMPAIGN_LOG as LOG, DATA, GATE_LIST, KODAK, ROOT, RUN, WEIGHTS
+
 PLOT = LOG.with_suffix(".png")
 ANCHORS = ("jpeg", "webp", "hevc444")  # BD-rate columns of the log
 # bd_*: Kodak BD-rate (%) against each anchor; bd_gate / bd_kodak: against the weights shipped before the
@@ -50,7 +47,7 @@ LOG_FIELDS = ["date", "steps", "images_seen", "cpu_minutes", "model", "bd_jpeg",
 CAMPAIGN = TrainConfig(
     data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
-    exclude=str(Path(__file__).resolve().parent / "gate.txt"),  # the gate's photos (train/gate.py)
+    exclude=str(GATE_LIST),  # the gate's photos (gate.py)
     batch_size=8, patch=256, bank_size=256, crops_per_image=4, val_images=8,
     lr=6.5e-5, lr_tau=8000, min_lr=1e-6, warmup_steps=100, decay_frac=0.2, grad_clip=1.0,
     slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05, frozen_params="g_a.",
@@ -74,7 +71,7 @@ def progress() -> tuple[int, float]:
     from codec.weights import load_metadata
 
     if (RUN / "checkpoint.pt").exists():
-        from .checkpoint import load_checkpoint
+        from ..checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(RUN / "checkpoint.pt")
         return ckpt["step"], ckpt["train_seconds"] / 60
@@ -109,7 +106,6 @@ def leg(minutes: float, final: bool = False) -> None:
 
 def _bd_rates(lic: dict) -> dict[str, float | None]:
     """BD-rate (%) of an RD curve ({"bpp": [...], "psnr-rgb": [...]}) against each anchor's Kodak curve."""
-    sys.path.insert(0, str(ROOT))
     from benchmarks.bd import bd_rate
 
     out = {}
@@ -171,11 +167,10 @@ def finish(efforts: bool = True) -> bool:
 
     from codec.weights import load_metadata, set_metadata
 
-    sys.path.insert(0, str(ROOT))
     from benchmarks.bd import bd_rate
 
-    from .evaluate import evaluate_weights
-    from .export import export
+    from ..evaluate import evaluate_weights
+    from ..export import export
     from .gate import gate
 
     candidate = RUN / "weights"
@@ -259,7 +254,7 @@ def plot() -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.campaign", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     lp = sub.add_parser("leg", help="train the next leg")
     lp.add_argument("--minutes", type=float, required=True)

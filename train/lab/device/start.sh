@@ -1,7 +1,7 @@
 #!/bin/bash
 # Device call 1 (run from the repo root on the GPU machine, carry: .whl .devdata):
 # install the wheels, check the imports, stage source and data in /tmp, start training detached.
-#   MINUTES=21 CONFIG=default bash train/device/start.sh [extra python -m train flags]
+#   MINUTES=21 CONFIG=default bash train/lab/device/start.sh [extra python -m train flags]
 set -eu
 MINUTES=${MINUTES:-21}
 CONFIG=${CONFIG:-default}

@@ -1,6 +1,6 @@
 """Pack a training set small enough to travel with one device call (64 MiB carry in all).
 
-    python train/device/pack_data.py [--data ../shared/data/train] [--out .devdata]
+    python train/lab/device/pack_data.py [--data ../shared/data/train] [--out .devdata]
 
 Each image is downscaled (area-averaging, which also removes most JPEG blocking) so that its short
 side is at most ``--short`` and its long side at most ``--max-long`` (center crop), then re-encoded as

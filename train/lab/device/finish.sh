@@ -1,6 +1,6 @@
 #!/bin/bash
 # Last device call: wait for the run to end (at most ${WAIT:-540} s), export the weights into
-# $OUT/weights (shards < 16 MiB) and bring back the logs.   bash train/device/finish.sh
+# $OUT/weights (shards < 16 MiB) and bring back the logs.   bash train/lab/device/finish.sh
 export PYTHONPATH=/tmp/site:/tmp/src PYTHONUNBUFFERED=1
 for _ in $(seq 1 "${WAIT:-540}"); do
     grep -q "^held-out" /tmp/run/log.txt && break
