@@ -125,6 +125,25 @@ class RunLog:
                        + (f" | eval psnr q1 {row['psnr_q1']} q8 {row['psnr_q8']}" if "psnr_q1" in row else ""))
 
 
+def end_run(state: RunState, guard: DivergenceGuard, rd: RateDistortion, val_images) -> dict:
+    """A last checkpoint (unless the run diverged since the one before: it ends there) and the
+    summary, with the held-out estimate, on rank 0."""
+    world = state.world
+    if guard.diverged():
+        world.say(f"diverged since the last checkpoint ({guard.window_skipped} non-finite steps): not saving")
+        state.restore_weights()
+    else:
+        state.save()
+    if not world.master:
+        return {}
+    summary = {"step": state.step, "total_steps": state.total_steps, "train_seconds": state.trained_seconds}
+    if val_images is not None:
+        summary.update(estimate(rd, val_images))
+        world.say("held-out: " + " ".join(f"q{q} {summary[f'bpp_q{q}']:.3f} bpp {summary[f'psnr_q{q}']:.2f} dB"
+                                          for q in range(1, len(QUALITY_LAMBDAS) + 1)))
+    return summary
+
+
 def train(cfg: TrainConfig) -> dict:
     """Run (or continue) a training run; returns a summary.  See the module docstring."""
     t_start = time.time()
@@ -214,18 +233,6 @@ def train(cfg: TrainConfig) -> dict:
             world.say(f"time budget reached at step {step}")
             break
 
-    # the end: a checkpoint, unless the run diverged since the last one
-    if guard.diverged():
-        world.say(f"diverged since the last checkpoint ({guard.window_skipped} non-finite steps): not saving")
-        state.restore_weights()
-    else:
-        state.save()
-    summary = {}
-    if world.master:
-        summary = {"step": state.step, "total_steps": state.total_steps, "train_seconds": state.trained_seconds}
-        if val_images is not None:
-            summary.update(estimate(rd, val_images))
-            world.say("held-out: " + " ".join(f"q{q} {summary[f'bpp_q{q}']:.3f} bpp {summary[f'psnr_q{q}']:.2f} dB"
-                                              for q in range(1, len(QUALITY_LAMBDAS) + 1)))
+    summary = end_run(state, guard, rd, val_images)
     world.close()
     return summary

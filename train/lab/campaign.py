@@ -88,9 +88,26 @@ def final_leg(cfg: TrainConfig, step: int, trained: float) -> TrainConfig:
                    campaign_minutes=trained + FINAL_BUDGET_SHARE * cfg.minutes)
 
 
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def autogroup_warning() -> str | None:
+    """Linux's autogroup scheduling shares the CPU equally between sessions whatever their nice
+    values, so a leg at nice 5 loses half the machine to any test run from another shell; say so."""
+    try:
+        on = AUTOGROUP.read_text().strip() == "1"
+    except OSError:
+        return None
+    return (f"campaign: warning: autogroup scheduling is on, so nice does not protect this leg from other "
+            f"sessions' work; as root: echo 0 > {AUTOGROUP}") if on else None
+
+
 def leg(minutes: float, final: bool = False) -> None:
     from codec.weights import load_metadata
 
+    warning = autogroup_warning()
+    if warning:
+        print(warning, flush=True)
     cfg = replace(CAMPAIGN, minutes=minutes)
     if final:
         cfg = final_leg(cfg, *progress())
