@@ -484,3 +484,19 @@ def test_gate_without_weights_is_a_one_line_error(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("gate: error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_device_leg_rehearses_on_the_cpu(data_dir, tmp_path):
+    """The one-command GPU leg (train/lab/device/leg.py), run with --dry-run: from the shipped weights,
+    a few steps, the weight average exported as shards that a device call can bring back."""
+    from codec.weights import load_metadata
+    from train.lab.device import leg
+    from train.lab.paths import WEIGHTS
+
+    out = tmp_path / "out"
+    leg.main(["--dry-run", "--data", str(data_dir), "--out", str(out), "--run", str(tmp_path / "run")])
+    shards = sorted((out / "weights").glob("*.safetensors"))
+    assert shards and all(s.stat().st_size < 16 * 2**20 for s in shards)
+    assert len([f for f in out.rglob("*") if f.is_file()]) <= 8
+    assert int(load_metadata(out / "weights")["steps"]) == int(load_metadata(WEIGHTS)["steps"]) + 2
+    assert (out / "log.csv").read_text().startswith("step,")
