@@ -98,6 +98,9 @@ def forward_backward(rd: nn.Module, compile_: bool, world: World):
     return run
 
 
+CONSOLE = ("step", "seconds", "skipped", "loss", "bpp", "psnr", "lr", "images_per_s")  # a log row's line
+
+
 class RunLog:
     """``log.csv`` (one row per ``log_every`` steps) and the console, on rank 0."""
 
@@ -121,7 +124,7 @@ class RunLog:
             return
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS).writerow({k: row.get(k, "") for k in LOG_FIELDS})
-        self.world.say(" ".join(f"{k} {row[k]}" for k in LOG_FIELDS[:8] if k in row)
+        self.world.say(" ".join(f"{k} {row[k]}" for k in CONSOLE if k in row)
                        + (f" | eval psnr q1 {row['psnr_q1']} q8 {row['psnr_q8']}" if "psnr_q1" in row else ""))
 
 
