@@ -133,12 +133,10 @@ def _pillow_codecs() -> list[Codec]:
 
 
 def lic_efforts() -> tuple[int, ...]:
-    """lic's encoder efforts (0 only if this lic has none)."""
-    try:
-        from codec.config import MAX_EFFORT
-    except ImportError:
-        return (0,)
-    return tuple(range(MAX_EFFORT + 1))
+    """lic's encoder efforts."""
+    from codec.effort import EFFORTS
+
+    return tuple(sorted(EFFORTS))
 
 
 def registry(lic_options: dict | None = None) -> dict[str, Codec]:

@@ -6,15 +6,16 @@ every field) and refuses absurd sizes before allocating anything, so a hostile f
 costs at most one pass of ``zlib.crc32``.
 """
 
+import numbers
 import zlib
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 from .errors import InputError, LicFormatError
-from .quality import QUALITY_STEPS, check_quality, quantize_quality
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "RESIDUAL_CODER", "MAX_SIDE", "MAX_PIXELS", "Header", "Residual",
-           "Container", "pack", "unpack", "read_header", "is_lic"]
+__all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "RESIDUAL_CODER", "MAX_SIDE", "MAX_PIXELS",
+           "MIN_QUALITY", "MAX_QUALITY", "QUALITY_STEPS", "Header", "Residual", "Container", "pack", "unpack",
+           "read_header", "is_lic"]
 
 MAGIC = b"LIC1"  # the first four bytes of every .lic file (is_lic; Pillow's plugin sniffs them)
 FORMAT_VERSION = 1  # lossy files; written byte for byte as before the residual layer existed
@@ -27,6 +28,11 @@ MODEL_HASH_SIZE = 4
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 28  # also Pillow's decompression-bomb limit in lic (codec.pillow_plugin)
 MAX_STREAMS = 64
+# The quality field of a version-1 header: a uint16 holding q * QUALITY_STEPS for a quality q in
+# [MIN_QUALITY, MAX_QUALITY].  The field is what bounds a quality; codec.quality owns what it means.
+MIN_QUALITY = 1.0
+MAX_QUALITY = 8.0
+QUALITY_STEPS = 256
 
 CHANNEL_LAYOUTS = ("L", "RGB", "RGBA")
 _FLAG_LAYOUT_MASK = 0x03
@@ -84,7 +90,7 @@ class Header:
 
     model_id: str  # short ASCII id of the model, e.g. "lic-cc-v1"
     model_hash: bytes | None  # 4-byte short hash of the weights
-    quality: float | None  # in [1, 8]; a multiple of 1/256 (see quantize_quality)
+    quality: float | None  # a stored value: a multiple of 1/256 in [1, 8] (codec.quality.quantize_quality)
     width: int
     height: int
     channels: str  # "RGB", "L" or "RGBA"
@@ -103,8 +109,7 @@ class Header:
         else:
             if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
                 raise ValueError(f"model_hash must be {MODEL_HASH_SIZE} bytes")
-            if self.quality is None or quantize_quality(self.quality) != self.quality:
-                raise ValueError("quality must be a stored value; pass it through quantize_quality()")
+            _quality_field(self.quality)
             if self.symbol_crc is None or not 0 <= self.symbol_crc < 1 << 32:
                 raise ValueError("symbol_crc must be an unsigned 32-bit value")
         _check_size(self.width, self.height, InputError)  # an image too large is the caller's input
@@ -120,6 +125,16 @@ class Container(NamedTuple):
     header: Header
     streams: list[bytes]  # the coded streams, in coding order
     alpha: bytes | None  # the alpha plane's blob (FORMAT.md), for RGBA files only
+
+
+def _quality_field(quality) -> int:
+    """The quality field that stores ``quality``; ``ValueError`` unless it is a stored value."""
+    stored = (not isinstance(quality, bool) and isinstance(quality, numbers.Real)
+              and MIN_QUALITY <= quality <= MAX_QUALITY and round(quality * QUALITY_STEPS) / QUALITY_STEPS == quality)
+    if not stored:
+        raise ValueError(f"quality must be a stored value (a multiple of 1/{QUALITY_STEPS} in "
+                         f"[{MIN_QUALITY:g}, {MAX_QUALITY:g}]), got {quality!r}")
+    return round(quality * QUALITY_STEPS)
 
 
 def _check_size(width: int, height: int, error: type[Exception]) -> None:
@@ -163,7 +178,7 @@ def pack(header: Header, streams: Sequence[bytes], alpha: bytes | None = None) -
         raise ValueError("a residual file has exactly one stream, the residual stream")
     if res is None:
         out += bytes([FORMAT_VERSION, flags, len(model_id)]) + model_id + header.model_hash
-        out += round(header.quality * QUALITY_STEPS).to_bytes(2, "little")
+        out += _quality_field(header.quality).to_bytes(2, "little")
         out += _varint(header.width - 1) + _varint(header.height - 1)
         out += header.symbol_crc.to_bytes(4, "little")
     else:
@@ -281,10 +296,8 @@ def _parse(data: bytes) -> Container:
     if version == FORMAT_VERSION:
         model_hash = r.take(MODEL_HASH_SIZE)
         quality = int.from_bytes(r.take(2), "little") / QUALITY_STEPS  # exact: a multiple of 1/256
-        try:
-            check_quality(quality)
-        except InputError as e:  # in a file, a bad quality is corruption, not the caller's mistake
-            raise LicFormatError(f"corrupt: {e}") from None
+        if not MIN_QUALITY <= quality <= MAX_QUALITY:
+            raise LicFormatError(f"corrupt: quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality:g}")
     width, height = r.varint() + 1, r.varint() + 1
     _check_size(width, height, LicFormatError)
     if version == FORMAT_VERSION:

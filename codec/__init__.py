@@ -15,9 +15,8 @@ with a one-line reason.
 from bitstream import InputError, LicFormatError
 
 from . import pillow_plugin as _pillow_plugin
-from .api import (DEFAULT_EFFORT, DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, compress_exact,
-                  decompress, decompress_exact,
-                  default_codec)
+from .api import (DEFAULT_EFFORT, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, compress_exact,
+                  decompress, decompress_exact, default_codec)
 from .images import open_image
 from .metrics import psnr
 
@@ -27,3 +26,12 @@ __all__ = [
 ]
 
 _pillow_plugin.register()
+
+
+def __getattr__(name: str):
+    """``DEFAULT_QUALITY``, read from the shipped weights' metadata on first use (``codec.quality``)."""
+    if name == "DEFAULT_QUALITY":
+        from .quality import default_quality
+
+        return default_quality()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -71,7 +71,7 @@ class LicDecoder(ImageFile.PyDecoder):
 
 
 def _save(im: Image.Image, fp, filename) -> None:
-    from .api import DEFAULT_QUALITY, compress
+    from .api import compress
 
     quality = im.encoderinfo.get("quality")
     max_error = im.encoderinfo.get("max_error")
@@ -84,7 +84,7 @@ def _save(im: Image.Image, fp, filename) -> None:
     if max_error is not None:
         fp.write(compress(im, quality, max_error=max_error))
         return
-    fp.write(compress(im, DEFAULT_QUALITY if quality is None else quality))
+    fp.write(compress(im, quality))  # None: the default quality
 
 
 def register() -> None:

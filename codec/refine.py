@@ -32,38 +32,19 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from .config import MAX_EFFORT, check_effort, lambda_for_quality
+from .effort import RefineConfig, effort_config
 from .integer import Arithmetic
 from .precision import native_bf16
+from .quality import rd_cost
 
-__all__ = ["RefineConfig", "EFFORTS", "effort_config", "lr_at", "refine_latents", "sga_round", "ste_round",
-           "steps_for"]
+__all__ = ["lr_at", "refine_latents", "sga_round", "ste_round", "steps_for"]
 TILE = 48  # latents per tile side (768 pixels: a Kodak image is one tile); one backward stays < 1 GB
 HALO = 4  # latents of context around a tile: covers g_s's and the slice networks' reach
-
-
-@dataclass(frozen=True)
-class RefineConfig:
-    steps: int
-    lr: float = 0.01  # Adam's step at quality 1, on latents whose quantisation step is 1 ...
-    lr_doubling: float = 2.0  # ... doubling every this many quality steps (see lr_at)
-    relaxation: str = "ste"  # "ste" or "sga"
-    tau_start: float = 0.5  # SGA temperature, annealed geometrically to tau_end
-    tau_end: float = 0.05
-    check_every: int = 2  # hard-rounded cost evaluated this often (and at the end)
-    seed: int = 0  # SGA's Gumbel draws: the same image gives the same file
-
-    def __post_init__(self):
-        if self.relaxation not in ("ste", "sga"):
-            raise ValueError(f"relaxation must be 'ste' or 'sga', not {self.relaxation!r}")
-        if self.steps < 0:
-            raise ValueError("steps must be >= 0")
 
 
 def lr_at(config: RefineConfig, quality: float) -> float:
@@ -121,15 +102,17 @@ def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice, slice, slice
             yield slice(r0, r1), slice(c0, c1), slice(a, min(height, r1 + HALO)), slice(b, min(width, c1 + HALO))
 
 
-def _tile_cost(model, y_win, features, x_win, quality, lam, rounding, core, pixels):
-    """Bits of the core latents and λ·255²·SE/3 of the core's pixels (``pixels``: the part of
-    them inside the image, not its padding), for one window."""
+def _tile_cost(model, y_win, features, x_win, quality, rounding, core, pixels):
+    """The cost ``rd_cost`` of one window's core, as totals: the bits of the core latents, and the
+    squared error of the core's pixels (``pixels``: the part of them inside the image, not its
+    padding) over the three channels.  ``quality``: a float."""
+    q = torch.tensor([quality], dtype=torch.float32, device=y_win.device)
     y_hat, likelihoods = model.entropy(y_win, features, mode=Arithmetic.FAKE, rounding=rounding)
     with torch.autocast(y_win.device.type, dtype=torch.bfloat16, enabled=native_bf16(y_win.device.type)):
-        x_hat = model.g_s((y_hat * model.gain.inverse_gain(quality)).contiguous(memory_format=torch.channels_last)).float()
+        x_hat = model.g_s((y_hat * model.gain.inverse_gain(q)).contiguous(memory_format=torch.channels_last)).float()
     bits = -torch.log2(likelihoods[..., core[0], core[1]]).sum()
     se = (x_hat[..., pixels[0], pixels[1]].clamp(0, 1) - x_win[..., pixels[0], pixels[1]]).pow(2).sum() / 3
-    return bits + lam * 255**2 * se
+    return rd_cost(bits, se, quality)
 
 
 def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torch.Tensor, features: torch.Tensor,
@@ -142,8 +125,6 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
     if config.steps == 0:
         return y
     stride = x_padded.shape[-1] // y.shape[-1]
-    q = torch.tensor([quality], dtype=torch.float32, device=y.device)
-    lam = float(lambda_for_quality(quality))
     relax = _RELAXATIONS[config.relaxation]
     generator = torch.Generator(device=y.device).manual_seed(config.seed)
     y = y.detach().clone()
@@ -166,7 +147,7 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
                 best_cost = math.inf  # STE: step 0's forward scores g_a's latents
                 if not hard_forward:
                     with torch.no_grad():
-                        best_cost = float(_tile_cost(model, window, feats, x_win, q, lam, None, core, pixels))
+                        best_cost = float(_tile_cost(model, window, feats, x_win, quality, None, core, pixels))
                 free = window.clone().requires_grad_(True)
                 lr = lr_at(config, quality)
                 optimizer = torch.optim.Adam([free], lr=lr)
@@ -177,7 +158,7 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
                     worse = False
                     if last or (not hard_forward and step > 0 and step % config.check_every == 0):
                         with torch.no_grad():
-                            hard = float(_tile_cost(model, current, feats, x_win, q, lam, None, core, pixels))
+                            hard = float(_tile_cost(model, current, feats, x_win, quality, None, core, pixels))
                         if hard < best_cost:
                             best_cost, best = hard, current[..., core[0], core[1]].detach().clone()
                     if last:
@@ -188,7 +169,7 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
                     optimizer.zero_grad(set_to_none=True)
                     cost = None
                     if not worse:
-                        cost = _tile_cost(model, current, feats, x_win, q, lam, rounding, core, pixels)
+                        cost = _tile_cost(model, current, feats, x_win, quality, rounding, core, pixels)
                         if hard_forward:
                             if cost.item() < best_cost:
                                 best_cost, best = cost.item(), current[..., core[0], core[1]].detach().clone()
@@ -204,7 +185,7 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
                         free.grad = good_grad.clone()
                     else:
                         if cost is None:
-                            cost = _tile_cost(model, current, feats, x_win, q, lam, rounding, core, pixels)
+                            cost = _tile_cost(model, current, feats, x_win, quality, rounding, core, pixels)
                         cost.backward()
                         good_grad = free.grad.detach().clone()
                     for group in optimizer.param_groups:  # linear decay: big moves first, then settle
@@ -216,25 +197,6 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
     finally:
         model.train(was_training)
     return y
-
-
-# What each --effort level runs, per latent tile (0: g_a's latents as they are).  Chosen on Kodak
-# (kodim05 and 12 at q 1, 2, 4, 6, 8, lic-medium leg 2, real files; BD-rate against effort 0):
-# STE 2 steps -3.1 % (1.1 s of refinement), STE 3 -4.1 %, STE 6 -5.3 %, SGA 40 -10.3 % (27 s).
-# The first step's size matters most (``lr_at``); SGA's annealed soft rounding keeps improving where
-# STE stalls.  Effort 1 is sized for about 3 s per Kodak image on 2 cores, effort 2 for 30 s.
-EFFORTS = {
-    0: RefineConfig(steps=0),
-    1: RefineConfig(steps=3, lr=0.01, relaxation="ste"),
-    2: RefineConfig(steps=40, lr=0.01, relaxation="sga", check_every=8),
-    3: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=10),
-}
-assert sorted(EFFORTS) == list(range(MAX_EFFORT + 1))
-
-
-def effort_config(effort: int) -> RefineConfig:
-    """The refinement an ``--effort`` level runs."""
-    return EFFORTS[check_effort(effort)]
 
 
 def steps_for(effort: int, latent_height: int, latent_width: int) -> int:

@@ -4,8 +4,9 @@ import zlib
 
 import pytest
 
-from bitstream import FORMAT_VERSION, Header, LicFormatError, pack, quantize_quality, read_header, unpack
+from bitstream import FORMAT_VERSION, Header, LicFormatError, pack, read_header, unpack
 from bitstream.container import MAX_STREAMS, _varint
+from codec.quality import quantize_quality
 
 HEADER = Header("lic-cc-v1", b"\x9a\x01\xff\x00", quantize_quality(4.3), 768, 512, "RGB", 0xDEADBEEF)
 

@@ -5,7 +5,8 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from codec.config import ModelConfig, lambda_for_quality, QUALITY_LAMBDAS
+from codec.config import ModelConfig
+from codec.quality import QUALITY_LAMBDAS, lambda_for_quality
 from codec.integer import IntConv2d
 from codec.model import LicModel
 

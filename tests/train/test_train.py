@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
+from codec.config import ModelConfig
+from codec.quality import QUALITY_LAMBDAS, lambda_for_quality
 from codec.model import LicModel
 from train.checkpoint import checkpoint_model, load_checkpoint
 from train.data import get_batch
