@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.config import QUALITY_LAMBDAS
+from codec.quality import QUALITY_LAMBDAS
 
 __all__ = ["IMAGE_SUFFIXES", "list_images", "build_bank", "build_bank_center", "get_batch", "sample_quality", "split_heldout"]
 

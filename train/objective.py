@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from codec.config import QUALITY_LAMBDAS, rd_cost
+from codec.quality import QUALITY_LAMBDAS, rd_cost
 from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
 from codec.model import LicModel

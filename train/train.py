@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from codec.config import QUALITY_LAMBDAS
+from codec.quality import QUALITY_LAMBDAS
 from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
 from codec.precision import cpu_has_native_bf16

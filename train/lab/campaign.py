@@ -141,34 +141,31 @@ def _run(*args: str) -> None:
 
 
 def default_quality(weights: Path, images: Path, target_bpp: float = 0.5) -> tuple[float, float]:
-    """The stored quality whose mean bpp over ``images`` (real files) is closest to ``target_bpp``.
+    """The stored quality whose mean bpp over ``images`` (real files) is closest to ``target_bpp``
+    (``codec.target.closest_quality``: rate grows with quality); returns (quality, mean bpp).  What
+    ``lic encode`` uses when no quality is given."""
+    import functools
 
-    Bisection over quality (rate grows with quality), each candidate coded for real; returns
-    (quality, mean bpp).  What ``lic encode`` uses when no quality is given."""
     import numpy as np
     from PIL import Image
 
-    from bitstream import quantize_quality
     from codec.coding import encode_rgb
+    from codec.target import closest_quality
     from codec.weights import fingerprint, load_model
 
     model = load_model(weights)
     digest = fingerprint(model)
     rgbs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.glob("*.png"))]
 
+    @functools.lru_cache(maxsize=None)
     def mean_bpp(q: float) -> float:
-        return float(np.mean([8 * len(encode_rgb(model, rgb, q, model_hash=digest)) / (rgb.shape[0] * rgb.shape[1])
-                              for rgb in rgbs]))
+        bpp = float(np.mean([8 * len(encode_rgb(model, rgb, q, model_hash=digest)) / (rgb.shape[0] * rgb.shape[1])
+                             for rgb in rgbs]))
+        print(f"default quality: q {q:.5f} -> {bpp:.4f} bpp", flush=True)
+        return bpp
 
-    lo, hi = 1.0, 8.0
-    seen = {}
-    for _ in range(8):
-        mid = quantize_quality((lo + hi) / 2)
-        seen[mid] = mean_bpp(mid)
-        print(f"default quality: q {mid:.5f} -> {seen[mid]:.4f} bpp", flush=True)
-        lo, hi = (mid, hi) if seen[mid] < target_bpp else (lo, mid)
-    best = min(seen, key=lambda q: abs(seen[q] - target_bpp))
-    return best, seen[best]
+    best = closest_quality(mean_bpp, target_bpp)
+    return best, mean_bpp(best)
 
 
 # The --effort curves re-measured with every shipped model (issue 12): the encoder's gain depends on

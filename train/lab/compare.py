@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.config import ModelConfig, lambda_for_quality, rd_cost
+from codec.config import ModelConfig
+from codec.quality import lambda_for_quality, rd_cost
 from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
 from codec.model import LicModel
