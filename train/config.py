@@ -34,10 +34,12 @@ class TrainConfig:
     bank_size: int = 256  # height of the stored crops (>= patch)
     bank_width: int = 0  # width of the stored crops (0: square); portrait images are transposed
     crops_per_image: int = 4  # at most this many stored crops per image (fewer for small images)
+    downscale: float = 1.0  # < 1: each photo is first downscaled by a random factor in [downscale, 1]
     max_images: int = 0  # 0: all
     exclude: str = ""  # a text file of photo names (one per line) never trained on: the gate's set
     val_images: int = 8  # held out from training for the in-training evaluation
     # optimization
+    optimizer: str = "adam"  # adam | soap (Adam in Shampoo's eigenbasis, Vyas et al. 2024)
     lr: float = 1e-4
     min_lr: float = 1e-5
     lr_tau: float = 0.0  # > 0: lr·(1 + t/τ)^-½ after warm-up (a slow decay over a campaign); 0: constant
@@ -47,7 +49,7 @@ class TrainConfig:
     slow_lr_scale: float = 1.0  # the LR of the --slow-params relative to --lr
     slow_params: str = "gain."  # comma-separated parameter-name prefixes trained at --slow-lr-scale
     frozen_params: str = ""  # comma-separated parameter-name prefixes not trained at all
-    quality_sampling: str = "continuous"  # continuous | levels
+    quality_sampling: str = "continuous"  # continuous (uniform in [1, 8]) | low (density falling to 0 at 8) | levels
     noise_frac: float = 0.0  # first fraction of steps: g_s sees noisy latents instead of STE
     arithmetic: str = "float"  # the integer entropy path trains in float | fake (quantization-aware)
     qat_frac: float = 0.0  # the last fraction of the planned steps trains it quantization-aware
@@ -79,8 +81,12 @@ class TrainConfig:
             raise ValueError("patch must be a positive multiple of 64")
         if min(self.bank_size, self.bank_width or self.bank_size) < self.patch:
             raise ValueError("bank_size and bank_width must be >= patch")
-        if self.quality_sampling not in ("continuous", "levels"):
-            raise ValueError("quality_sampling must be continuous or levels")
+        if self.quality_sampling not in ("continuous", "low", "levels"):
+            raise ValueError("quality_sampling must be continuous, low or levels")
+        if self.optimizer not in ("adam", "soap"):
+            raise ValueError("optimizer must be adam or soap")
+        if not 0 < self.downscale <= 1:
+            raise ValueError("downscale must be in (0, 1]")
         if self.config not in PRESETS:
             raise ValueError(f"config must be one of {sorted(PRESETS)}")
         if not 0 <= self.decay_frac <= 1 or not 0 <= self.noise_frac <= 1 or not 0 <= self.qat_frac <= 1:

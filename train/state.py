@@ -32,8 +32,8 @@ def prefixes(text: str) -> tuple[str, ...]:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam over the trained parameters, in two groups: the rest at the LR, ``slow_params`` at
-    ``slow_lr_scale`` of it; ``frozen_params`` are left out and stop needing gradients.
+    """Adam (or SOAP) over the trained parameters, in two groups: the rest at the LR, ``slow_params``
+    at ``slow_lr_scale`` of it; ``frozen_params`` are left out and stop needing gradients.
 
     Why slow groups: Adam moves every weight by about the LR per step whatever its gradient, so a
     weight's effective step is set by what it multiplies.  The gain units scale whole latent
@@ -43,9 +43,15 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     for n, p in model.named_parameters():
         p.requires_grad_(not n.startswith(frozen))
     trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return torch.optim.Adam([{"params": [p for n, p in trained if not n.startswith(slow)], "lr_scale": 1.0},
-                             {"params": [p for n, p in trained if n.startswith(slow)],
-                              "lr_scale": cfg.slow_lr_scale}], lr=cfg.lr)
+    groups = [{"params": [p for n, p in trained if not n.startswith(slow)], "lr_scale": 1.0},
+              {"params": [p for n, p in trained if n.startswith(slow)], "lr_scale": cfg.slow_lr_scale}]
+    if cfg.optimizer == "soap":
+        # SOAP (Vyas et al. 2024): Adam run in the eigenbasis of Shampoo's preconditioner, refreshed
+        # every 10 steps; Adam's betas and no weight decay, so that only the basis differs.
+        from pytorch_optimizer import SOAP
+
+        return SOAP(groups, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0, precondition_frequency=10)
+    return torch.optim.Adam(groups, lr=cfg.lr)
 
 
 class RunState:

@@ -66,7 +66,8 @@ def load_data(cfg: TrainConfig, world: World) -> tuple[torch.Tensor, torch.Tenso
         files = files[: cfg.max_images]
     val_files, train_files = split_heldout(files, cfg.val_images, cfg.seed)
     t0 = time.time()
-    bank = build_bank(train_files, cfg.bank_size, cfg.crops_per_image, cfg.seed, cfg.bank_width).to(world.device)
+    bank = build_bank(train_files, cfg.bank_size, cfg.crops_per_image, cfg.seed, cfg.bank_width,
+                      cfg.downscale).to(world.device)
     val = build_bank_center(val_files, cfg.patch).to(world.device) if val_files else None
     world.say(f"data: {len(train_files)} images -> {len(bank)} crops {bank.shape[2]}x{bank.shape[3]} "
               f"({bank.numel() / 2**20:.0f} MiB), {len(val_files)} held out, {time.time() - t0:.1f} s")

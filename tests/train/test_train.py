@@ -501,3 +501,41 @@ def test_the_device_leg_rehearses_on_the_cpu(data_dir, tmp_path):
     assert len([f for f in out.rglob("*") if f.is_file()]) <= 8
     assert int(load_metadata(out / "weights")["steps"]) == int(load_metadata(WEIGHTS)["steps"]) + 2
     assert (out / "log.csv").read_text().startswith("step,")
+
+
+def test_each_recipe_arm_changes_one_thing_from_the_campaign():
+    from train.lab.campaign import CAMPAIGN
+    from train.lab.recipe import ARMS, arm_config
+
+    bookkeeping = {"run", "resume", "minutes", "threads"}
+    for arm in ARMS:
+        cfg = arm_config(arm, 45.0)
+        changed = {f.name for f in dataclasses.fields(TrainConfig) if getattr(cfg, f.name) != getattr(CAMPAIGN, f.name)}
+        assert changed - bookkeeping == set(ARMS[arm]) and len(ARMS[arm]) == (arm != "control"), arm
+        assert cfg.threads == 1 and cfg.minutes == 45.0 and not cfg.resume and cfg.run.endswith(arm)
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_config("everything", 45.0)
+
+
+def test_soap_downscaled_photos_and_low_qualities_train_and_resume_exactly(data_dir, tmp_path):
+    extra = ("--optimizer", "soap", "--downscale", "0.5", "--quality-sampling", "low", "--eval-every", "0")
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "4", *extra))
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "4", "--stop-at", "2", *extra))
+    train(parse_args(["--data", str(data_dir), "--run", str(tmp_path / "b"), "--resume"]))
+    a, b = (load_checkpoint(tmp_path / r / "checkpoint.pt") for r in ("a", "b"))
+    assert a["step"] == b["step"] == 4 and a["train_config"]["optimizer"] == "soap"
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+        assert torch.isfinite(a["model"][k].float()).all(), k
+
+
+def test_low_quality_sampling_favours_low_qualities_and_downscaling_shrinks_photos(data_dir):
+    from train.data import build_bank, list_images, sample_quality
+
+    q = sample_quality(20000, "low", torch.Generator().manual_seed(0), "cpu")
+    assert 1 <= float(q.min()) and float(q.max()) <= 8
+    assert abs(float((q < 4.5).float().mean()) - 0.75) < 0.02  # density 2(1 − t): P(t < ½) = ¾
+    files = list_images(data_dir)
+    full = build_bank(files, 64, 8, 0)
+    small = build_bank(files, 64, 8, 0, downscale=0.5)
+    assert small.shape[1:] == full.shape[1:] and len(small) < len(full)  # smaller photos hold fewer crops

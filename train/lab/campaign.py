@@ -174,9 +174,10 @@ EFFORT_SWEEP = ("--codecs", "lic", "--effort", "1,2", "--lic-qualities", "1,2,4,
                 "--warmup", "0", "--jobs", "2", "--threads", "1")
 
 
-def finish(efforts: bool = True) -> bool:
-    """Export the run's weight average, gate it, and ship it only if it beats the shipped weights on
-    both the gate and Kodak (real files); a row goes to ``campaign.csv`` either way.  Returns shipped."""
+def finish(efforts: bool = True, run: Path = RUN) -> bool:
+    """Export the weight average of ``run`` (the campaign's, or a recipe arm's), gate it, and ship it
+    only if it beats the shipped weights on both the gate and Kodak (real files); a row goes to
+    ``campaign.csv`` either way.  Returns shipped."""
     import shutil
 
     from codec.weights import load_metadata, set_metadata
@@ -187,8 +188,8 @@ def finish(efforts: bool = True) -> bool:
     from ..export import export
     from .gate import gate
 
-    candidate = RUN / "weights"
-    export(RUN, candidate, replace=True)
+    candidate = run / "weights"
+    export(run, candidate, replace=True)
     meta = load_metadata(candidate)
     model_id = json.loads(meta["config"])["model_id"]
     kodak_json = f"{model_id}-kodak.json"
@@ -277,6 +278,7 @@ def main(argv=None) -> None:
     fin = sub.add_parser("finish", help="export, measure, log")
     fin.add_argument("--no-efforts", action="store_true",
                      help="skip the --effort 1,2 Kodak curves (about 35 min): only when short of time")
+    fin.add_argument("--run", type=Path, default=RUN, help="the run to finish (default: the campaign's)")
     sub.add_parser("plot", help="redraw the campaign plot")
     a = p.parse_args(argv)
     if a.command == "leg":
@@ -284,7 +286,7 @@ def main(argv=None) -> None:
             p.error("--minutes must be positive")
         leg(a.minutes, final=a.final)
     elif a.command == "finish":
-        finish(efforts=not a.no_efforts)
+        finish(efforts=not a.no_efforts, run=a.run)
     else:
         plot()
 
