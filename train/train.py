@@ -25,7 +25,7 @@ CUDA) falls back to eager mode if compiling fails.
 
 The pieces: ``config.py`` (the flags), ``state.py`` (model, Adam, weight average, RNG, counters:
 checkpointed whole), ``schedule.py`` (LR and the planned step count), ``guard.py`` (divergence),
-``world.py`` (DDP).
+``world.py`` (DDP), ``probe.py`` (per-part gradient norms and update ratios in ``layers.csv``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .config import TrainConfig
 from .data import build_bank, build_bank_center, get_batch, list_images, sample_quality, split_heldout
 from .guard import DivergenceGuard
 from .objective import RateDistortion, estimate
+from .probe import LayerProbe
 from .schedule import StepPlan
 from .state import RunState
 from .world import World
@@ -170,6 +171,7 @@ def train(cfg: TrainConfig) -> dict:
                     warmup_steps=cfg.warmup_steps, decay_frac=cfg.decay_frac)
     guard = DivergenceGuard(cfg.max_skips, cfg.diverge_factor)
     log = RunLog(run_dir, world)
+    probe = LayerProbe(model, run_dir / "layers.csv", world.master)
     stop_at = cfg.stop_at or None
     state.started = t_log = last_ckpt = time.time()
     step_log = state.step
@@ -196,7 +198,10 @@ def train(cfg: TrainConfig) -> dict:
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         finite = bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(loss))
         if finite:
+            if (state.step + 1) % cfg.log_every == 0:
+                probe.snapshot()
             optimizer.step()
+            probe.record(state.step + 1)
             if state.ema:
                 state.ema.update(state.step)
         if guard.record(loss, finite):

@@ -539,3 +539,17 @@ def test_low_quality_sampling_favours_low_qualities_and_downscaling_shrinks_phot
     full = build_bank(files, 64, 8, 0)
     small = build_bank(files, 64, 8, 0, downscale=0.5)
     assert small.shape[1:] == full.shape[1:] and len(small) < len(full)  # smaller photos hold fewer crops
+
+
+def test_each_log_step_records_every_trained_parts_gradient_and_update(data_dir, tmp_path):
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "4", "--frozen-params", "g_a."))
+    with open(tmp_path / "a" / "layers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["step"] for r in rows} == {"2", "4"}  # --log-every 2
+    parts = {r["part"] for r in rows}
+    assert "g_a" not in parts and {"g_s", "h_a", "h_s", "slices", "gains"} <= parts  # frozen: not trained
+    for r in rows:
+        # a part's ‖Δθ‖/‖θ‖ is at most its largest tensor's (4 significant digits are logged)
+        assert float(r["grad_norm"]) > 0 and 0 < float(r["update_ratio"]) <= float(r["top_ratio"]) * 1.001
+        assert r["top_tensor"].startswith({"g_s": "g_s.", "h_a": "hyper.h_a.", "h_s": "hyper.h_s.", "slices": "entropy.",
+                                           "gains": "gain.", "density": "hyper.density."}[r["part"]])
