@@ -26,7 +26,7 @@ MAX_BITS = 16
 MAX_MODEL_ID = 32
 MODEL_HASH_SIZE = 4
 MAX_SIDE = 1 << 16
-MAX_PIXELS = 1 << 28  # also Pillow's decompression-bomb limit in lic (codec.pillow_plugin)
+MAX_PIXELS = 1 << 28  # also Pillow's decompression-bomb limit while lic opens an image (codec.images)
 MAX_STREAMS = 64
 # The quality field of a version-1 header: a uint16 holding q * QUALITY_STEPS for a quality q in
 # [MIN_QUALITY, MAX_QUALITY].  The field is what bounds a quality; codec.quality owns what it means.

@@ -24,8 +24,8 @@ import bitstream
 from bitstream import Container
 
 from .effort import DEFAULT_EFFORT, check_effort
-from .images import (CodedImage, decode_alpha, encode_alpha, from_decoded, from_exact, to_coded,
-                     to_exact)
+from .alpha import decode_alpha, encode_alpha
+from .images import CodedImage, from_decoded, from_exact, to_coded, to_exact
 from .metrics import psnr
 from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality, quantize_quality
 from .target import TargetResult, fit_psnr, fit_size

@@ -24,7 +24,8 @@ import numpy as np
 import bitstream
 from bitstream import LicFormatError, Residual
 
-from .images import ExactImage, encode_alpha
+from .alpha import encode_alpha
+from .images import ExactImage
 from .residual import decode_residual, encode_residual
 
 __all__ = ["encode_exact", "decode_exact"]
