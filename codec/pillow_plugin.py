@@ -42,14 +42,14 @@ class LicImageFile(ImageFile.ImageFile):
             name = f"{self.filename}: " if isinstance(self.filename, str) and self.filename else ""
             raise UnidentifiedImageError(f"{name}not a valid lic file: {e}") from None
         header = container.header
+        exact = isinstance(header, bitstream.ResidualHeader)
         self._size = (header.width, header.height)
-        res = header.residual
-        self._mode = "I;16" if res is not None and res.bits > 8 else header.channels
-        if res is not None:
-            self.info["max_error"] = res.max_error
+        self._mode = "I;16" if exact and header.residual.bits > 8 else header.channels
+        if exact:
+            self.info["max_error"] = header.residual.max_error
         if header.icc:
             self.info["icc_profile"] = header.icc
-        if header.quality is not None:
+        if not exact:
             self.info["quality"] = header.quality
         # The decoder gets the parsed file as its argument: nothing parses or CRC-checks it twice.
         self.tile = [ImageFile._Tile("lic", (0, 0) + self.size, 0, (container,))]
