@@ -250,23 +250,27 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
                 bias_sum[c, full] //= 2
                 bias_count[c, full] //= 2
 
-            # Tile edges: outside neighbours repeat the nearest sample already coded, so a tile
-            # codes as a whole image would (first column: W = N; last column: NE = N; first row:
-            # N = NE = NW = W).
-            first_col = (j == 0) & (i + 1 < th)
-            if first_col.any():
-                below = p[first_col] + row
-                r[below - 1] = value[first_col]
-                r[below - 2] = value[first_col]
-            last_col = j == tw - 1
-            r[p[last_col] + 1] = value[last_col]
-            first_row = i == 0
-            if first_row.any():
-                top, v = p[first_row], value[first_row]
-                for d in (1, 2):
-                    r[top - row + d] = v
-                    r[top - 2 * row + d] = v
+            _fill_tile_edges(r, p, value, i, j, th, tw, row)
     return out.reshape(n_channels, layout.height, layout.width)
+
+
+def _fill_tile_edges(r: np.ndarray, p: np.ndarray, value: np.ndarray, i: np.ndarray, j: np.ndarray,
+                     th: np.ndarray, tw: np.ndarray, row: int) -> None:
+    """Tile edges: outside neighbours repeat the nearest sample already coded, so a tile codes as a
+    whole image would (first column: W = N; last column: NE = N; first row: N = NE = NW = W)."""
+    first_col = (j == 0) & (i + 1 < th)
+    if first_col.any():
+        below = p[first_col] + row
+        r[below - 1] = value[first_col]
+        r[below - 2] = value[first_col]
+    last_col = j == tw - 1
+    r[p[last_col] + 1] = value[last_col]
+    first_row = i == 0
+    if first_row.any():
+        top, v = p[first_row], value[first_row]
+        for d in (1, 2):
+            r[top - row + d] = v
+            r[top - 2 * row + d] = v
 
 
 def _check(samples_shape, maxval: int, max_error: int) -> _Layout:
