@@ -6,10 +6,9 @@
 
 ``compress`` takes a PIL image, a path, a numpy array or a tensor (floats in [0, 1]; see
 ``codec.images``); ``decompress`` takes bytes or a path.  ``import codec`` also registers the
-Pillow plugin (``Image.open("x.lic")``, ``img.save("x.lic", quality=5)``) and sets Pillow's
-decompression-bomb limit to what a .lic file can hold.  torch loads on the first call that needs
-the model.  Bad input raises ``InputError`` (a ``ValueError``; ``LicFormatError`` for .lic data)
-with a one-line reason.
+Pillow plugin (``Image.open("x.lic")``, ``img.save("x.lic", quality=5)``) and changes nothing
+else: torch loads, and the weights' metadata is read, on the first call that needs them.  Bad input
+raises ``InputError`` (a ``ValueError``; ``LicFormatError`` for .lic data) with a one-line reason.
 """
 
 from bitstream import InputError, LicFormatError

@@ -24,8 +24,8 @@ import bitstream
 from bitstream import Container
 
 from .effort import DEFAULT_EFFORT, check_effort
-from .images import (CodedImage, decode_alpha, encode_alpha, from_decoded, from_exact, to_coded,
-                     to_exact)
+from .alpha import decode_alpha, encode_alpha
+from .images import CodedImage, from_decoded, from_exact, to_coded, to_exact
 from .metrics import psnr
 from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality, quantize_quality
 from .target import TargetResult, fit_psnr, fit_size
@@ -126,7 +126,7 @@ class Codec:
 
         t = Timings()  # the whole container is validated before any network runs
         container = _lic_file(data)
-        if container.header.residual is not None:
+        if isinstance(container.header, bitstream.ResidualHeader):
             return decompress_exact(container)
         rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
@@ -216,7 +216,7 @@ def decompress(data, *, device: str = "auto") -> Image.Image:
     """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded
     ("I;16" for a 16-bit gray lossless or near-lossless file)."""
     container = _lic_file(data)  # parsed once: a bad file fails before the model loads
-    if container.header.residual is not None:
+    if isinstance(container.header, bitstream.ResidualHeader):
         return decompress_exact(container)
     return default_codec(device).decompress(container)
 

@@ -707,7 +707,7 @@ def cmd_decode(args) -> int:
     del data
     header = container.header
     try:
-        if header.residual is not None:  # lossless or near-lossless: no weights needed
+        if isinstance(header, bitstream.ResidualHeader):  # lossless or near-lossless: no weights needed
             from .api import decompress_exact
 
             img = decompress_exact(container)
@@ -739,23 +739,23 @@ def cmd_info(args) -> int:
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
     pixels = header.width * header.height
+    exact = isinstance(header, bitstream.ResidualHeader)  # lossless or near-lossless: no quality, no model
     report = {
         "file": args.input, "width": header.width, "height": header.height,
-        "channels": header.channels, "quality": header.quality,
-        "model_id": header.model_id, "model_hash": header.model_hash.hex() if header.model_hash else None,
+        "channels": header.channels, "quality": None if exact else header.quality,
+        "model_id": header.model_id, "model_hash": None if exact else header.model_hash.hex(),
         "bytes": len(data), "bpp": len(data) * 8 / pixels,
         "icc_bytes": len(header.icc) if header.icc else 0,
         "alpha_bytes": len(alpha) if alpha is not None else 0,
         "streams": len(streams),
     }
-    if header.residual is not None:
+    if exact:
         report.update(bits=header.residual.bits, max_error=header.residual.max_error)
     if args.json:
         print(json.dumps(report))
     else:
-        coder = (f"quality {header.quality:g}, model {header.model_id} ({report['model_hash']})"
-                 if header.residual is None else f"{header.residual.bits}-bit samples, max error "
-                 f"{header.residual.max_error}, coder {header.model_id}")
+        coder = (f"{header.residual.bits}-bit samples, max error {header.residual.max_error}, coder {header.model_id}"
+                 if exact else f"quality {header.quality:g}, model {header.model_id} ({report['model_hash']})")
         print(f"{args.input}: {header.width}x{header.height} {header.channels}, {coder}, "
               f"{len(data):,} bytes, {report['bpp']:.4f} bpp"
               + (f", ICC {report['icc_bytes']:,} bytes" if header.icc else "")

@@ -157,6 +157,8 @@ def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | N
     ``data``: the file's bytes, or what ``bitstream.unpack`` made of them (not parsed again)."""
     timings = timings if timings is not None else Timings()
     header, streams, alpha = data if isinstance(data, Container) else bitstream.unpack(data)
+    if not isinstance(header, Header):
+        raise LicFormatError("a lossless or near-lossless file: it decodes without a model (decompress_exact)")
     check_model(model, header, model_hash)
     n_slices = len(model.config.slices)
     if len(streams) != 1 + n_slices:

@@ -26,7 +26,7 @@ class ModelConfig:
     # Uneven slices (ELIC, He et al. 2022): small first slices are cheap context for the rest.
     slices: tuple[int, ...] = (16, 16, 32, 64, 192)
     param_width: int = 192  # hidden width of each slice's mean/scale network
-    lrp_width: int = 128  # hidden width of each slice's latent-residual-prediction network
+    lrp_width: int = 128  # hidden width of each slice's latent correction network (LRP)
     # Gaussian scale table: num_scales stds on a log grid (CompressAI/TFC use 64 over 0.11..256).
     num_scales: int = 64
     scale_min: float = 0.11

@@ -6,7 +6,7 @@ Everything lic means by a quality lives here, and nothing here needs torch:
   bounds it; FORMAT.md), so the qualities a file can hold are the multiples of 1/256 in [1, 8];
 - ``check_quality`` and ``quantize_quality``: a caller's number as a stored quality, with one message
   for a bad one.  Each entry point (``codec.api``, the ``lic`` command) checks once; the layers below
-  take stored qualities and the header field refuses anything else;
+  take stored qualities (``rd_cost`` does not check again) and the header field refuses anything else;
 - the trade-off it sets: one λ per integer quality (the model's levels), interpolated geometrically
   between them (``lambda_for_quality``, float or tensor), ``level_position`` for any per-level table,
   and ``rd_cost``, the objective J = R + λ(q)·255²·D that training and the encoder minimise;
@@ -70,27 +70,37 @@ def lambda_for_quality(quality):
     training form: elementwise, float32 out, clamped to the range; torch is imported only then).
     """
     if hasattr(quality, "detach"):
-        import torch
-
-        table = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64, device=quality.device)
-        low, t = level_position(quality, torch.float64)
-        return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()
-    quality = check_quality(quality)
-    level = min(int(math.floor(quality)), int(MAX_QUALITY) - 1)  # the integer level at or below
-    t = quality - level
-    a = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY)])
-    b = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY) + 1])
-    return math.exp((1 - t) * a + t * b)
+        return _lambda_tensor(quality)
+    return _lambda_float(check_quality(quality))
 
 
 def rd_cost(bpp, mse, quality):
     """The objective every part of lic minimises: J = R + λ(q)·255²·D, with R in bits per pixel
     and D the mean squared error on [0, 1] (×255² puts it on the 8-bit scale λ was tuned for;
-    Ballé et al. 2018).  Floats or tensors, elementwise; ``quality`` as for ``lambda_for_quality``.
+    Ballé et al. 2018).  Floats or tensors, elementwise; ``quality`` a float or a tensor, which is
+    not checked here (qualities are checked where they enter lic) but clamped to the range.
 
     J is linear in R and D, so totals give totals: with R in bits and D the squared error summed
     over the pixels (and averaged over the three channels), it is N·J for an image of N pixels."""
-    return bpp + lambda_for_quality(quality) * 255**2 * mse
+    lam = _lambda_tensor(quality) if hasattr(quality, "detach") else _lambda_float(quality)
+    return bpp + lam * 255**2 * mse
+
+
+def _lambda_tensor(quality):
+    import torch
+
+    table = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64, device=quality.device)
+    low, t = level_position(quality, torch.float64)
+    return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()
+
+
+def _lambda_float(quality: float) -> float:
+    quality = min(max(float(quality), MIN_QUALITY), MAX_QUALITY)
+    level = min(int(math.floor(quality)), int(MAX_QUALITY) - 1)  # the integer level at or below
+    t = quality - level
+    a = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY)])
+    b = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY) + 1])
+    return math.exp((1 - t) * a + t * b)
 
 
 @functools.lru_cache(maxsize=None)

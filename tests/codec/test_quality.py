@@ -71,7 +71,7 @@ def test_level_position_is_where_a_quality_falls_between_levels():
     assert t.tolist() == pytest.approx([0.0, 0.75, 1.0, 0.0, 1.0])  # clamped to the range
 
 
-def test_importing_lic_reads_no_weights_and_the_default_comes_from_their_metadata():
+def test_importing_lic_changes_nothing_global_and_the_default_comes_from_the_weights_metadata():
     import subprocess
     import sys
     from pathlib import Path
@@ -81,7 +81,9 @@ def test_importing_lic_reads_no_weights_and_the_default_comes_from_their_metadat
 
     code = ("import builtins, sys; opened = []; real = builtins.open\n"
             "builtins.open = lambda f, *a, **k: (opened.append(str(f)), real(f, *a, **k))[1]\n"
+            "from PIL import Image; limit = Image.MAX_IMAGE_PIXELS\n"
             "import codec; assert not [f for f in opened if 'safetensors' in f], opened\n"
+            "assert Image.MAX_IMAGE_PIXELS == limit, 'import codec changed the pixel limit'\n"
             "assert codec.DEFAULT_QUALITY == codec.quality.default_quality(); assert 'torch' not in sys.modules")
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                           capture_output=True, text=True)

@@ -50,7 +50,7 @@ def test_an_overshooting_step_is_taken_back_and_halved_until_it_pays(model, monk
     """On a cost whose minimum is one rounding step away (ŷ = 1), a first step of 6 overshoots to
     ŷ = 6; without backtracking every later step (decaying from there) stays worse than ŷ = 0 and
     refinement would give up.  Backtracking returns to 0 and halves the step until it lands."""
-    def cost(model, y_win, features, x_win, quality, rounding, core, pixels):
+    def cost(model, window, y_win, quality, rounding):
         y_hat = rounding(y_win) if rounding is not None else torch.round(y_win)
         return (y_hat - 1.0).pow(2).sum()
 
@@ -85,8 +85,8 @@ def test_zero_steps_returns_the_latents_unchanged(model):
 
 
 def test_tiles_cover_the_latents_and_each_tile_never_gets_worse(model, monkeypatch):
-    monkeypatch.setattr(refine, "TILE", 4)
-    monkeypatch.setattr(refine, "HALO", 2)
+    monkeypatch.setattr(refine, "REFINE_TILE", 4)
+    monkeypatch.setattr(refine, "REFINE_HALO", 2)
     tiles = list(refine._tiles(10, 7))
     covered = torch.zeros(10, 7, dtype=torch.int64)
     for rows, cols, wrows, wcols in tiles:
