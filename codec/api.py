@@ -23,8 +23,8 @@ from PIL import Image
 import bitstream
 from bitstream import Container
 
-from .effort import DEFAULT_EFFORT, check_effort
 from .alpha import decode_alpha, encode_alpha
+from .effort import DEFAULT_EFFORT, check_effort
 from .images import CodedImage, from_decoded, from_exact, to_coded, to_exact
 from .metrics import psnr
 from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality, quantize_quality
@@ -116,8 +116,9 @@ class Codec:
         """
         if max_error is not None:
             return compress_exact(image, max_error)
-        quality = quantize_quality(self.quality if quality is None else quality)
-        return self._encode(to_coded(image), quality, self._effort(effort), progress)
+        coded = to_coded(image)
+        quality = quantize_quality(self.quality if quality is None else quality)  # the one check
+        return self._encode(coded, quality, self._effort(effort), progress)
 
     def decompress(self, data) -> Image.Image:
         """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
