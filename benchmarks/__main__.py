@@ -12,8 +12,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from benchmarks import report, speed
-from benchmarks.codecs import lic_efforts, registry
-from benchmarks.lic_codec import lic_name
+from benchmarks.lic_codec import lic_efforts, lic_name
+from benchmarks.registry import registry
 from benchmarks.sweep import list_images, results_json, sweep_codec, write_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The codecs the benchmark measures, behind one small interface.
+"""The interface every measured codec has, and the codecs reached through Pillow.
 
 Every codec is a ``Codec``: ``encode(img, quality) -> bytes`` returns the complete file a user would store (so
 ``len`` of it is the rate), ``decode(data) -> PIL RGB image`` inverts it, ``qualities`` is the sweep, and
@@ -8,20 +8,19 @@ Kodak).
 
 Codecs here: JPEG 4:2:0 and 4:4:4, WebP, JPEG 2000 (all Pillow), AVIF (Pillow's AVIF plugin), JPEG XL
 (pillow-jxl-plugin). HEVC 4:4:4 (the BPG stand-in) lives in ``hevc.py`` and lic's adapter in ``lic_codec.py``;
-``registry()`` lists them all by name.
+``registry.py`` lists them all by name.
 """
 
 from __future__ import annotations
 
 import abc
-
 import io
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from PIL import Image, features
 
-__all__ = ["Codec", "PillowCodec", "registry", "get_codec"]
+__all__ = ["Codec", "PillowCodec", "Jpeg2000Codec", "pillow_codecs"]
 
 
 class Codec(abc.ABC):
@@ -111,7 +110,8 @@ class Jpeg2000Codec(PillowCodec):
         return {**self.options, "quality_mode": "rates", "quality_layers": [24.0 / quality]}
 
 
-def _pillow_codecs() -> list[Codec]:
+def pillow_codecs() -> list[Codec]:
+    """The codecs reached through Pillow, in plotting order."""
     jpeg_q = list(range(5, 100, 5))
     return [
         PillowCodec("jpeg", "JPEG 4:2:0, Pillow/libjpeg-turbo, optimized Huffman tables", "JPEG", jpeg_q, 75,
@@ -130,30 +130,3 @@ def _pillow_codecs() -> list[Codec]:
                     [10, 20, 30, 40, 50, 60, 70, 80, 90, 95], 70,
                     options={"effort": 7, "lossless": False}, plugin_module="pillow_jxl"),
     ]
-
-
-def lic_efforts() -> tuple[int, ...]:
-    """lic's encoder efforts (0 only if this lic has none)."""
-    try:
-        from codec.config import MAX_EFFORT
-    except ImportError:
-        return (0,)
-    return tuple(range(MAX_EFFORT + 1))
-
-
-def registry(lic_options: dict | None = None) -> dict[str, Codec]:
-    """All codecs by name, in plotting order: lic at each encoder effort ("lic", "lic-effort1", ...),
-    then the others. ``lic_options`` go to lic's adapter (``fine``, ``threads``)."""
-    from benchmarks.hevc import HevcCodec
-    from benchmarks.lic_codec import LicCodec
-
-    lic = [LicCodec(**(lic_options or {}), effort=e) for e in lic_efforts()]
-    codecs: list[Codec] = lic + _pillow_codecs() + [HevcCodec()]
-    return {c.name: c for c in codecs}
-
-
-def get_codec(name: str, lic_options: dict | None = None) -> Codec:
-    codecs = registry(lic_options)
-    if name not in codecs:
-        raise KeyError(f"unknown codec {name!r}; known: {', '.join(codecs)}")
-    return codecs[name]

@@ -1,6 +1,6 @@
 """Parameter count and multiply-accumulates per pixel of lic's encoder, decoder and entropy path.
 
-    python benchmarks/complexity.py [--weights DIR | --config default|tiny] [--size 512x768]
+    python -m benchmarks.complexity [--weights DIR | --config default|tiny] [--size 512x768]
 
 MACs are counted with forward hooks while the real ``compress`` and ``decompress`` run on one
 image: Conv2d = out_elems·C_in·k², ConvTranspose2d = in_elems·C_out·k², GDN = out_elems·C
@@ -11,19 +11,15 @@ pixel shuffle, clamps) is left out, as is usual for MAC counts.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from codec.config import ModelConfig  # noqa: E402
-from codec.integer import IntConv2d  # noqa: E402
-from codec.model import LicModel  # noqa: E402
-from codec.transforms import GDN  # noqa: E402
+from codec.config import ModelConfig
+from codec.integer import IntConv2d
+from codec.model import LicModel
+from codec.transforms import GDN
 
 # Which part of the model each top-level module belongs to.
 PARTS = {

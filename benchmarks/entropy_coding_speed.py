@@ -6,7 +6,7 @@ Compares the two ways of range coding zero-mean quantized Gaussians with constri
 (symbols clipped to its range, no escapes: a lower bound on that approach's cost).
 
 Prints the median of several runs after a warm-up, on one CPU core.
-Run: python benchmarks/entropy_coding_speed.py
+Run: python -m benchmarks.entropy_coding_speed
 """
 
 import os
@@ -15,15 +15,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import constriction
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bitstream import decode_gaussian, encode_gaussian  # noqa: E402
+from bitstream import decode_gaussian, encode_gaussian
 
 CHANNELS, HEIGHT, WIDTH = 320, 512 // 16, 768 // 16
 SCALES = np.geomspace(0.11, 256.0, 64)

@@ -5,7 +5,7 @@ Each codec runs in its own fresh process, so the peak RSS (``getrusage``'s ``ru_
 the Python process (interpreter, numpy and Pillow included) and, for the codec
 that runs command-line tools, the largest of them (x265 or ffmpeg; ``ru_maxrss`` of children, which Linux keeps
 across ``exec``, so it cannot read below the size of the Python process that forked them). lic's
-MAC/pixel comes from ``benchmarks/complexity.py`` (``mac_per_pixel() -> dict``) when that module exists.
+MAC/pixel comes from ``benchmarks/complexity.py``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Sequence
 from PIL import Image
 
 from benchmarks import metrics
-from benchmarks.codecs import get_codec
+from benchmarks.registry import get_codec
 
-__all__ = ["speed_row", "speed_table", "lic_mac_per_pixel"]
+__all__ = ["speed_row", "speed_table", "speed_markdown"]
 
 
 def speed_row(name: str, images: Sequence[str], repeats: int, lic_options: dict, warmup: int = 1) -> dict:
@@ -54,18 +54,6 @@ def _own_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def lic_mac_per_pixel() -> dict | None:
-    """``benchmarks.complexity.mac_per_pixel()`` if that module exists and works, else None."""
-    try:
-        from benchmarks import complexity
-    except ImportError:
-        return None
-    try:
-        return dict(complexity.mac_per_pixel())
-    except Exception:  # another engineer's module: a failure there must not cost the speed table
-        return None
-
-
 def speed_table(names: Sequence[str], images: Sequence[str], repeats: int, lic_options: dict,
                 warmup: int = 1) -> list[dict]:
     ctx = multiprocessing.get_context("spawn")
@@ -77,7 +65,11 @@ def speed_table(names: Sequence[str], images: Sequence[str], repeats: int, lic_o
 
 
 def speed_markdown(rows: Sequence[dict], skipped: dict[str, str], n_images: int) -> str:
-    macs = lic_mac_per_pixel()
+    macs = {}
+    if any(r["codec"] == "lic" for r in rows):
+        from benchmarks.complexity import mac_per_pixel  # torch and the model: only when lic was timed
+
+        macs = mac_per_pixel()
     lines = [f"# Speed (median per image over {n_images} images, 1 process)", "",
              "| codec | quality | bpp | PSNR [dB] | encode [s] | decode [s] | peak RSS [MiB] (process / tool) "
              "| MAC/pixel |", "|---|---|---|---|---|---|---|---|"]
@@ -85,7 +77,7 @@ def speed_markdown(rows: Sequence[dict], skipped: dict[str, str], n_images: int)
         mac = "—"
         tool = f"{r['peak_child_rss_mib']:.0f}" if r["codec"] == "hevc444" else "—"
         if r["codec"] == "lic":
-            mac = ", ".join(f"{k}: {macs[k]:,.0f}" for k in ("encoder", "decoder", "entropy_parameters") if k in macs) if macs else "n/a (no complexity.py)"
+            mac = ", ".join(f"{k}: {macs[k]:,.0f}" for k in ("encoder", "decoder", "entropy_parameters"))
         lines.append(f"| {r['codec']} | {r['quality']:g} | {r['bpp']:.3f} | {r['psnr']:.2f} | {r['encode_s']:.3f} "
                      f"| {r['decode_s']:.3f} | {r['peak_rss_mib']:.0f} / {tool} | {mac} |")
     if skipped:

@@ -17,7 +17,8 @@ from typing import Iterable, Iterator, Sequence
 from PIL import Image
 
 from benchmarks import metrics
-from benchmarks.codecs import Codec, get_codec
+from benchmarks.codecs import Codec
+from benchmarks.registry import get_codec
 
 __all__ = ["Measurement", "list_images", "measure", "sweep_codec", "results_json", "write_json"]
 

@@ -6,15 +6,17 @@ every field) and refuses absurd sizes before allocating anything, so a hostile f
 costs at most one pass of ``zlib.crc32``.
 """
 
+import functools
+import numbers
 import zlib
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Callable, ClassVar, NamedTuple, Sequence
 
 from .errors import InputError, LicFormatError
-from .quality import QUALITY_STEPS, check_quality, quantize_quality
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "RESIDUAL_CODER", "MAX_SIDE", "MAX_PIXELS", "Header", "Residual",
-           "Container", "pack", "unpack", "read_header", "is_lic"]
+__all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "RESIDUAL_CODER", "MAX_SIDE", "MAX_PIXELS",
+           "MIN_QUALITY", "MAX_QUALITY", "QUALITY_STEPS", "Header", "ResidualHeader", "Residual", "Container", "pack", "unpack",
+           "read_header", "is_lic"]
 
 MAGIC = b"LIC1"  # the first four bytes of every .lic file (is_lic; Pillow's plugin sniffs them)
 FORMAT_VERSION = 1  # lossy files; written byte for byte as before the residual layer existed
@@ -25,8 +27,13 @@ MAX_BITS = 16
 MAX_MODEL_ID = 32
 MODEL_HASH_SIZE = 4
 MAX_SIDE = 1 << 16
-MAX_PIXELS = 1 << 28  # also Pillow's decompression-bomb limit in lic (codec.pillow_plugin)
+MAX_PIXELS = 1 << 28  # also Pillow's decompression-bomb limit while lic opens an image (codec.images)
 MAX_STREAMS = 64
+# The quality field of a version-1 header: a uint16 holding q * QUALITY_STEPS for a quality q in
+# [MIN_QUALITY, MAX_QUALITY].  The field is what bounds a quality; codec.quality owns what it means.
+MIN_QUALITY = 1.0
+MAX_QUALITY = 8.0
+QUALITY_STEPS = 256
 
 CHANNEL_LAYOUTS = ("L", "RGB", "RGBA")
 _FLAG_LAYOUT_MASK = 0x03
@@ -75,51 +82,79 @@ class Residual:
 
 @dataclass(frozen=True)
 class Header:
-    """Everything a decoder needs besides the streams themselves.
+    """The header of a lossy file (version 1): the model that coded it, the quality, the image.
 
-    A lossy file (version 1) has ``model_hash``, ``quality`` and ``symbol_crc`` and no
-    ``residual``; a lossless or near-lossless one (version 2) has ``residual`` instead, and
-    ``model_id`` names its residual coder (``RESIDUAL_CODER``).
+    ``residual`` is always None: a lossy file has no residual section (``ResidualHeader`` has one).
     """
 
     model_id: str  # short ASCII id of the model, e.g. "lic-cc-v1"
-    model_hash: bytes | None  # 4-byte short hash of the weights
-    quality: float | None  # in [1, 8]; a multiple of 1/256 (see quantize_quality)
+    model_hash: bytes  # 4-byte short hash of the weights
+    quality: float  # a stored value: a multiple of 1/256 in [1, 8] (codec.quality.quantize_quality)
     width: int
     height: int
     channels: str  # "RGB", "L" or "RGBA"
-    symbol_crc: int | None  # CRC32 over all coded symbols, computed by the encoder
+    symbol_crc: int  # CRC32 over all coded symbols, computed by the encoder
     icc: bytes | None = None
-    residual: Residual | None = None  # version 2 only
+
+    version: ClassVar[int] = FORMAT_VERSION
+    residual: ClassVar[None] = None
 
     def __post_init__(self):
-        if not (1 <= len(self.model_id) <= MAX_MODEL_ID and self.model_id.isascii()
-                and self.model_id.isprintable()):
-            raise ValueError(f"model_id must be 1..{MAX_MODEL_ID} printable ASCII characters")
-        lossy = (self.model_hash, self.quality, self.symbol_crc)
-        if self.residual is not None:
-            if lossy != (None, None, None):
-                raise ValueError("a residual (version 2) header has no model hash, quality or symbol CRC")
-        else:
-            if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
-                raise ValueError(f"model_hash must be {MODEL_HASH_SIZE} bytes")
-            if self.quality is None or quantize_quality(self.quality) != self.quality:
-                raise ValueError("quality must be a stored value; pass it through quantize_quality()")
-            if self.symbol_crc is None or not 0 <= self.symbol_crc < 1 << 32:
-                raise ValueError("symbol_crc must be an unsigned 32-bit value")
-        _check_size(self.width, self.height, InputError)  # an image too large is the caller's input
-        if self.channels not in CHANNEL_LAYOUTS:
-            raise ValueError(f"channels must be one of {CHANNEL_LAYOUTS}, got {self.channels!r}")
-        if self.icc is not None and not isinstance(self.icc, bytes):
-            raise ValueError("icc must be bytes or None")
+        if not isinstance(self.model_hash, bytes) or len(self.model_hash) != MODEL_HASH_SIZE:
+            raise ValueError(f"model_hash must be {MODEL_HASH_SIZE} bytes")
+        _check_quality_field(self.quality)
+        if not 0 <= self.symbol_crc < 1 << 32:
+            raise ValueError("symbol_crc must be an unsigned 32-bit value")
+        _check_image(self)
+
+
+@dataclass(frozen=True)
+class ResidualHeader:
+    """The header of a lossless or near-lossless file (version 2): its residual coder, the image,
+    and the residual section."""
+
+    width: int
+    height: int
+    channels: str  # "RGB", "L" or "RGBA"
+    residual: Residual
+    icc: bytes | None = None
+    model_id: str = RESIDUAL_CODER  # the residual coder that made the stream
+
+    version: ClassVar[int] = RESIDUAL_VERSION
+
+    def __post_init__(self):
+        if not isinstance(self.residual, Residual):
+            raise ValueError("residual must be a Residual section")
+        _check_image(self)
+
+
+def _check_image(header: "Header | ResidualHeader") -> None:
+    """The fields both versions share: the model or coder id, the image's size, layout and profile."""
+    if not (1 <= len(header.model_id) <= MAX_MODEL_ID and header.model_id.isascii()
+            and header.model_id.isprintable()):
+        raise ValueError(f"model_id must be 1..{MAX_MODEL_ID} printable ASCII characters")
+    _check_size(header.width, header.height, InputError)  # an image too large is the caller's input
+    if header.channels not in CHANNEL_LAYOUTS:
+        raise ValueError(f"channels must be one of {CHANNEL_LAYOUTS}, got {header.channels!r}")
+    if header.icc is not None and not isinstance(header.icc, bytes):
+        raise ValueError("icc must be bytes or None")
 
 
 class Container(NamedTuple):
     """A parsed and validated ``.lic`` file: what ``unpack`` returns."""
 
-    header: Header
+    header: Header | ResidualHeader
     streams: list[bytes]  # the coded streams, in coding order
     alpha: bytes | None  # the alpha plane's blob (FORMAT.md), for RGBA files only
+
+
+def _check_quality_field(quality) -> None:
+    """``ValueError`` unless the quality field can hold ``quality`` exactly (a stored value)."""
+    stored = (not isinstance(quality, bool) and isinstance(quality, numbers.Real)
+              and MIN_QUALITY <= quality <= MAX_QUALITY and round(quality * QUALITY_STEPS) / QUALITY_STEPS == quality)
+    if not stored:
+        raise ValueError(f"quality must be a stored value (a multiple of 1/{QUALITY_STEPS} in "
+                         f"[{MIN_QUALITY:g}, {MAX_QUALITY:g}]), got {quality!r}")
 
 
 def _check_size(width: int, height: int, error: type[Exception]) -> None:
@@ -146,30 +181,20 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def pack(header: Header, streams: Sequence[bytes], alpha: bytes | None = None) -> bytes:
+def pack(header: Header | ResidualHeader, streams: Sequence[bytes], alpha: bytes | None = None) -> bytes:
     """Serialize a header, its streams and an optional alpha blob into a ``.lic`` file."""
     streams = [bytes(s) for s in streams]
     if len(streams) > MAX_STREAMS:
         raise ValueError(f"at most {MAX_STREAMS} streams, got {len(streams)}")
     if (alpha is not None) != (header.channels == "RGBA"):
         raise ValueError("an alpha blob is required for RGBA and not allowed otherwise")
+    if isinstance(header, ResidualHeader) and len(streams) != 1:
+        raise ValueError("a residual file has exactly one stream, the residual stream")
     flags = CHANNEL_LAYOUTS.index(header.channels)
     flags |= _FLAG_ICC if header.icc is not None else 0
     flags |= _FLAG_ALPHA if alpha is not None else 0
     model_id = header.model_id.encode("ascii")
-    out = bytearray(MAGIC)
-    res = header.residual
-    if res is not None and len(streams) != 1:
-        raise ValueError("a residual file has exactly one stream, the residual stream")
-    if res is None:
-        out += bytes([FORMAT_VERSION, flags, len(model_id)]) + model_id + header.model_hash
-        out += round(header.quality * QUALITY_STEPS).to_bytes(2, "little")
-        out += _varint(header.width - 1) + _varint(header.height - 1)
-        out += header.symbol_crc.to_bytes(4, "little")
-    else:
-        out += bytes([RESIDUAL_VERSION, flags, len(model_id)]) + model_id
-        out += _varint(header.width - 1) + _varint(header.height - 1)
-        out += bytes([res.bits]) + _varint(res.max_error) + res.sample_crc.to_bytes(4, "little")
+    out = bytearray(MAGIC) + bytes([header.version, flags, len(model_id)]) + model_id + _section(header)
     out += _varint(len(streams))
     blobs = ([header.icc] if header.icc is not None else []) + ([alpha] if alpha is not None else [])
     for blob in blobs + streams:
@@ -178,6 +203,16 @@ def pack(header: Header, streams: Sequence[bytes], alpha: bytes | None = None) -
         out += blob
     out += zlib.crc32(out).to_bytes(_CRC_SIZE, "little")
     return bytes(out)
+
+
+def _section(header: Header | ResidualHeader) -> bytes:
+    """The fields of the header's version, after the model id (FORMAT.md)."""
+    size = _varint(header.width - 1) + _varint(header.height - 1)
+    if isinstance(header, ResidualHeader):
+        res = header.residual
+        return size + bytes([res.bits]) + _varint(res.max_error) + res.sample_crc.to_bytes(4, "little")
+    quality = round(header.quality * QUALITY_STEPS).to_bytes(2, "little")  # a stored value: exact
+    return header.model_hash + quality + size + header.symbol_crc.to_bytes(4, "little")
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,7 +295,30 @@ def _parse(data: bytes) -> Container:
 
     r = _Reader(data, body_end)
     r.take(len(MAGIC) + 1)
-    flags = r.byte()
+    channels, has_icc, has_alpha = _read_flags(r.byte())
+    model_id = _read_model_id(r)
+    read_section = _read_lossy if version == FORMAT_VERSION else _read_residual
+    make_header = read_section(r, model_id, channels)
+
+    n_streams = r.varint()
+    if n_streams > MAX_STREAMS:
+        raise LicFormatError(f"corrupt: {n_streams} streams (limit {MAX_STREAMS})")
+    lengths = [r.varint() for _ in range(has_icc + has_alpha + n_streams)]
+    if sum(lengths) > body_end - r.pos:
+        raise LicFormatError("truncated file: stream lengths run past the end")
+    if sum(lengths) < body_end - r.pos:
+        raise LicFormatError("corrupt: trailing bytes after the last stream")
+    blobs = [r.take(n) for n in lengths]
+    if version == RESIDUAL_VERSION and n_streams != 1:
+        raise LicFormatError(f"corrupt: a residual file has 1 stream, not {n_streams}")
+
+    icc = blobs.pop(0) if has_icc else None
+    alpha = blobs.pop(0) if has_alpha else None
+    return Container(make_header(icc=icc), blobs, alpha)
+
+
+def _read_flags(flags: int) -> tuple[str, bool, bool]:
+    """(channel layout, has ICC, has alpha) from the flags byte."""
     if flags & ~_FLAG_KNOWN:
         raise LicFormatError(f"corrupt: unknown flags 0x{flags:02x}")
     layout = flags & _FLAG_LAYOUT_MASK
@@ -270,51 +328,46 @@ def _parse(data: bytes) -> Container:
     has_alpha = bool(flags & _FLAG_ALPHA)
     if has_alpha != (channels == "RGBA"):
         raise LicFormatError("corrupt: alpha flag disagrees with channel layout")
+    return channels, bool(flags & _FLAG_ICC), has_alpha
 
+
+def _read_model_id(r: _Reader) -> str:
     id_len = r.byte()
     if not 1 <= id_len <= MAX_MODEL_ID:
         raise LicFormatError(f"corrupt: model id length {id_len}")
-    model_id_raw = r.take(id_len)
-    if not all(0x20 <= b < 0x7F for b in model_id_raw):
+    raw = r.take(id_len)
+    if not all(0x20 <= b < 0x7F for b in raw):
         raise LicFormatError("corrupt: model id is not printable ASCII")
-    model_hash = quality = symbol_crc = residual = None
-    if version == FORMAT_VERSION:
-        model_hash = r.take(MODEL_HASH_SIZE)
-        quality = int.from_bytes(r.take(2), "little") / QUALITY_STEPS  # exact: a multiple of 1/256
-        try:
-            check_quality(quality)
-        except InputError as e:  # in a file, a bad quality is corruption, not the caller's mistake
-            raise LicFormatError(f"corrupt: {e}") from None
+    return raw.decode("ascii")
+
+
+def _read_size(r: _Reader) -> tuple[int, int]:
     width, height = r.varint() + 1, r.varint() + 1
     _check_size(width, height, LicFormatError)
-    if version == FORMAT_VERSION:
-        symbol_crc = int.from_bytes(r.take(4), "little")
-    else:
-        bits, max_error = r.byte(), r.varint()
-        sample_crc = int.from_bytes(r.take(4), "little")
-        try:
-            residual = Residual(bits, max_error, sample_crc)
-        except ValueError as e:
-            raise LicFormatError(f"corrupt: {e}") from None
+    return width, height
 
-    n_streams = r.varint()
-    if n_streams > MAX_STREAMS:
-        raise LicFormatError(f"corrupt: {n_streams} streams (limit {MAX_STREAMS})")
-    has_icc = bool(flags & _FLAG_ICC)
-    lengths = [r.varint() for _ in range(has_icc + has_alpha + n_streams)]
-    if sum(lengths) > body_end - r.pos:
-        raise LicFormatError("truncated file: stream lengths run past the end")
-    if sum(lengths) < body_end - r.pos:
-        raise LicFormatError("corrupt: trailing bytes after the last stream")
-    blobs = [r.take(n) for n in lengths]
-    if residual is not None and n_streams != 1:
-        raise LicFormatError(f"corrupt: a residual file has 1 stream, not {n_streams}")
 
-    icc = blobs.pop(0) if has_icc else None
-    alpha = blobs.pop(0) if has_alpha else None
-    header = Header(model_id_raw.decode("ascii"), model_hash, quality,
-                    width, height, channels, symbol_crc, icc, residual)
-    return Container(header, blobs, alpha)
+def _read_lossy(r: _Reader, model_id: str, channels: str) -> Callable[..., Header]:
+    """Read a version-1 section; returns the ``Header``'s maker, which takes the ICC profile."""
+    model_hash = r.take(MODEL_HASH_SIZE)
+    quality = int.from_bytes(r.take(2), "little") / QUALITY_STEPS  # exact: a multiple of 1/256
+    if not MIN_QUALITY <= quality <= MAX_QUALITY:
+        raise LicFormatError(f"corrupt: quality must be in [{MIN_QUALITY:g}, {MAX_QUALITY:g}], got {quality:g}")
+    width, height = _read_size(r)
+    symbol_crc = int.from_bytes(r.take(4), "little")
+    return functools.partial(Header, model_id, model_hash, quality, width, height, channels, symbol_crc)
+
+
+def _read_residual(r: _Reader, model_id: str, channels: str) -> Callable[..., ResidualHeader]:
+    """Read a version-2 section; returns the ``ResidualHeader``'s maker, which takes the ICC profile."""
+    width, height = _read_size(r)
+    bits, max_error = r.byte(), r.varint()
+    sample_crc = int.from_bytes(r.take(4), "little")
+    try:
+        residual = Residual(bits, max_error, sample_crc)
+    except ValueError as e:
+        raise LicFormatError(f"corrupt: {e}") from None
+    return functools.partial(ResidualHeader, width, height, channels, residual, model_id=model_id)
 
 
 def unpack(data: bytes) -> Container:

@@ -27,13 +27,13 @@ was tampered with but still decodes yields wrong symbols; the caller's symbol CR
 that. Arguments that break the documented contract (shapes, index range) raise ``ValueError``.
 """
 
-import contextlib
 import functools
 
 import constriction
 import numpy as np
 
 from .errors import LicFormatError
+from .stream import UNIFORM, check_exhausted, decoding_errors, open_decoder, to_bytes
 from .tables import PRECISION, gaussian_tables
 
 __all__ = ["encode_gaussian", "decode_gaussian", "encode_categorical", "decode_categorical"]
@@ -44,43 +44,6 @@ _MAX_SCALE_INDEXES = 1 << 16
 _MAX_ALPHABET = 1 << 16
 
 _SIDE_AND_EXPONENT = constriction.stream.model.Uniform(64)
-_UNIFORM = constriction.stream.model.Uniform()
-
-
-# ---------------------------------------------------------------------------------------
-# Bytes <-> constriction's uint32 words. Little-endian on every host.
-
-
-def _to_bytes(encoder) -> bytes:
-    return encoder.get_compressed().astype("<u4").tobytes()
-
-
-def _decoder(data: bytes):
-    if len(data) % 4:
-        raise LicFormatError("corrupt: range-coded stream length is not a multiple of 4")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    return constriction.stream.queue.RangeDecoder(words)
-
-
-def _check_exhausted(decoder) -> None:
-    if not decoder.maybe_exhausted():
-        raise LicFormatError("corrupt: range-coded stream has data left over")
-
-
-@contextlib.contextmanager
-def _coder_errors():
-    """Turn whatever constriction raises on invalid compressed data into LicFormatError."""
-    try:
-        yield
-    except LicFormatError:
-        raise
-    except (AssertionError, ValueError, KeyError, IndexError, OverflowError, RuntimeError) as e:
-        raise LicFormatError(f"corrupt: range decoder failed ({type(e).__name__})") from None
-    except BaseException as e:
-        # Rust panics surface as pyo3's PanicException, a BaseException.
-        if type(e).__name__ == "PanicException":
-            raise LicFormatError("corrupt: range decoder failed (panic)") from None
-        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -102,7 +65,7 @@ def _encode_escapes(encoder, values: np.ndarray, lo: np.ndarray, hi: np.ndarray)
     header = (above.astype(np.int64) * 32 + exponent).astype(np.int32)
     encoder.encode(header, _SIDE_AND_EXPONENT)
     for chunk_values, chunk_sizes in _rest_chunks(exponent, rest):
-        encoder.encode(chunk_values, _UNIFORM, chunk_sizes)
+        encoder.encode(chunk_values, UNIFORM, chunk_sizes)
 
 
 def _rest_chunks(exponent: np.ndarray, rest: np.ndarray | None):
@@ -133,7 +96,7 @@ def _decode_escapes(decoder, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     rest = np.zeros(count, dtype=np.int64)
     for (present, sizes), shift in zip(_rest_chunks(exponent, None), (0, _ESCAPE_CHUNK_BITS)):
         if sizes.size:
-            rest[present] |= decoder.decode(_UNIFORM, sizes).astype(np.int64) << shift
+            rest[present] |= decoder.decode(UNIFORM, sizes).astype(np.int64) << shift
     distance = np.left_shift(1, exponent) + rest - 1
     values = np.where(above, hi + 1 + distance, lo - 1 - distance)
     if values.min() < _INT32_MIN or values.max() > _INT32_MAX:
@@ -206,7 +169,7 @@ def encode_gaussian(symbols: np.ndarray, indexes: np.ndarray, scales: np.ndarray
         encoder.encode(local[bounds[i]:bounds[i + 1]], coder.models[i])
     r = radius[escaped]
     _encode_escapes(encoder, values[escaped], -r, r)
-    return _to_bytes(encoder)
+    return to_bytes(encoder)
 
 
 def decode_gaussian(data: bytes, indexes: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -215,8 +178,8 @@ def decode_gaussian(data: bytes, indexes: np.ndarray, scales: np.ndarray) -> np.
     coder, flat_idx, order, bounds = _gaussian_setup(indexes, scales)
     local_sorted = np.empty(flat_idx.size, dtype=np.int32)
     radius = coder.radius[flat_idx]
-    with _coder_errors():
-        decoder = _decoder(data)
+    with decoding_errors():
+        decoder = open_decoder(data)
         for i in np.flatnonzero(np.diff(bounds)).tolist():
             count = int(bounds[i + 1] - bounds[i])
             local_sorted[bounds[i]:bounds[i + 1]] = decoder.decode(coder.models[i], count)
@@ -226,7 +189,7 @@ def decode_gaussian(data: bytes, indexes: np.ndarray, scales: np.ndarray) -> np.
         escaped = values > radius
         r = radius[escaped].astype(np.int64)
         values[escaped] = _decode_escapes(decoder, -r, r)
-        _check_exhausted(decoder)
+        check_exhausted(decoder)
     return values.reshape(shape)
 
 
@@ -280,7 +243,7 @@ def encode_categorical(symbols: np.ndarray, pmf: np.ndarray, offset: np.ndarray)
             encoder.encode(local[c], model)
     edges = np.broadcast_to(lo_b, symbols.shape)[escaped], np.broadcast_to(hi_b, symbols.shape)[escaped]
     _encode_escapes(encoder, symbols[escaped], *edges)
-    return _to_bytes(encoder)
+    return to_bytes(encoder)
 
 
 def decode_categorical(data: bytes, pmf: np.ndarray, offset: np.ndarray, count: int) -> np.ndarray:
@@ -291,8 +254,8 @@ def decode_categorical(data: bytes, pmf: np.ndarray, offset: np.ndarray, count: 
         raise ValueError("count must be non-negative")
     local = np.empty((len(models), count), dtype=np.int64)
     lo_b, hi_b = lo[:, None], hi[:, None]
-    with _coder_errors():
-        decoder = _decoder(data)
+    with decoding_errors():
+        decoder = open_decoder(data)
         for c, model in enumerate(models):
             if count:
                 local[c] = decoder.decode(model, count)
@@ -300,5 +263,5 @@ def decode_categorical(data: bytes, pmf: np.ndarray, offset: np.ndarray, count: 
         values = local + lo_b
         edges = np.broadcast_to(lo_b, values.shape)[escaped], np.broadcast_to(hi_b, values.shape)[escaped]
         values[escaped] = _decode_escapes(decoder, *edges)
-        _check_exhausted(decoder)
+        check_exhausted(decoder)
     return values.astype(np.int32)

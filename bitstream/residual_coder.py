@@ -29,7 +29,7 @@ import constriction
 import numpy as np
 
 from .errors import LicFormatError
-from .range_coder import _coder_errors, _decoder, _to_bytes, _UNIFORM
+from .stream import UNIFORM, check_exhausted, decoding_errors, open_decoder, to_bytes
 from .tables import laplace_tables
 
 __all__ = ["N_TOKENS", "INCREMENT", "LIMIT", "prior", "tokenize", "ContextEncoder", "ContextDecoder"]
@@ -145,11 +145,11 @@ class ContextEncoder:
             self._encoder.encode(sorted_tokens[start:end], self._counts.model(ctx))
         has_low = n_low > 0
         if has_low.any():
-            self._encoder.encode(low[has_low].astype(np.int32), _UNIFORM, (1 << n_low[has_low]).astype(np.int32))
+            self._encoder.encode(low[has_low].astype(np.int32), UNIFORM, (1 << n_low[has_low]).astype(np.int32))
         self._counts.update(contexts, tokens)
 
     def finish(self) -> bytes:
-        return _to_bytes(self._encoder)
+        return to_bytes(self._encoder)
 
 
 class ContextDecoder:
@@ -157,8 +157,8 @@ class ContextDecoder:
 
     def __init__(self, data: bytes, counts: np.ndarray):
         self._counts = _Counts(counts)
-        with _coder_errors():
-            self._decoder = _decoder(data)
+        with decoding_errors():
+            self._decoder = open_decoder(data)
 
     def decode(self, contexts: np.ndarray) -> np.ndarray:
         contexts = np.asarray(contexts, dtype=np.int64)
@@ -166,7 +166,7 @@ class ContextDecoder:
             return np.zeros(0, dtype=np.int64)
         order, groups = self._counts.groups(contexts)
         sorted_tokens = np.empty(contexts.size, dtype=np.int64)
-        with _coder_errors():
+        with decoding_errors():
             for ctx, start, end in groups:
                 sorted_tokens[start:end] = self._decoder.decode(self._counts.model(ctx), end - start)
             tokens = np.empty_like(sorted_tokens)
@@ -175,7 +175,7 @@ class ContextDecoder:
             low = np.zeros(tokens.size, dtype=np.int64)
             has_low = n_low > 0
             if has_low.any():
-                low[has_low] = self._decoder.decode(_UNIFORM, (1 << n_low[has_low]).astype(np.int32))
+                low[has_low] = self._decoder.decode(UNIFORM, (1 << n_low[has_low]).astype(np.int32))
         if tokens.min() < 0 or tokens.max() >= N_TOKENS:
             raise LicFormatError("corrupt: residual token out of range")
         self._counts.update(contexts, tokens)
@@ -183,5 +183,4 @@ class ContextDecoder:
 
     def finish(self) -> None:
         """Refuse a stream with data left over."""
-        if not self._decoder.maybe_exhausted():
-            raise LicFormatError("corrupt: residual stream has data left over")
+        check_exhausted(self._decoder, "residual stream")

@@ -74,26 +74,31 @@ def radii(scales: np.ndarray) -> np.ndarray:
     return np.minimum(np.ceil(TAIL_SIGMAS * scales), MAX_RADIUS).astype(np.int64)
 
 
+def _weights(tail: np.ndarray) -> np.ndarray:
+    """Integer weights of a symmetric density over -R..R, then the escape, from its upper tail
+    ``tail[x]`` = P(X > x + 1/2) for x = 0..R: each symbol's mass times the free total, rounded;
+    the escape max(2**-16, the mass beyond R)."""
+    r = tail.size - 1
+    free = WEIGHT_TOTAL - (2 * r + 2)
+    mass = np.empty(r + 1)
+    mass[0] = 1.0 - 2.0 * tail[0]
+    mass[1:] = tail[:-1] - tail[1:]
+    half = np.rint(np.maximum(mass, 0.0) * free).astype(np.int64)
+    w = np.concatenate([half[:0:-1], half, [0]])
+    w[-1] = max(MIN_ESCAPE_WEIGHT, int(np.rint(2.0 * tail[-1] * free)))
+    # The few units of rounding slack (or deficit) go to the mode, whose relative change is smallest.
+    w[r] += free - int(w.sum())
+    return w
+
+
 def gaussian_tables(scales: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Radii and integer weights (length 2 R_i + 2, escape last) for every scale index."""
     scales = np.asarray(scales, dtype=np.float64)
     radius = radii(scales)
     weights = []
     for s, r in zip(scales.tolist(), radius.tolist()):
-        n = 2 * r + 2
-        free = WEIGHT_TOTAL - n
         x = np.arange(r + 1, dtype=np.float64)  # non-negative half; the Gaussian is symmetric
-        q = _upper_tail((x + 0.5) / s)
-        mass = np.empty(r + 1)
-        mass[0] = 1.0 - 2.0 * q[0]
-        mass[1:] = q[:-1] - q[1:]
-        half = np.rint(np.maximum(mass, 0.0) * free).astype(np.int64)
-        w = np.concatenate([half[:0:-1], half, [0]])
-        escape = max(MIN_ESCAPE_WEIGHT, int(np.rint(2.0 * q[-1] * free)))
-        w[-1] = escape
-        # The few units of rounding slack (or deficit) go to the mode, whose relative change is smallest.
-        w[r] += free - int(w.sum())
-        weights.append(w)
+        weights.append(_weights(_upper_tail((x + 0.5) / s)))
     return radius, weights
 
 
@@ -116,16 +121,6 @@ def laplace_tables(scales: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     radius = np.minimum(np.ceil(LAPLACE_TAIL * scales), MAX_RADIUS).astype(np.int64)
     weights = []
     for b, r in zip(scales.tolist(), radius.tolist()):
-        n = 2 * r + 2
-        free = WEIGHT_TOTAL - n
         x = np.arange(r + 1, dtype=np.float64)
-        q = 0.5 * _exp(-(x + 0.5) / b)  # P(X > x + 1/2)
-        mass = np.empty(r + 1)
-        mass[0] = 1.0 - 2.0 * q[0]
-        mass[1:] = q[:-1] - q[1:]
-        half = np.rint(np.maximum(mass, 0.0) * free).astype(np.int64)
-        w = np.concatenate([half[:0:-1], half, [0]])
-        w[-1] = max(MIN_ESCAPE_WEIGHT, int(np.rint(2.0 * q[-1] * free)))
-        w[r] += free - int(w.sum())
-        weights.append(w)
+        weights.append(_weights(0.5 * _exp(-(x + 0.5) / b)))  # P(X > x + 1/2)
     return radius, weights

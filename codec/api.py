@@ -21,12 +21,13 @@ from typing import Callable
 from PIL import Image
 
 import bitstream
-from bitstream import MAX_QUALITY, MIN_QUALITY, Container, check_quality
+from bitstream import Container
 
-from .config import DEFAULT_EFFORT, check_effort
-from .images import (CodedImage, decode_alpha, encode_alpha, from_decoded, from_exact, to_coded,
-                     to_exact)
+from .alpha import decode_alpha, encode_alpha
+from .effort import DEFAULT_EFFORT, check_effort
+from .images import CodedImage, from_decoded, from_exact, to_coded, to_exact
 from .metrics import psnr
+from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality, quantize_quality
 from .target import TargetResult, fit_psnr, fit_size
 from .timings import Timings
 
@@ -36,20 +37,12 @@ __all__ = [
 ]
 
 
-def _shipped_default_quality() -> float:
-    """The default quality of the shipped weights: measured when they were exported
-    (``python -m train.campaign finish``) as the stored quality whose mean over the 24 Kodak images
-    is closest to 0.5 bpp, and kept in their metadata.  Single images land far above or below
-    the mean; what each quality costs is in codec/weights/<model id>-kodak.json."""
-    from .metadata import read_metadata
-
-    try:
-        return float(read_metadata(Path(__file__).parent / "weights")["default_quality"])
-    except (OSError, ValueError, KeyError):  # weights without a measured default: mid-range
-        return 4.0
-
-
-DEFAULT_QUALITY = _shipped_default_quality()
+def __getattr__(name: str):
+    """``DEFAULT_QUALITY``: the shipped weights' default (``codec.quality.default_quality``), read
+    from their metadata when first asked for, so that importing lic reads no file."""
+    if name == "DEFAULT_QUALITY":
+        return default_quality()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def weights_dir(weights: str | os.PathLike | None = None) -> Path | None:
@@ -73,11 +66,6 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _check_quality(quality: float | None) -> float:
-    """A quality in [1, 8] as a float; None is ``DEFAULT_QUALITY`` (``bitstream.check_quality``)."""
-    return DEFAULT_QUALITY if quality is None else check_quality(quality)
-
-
 def _lic_file(data) -> Container:
     """A parsed .lic file from its bytes, a path, or an already parsed ``bitstream.Container``."""
     if isinstance(data, Container):
@@ -93,14 +81,15 @@ class Codec:
     """A loaded model that compresses images to ``.lic`` bytes and back.
 
     ``device``: "auto" (CUDA when available, else the CPU), "cpu" or "cuda"; ``quality``: the
-    default for ``compress``, a real number in [1, 8], stored in steps of 1/256 (4.3 is kept as
-    4.30078); ``weights``: a directory of safetensors shards (default as in the module doc).
+    default for ``compress``, a real number in [1, 8] (None: ``DEFAULT_QUALITY``), stored in steps
+    of 1/256 (4.3 is kept as 4.30078); ``weights``: a directory of safetensors shards (default as in
+    the module doc).
     The bits do not depend on the device: a file made on a GPU decodes on a CPU.
     """
 
-    def __init__(self, device: str = "auto", quality: float | None = DEFAULT_QUALITY,
+    def __init__(self, device: str = "auto", quality: float | None = None,
                  weights: str | os.PathLike | None = None, effort: int = DEFAULT_EFFORT):
-        self.quality = _check_quality(quality)
+        self.quality = default_quality() if quality is None else check_quality(quality)
         self.effort = check_effort(effort)
         self.device = resolve_device(device)  # before the model imports: a bad device fails fast
 
@@ -127,8 +116,9 @@ class Codec:
         """
         if max_error is not None:
             return compress_exact(image, max_error)
-        return self._encode(to_coded(image), self.quality if quality is None else quality,
-                            self._effort(effort), progress)
+        coded = to_coded(image)
+        quality = quantize_quality(self.quality if quality is None else quality)  # the one check
+        return self._encode(coded, quality, self._effort(effort), progress)
 
     def decompress(self, data) -> Image.Image:
         """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
@@ -137,7 +127,7 @@ class Codec:
 
         t = Timings()  # the whole container is validated before any network runs
         container = _lic_file(data)
-        if container.header.residual is not None:
+        if isinstance(container.header, bitstream.ResidualHeader):
             return decompress_exact(container)
         rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
@@ -148,9 +138,9 @@ class Codec:
         return self.effort if effort is None else check_effort(effort)
 
     def _encode(self, coded: CodedImage, quality: float, effort: int, progress=None) -> bytes:
+        """``coded`` as a .lic file; ``quality`` a stored value and ``effort`` a level, both checked."""
         from .coding import encode_rgb
 
-        quality = _check_quality(quality)
         t = Timings()
         alpha = encode_alpha(coded.alpha) if coded.alpha is not None else None
         data = encode_rgb(self.model, coded.rgb, quality, channels=coded.channels, icc=coded.icc,
@@ -206,7 +196,7 @@ def default_codec(device: str = "auto") -> Codec:
     return _default_codec(device, os.environ.get("LIC_WEIGHTS") or None)
 
 
-def compress(image, quality: float | None = DEFAULT_QUALITY, *, effort: int = DEFAULT_EFFORT,
+def compress(image, quality: float | None = None, *, effort: int = DEFAULT_EFFORT,
              max_error: int | None = None, device: str = "auto") -> bytes:
     """Encode an image (PIL image, path, numpy array or torch tensor) into ``.lic`` bytes.
 
@@ -218,15 +208,16 @@ def compress(image, quality: float | None = DEFAULT_QUALITY, *, effort: int = DE
     """
     if max_error is not None:
         return compress_exact(image, max_error)
-    quality = _check_quality(quality)
-    return default_codec(device).compress(image, quality, effort=check_effort(effort))
+    quality = quantize_quality(default_quality() if quality is None else quality)  # before the model loads
+    effort = check_effort(effort)
+    return default_codec(device)._encode(to_coded(image), quality, effort)
 
 
 def decompress(data, *, device: str = "auto") -> Image.Image:
     """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded
     ("I;16" for a 16-bit gray lossless or near-lossless file)."""
     container = _lic_file(data)  # parsed once: a bad file fails before the model loads
-    if container.header.residual is not None:
+    if isinstance(container.header, bitstream.ResidualHeader):
         return decompress_exact(container)
     return default_codec(device).decompress(container)
 

@@ -46,10 +46,11 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 import bitstream
-from bitstream import InputError, LicFormatError, check_quality
+from bitstream import InputError, LicFormatError
 
-from . import DEFAULT_QUALITY, MAX_QUALITY, MIN_QUALITY, open_image
-from .config import DEFAULT_EFFORT, MAX_EFFORT
+from . import open_image
+from .effort import DEFAULT_EFFORT, MAX_EFFORT
+from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality
 
 __all__ = ["main"]
 
@@ -176,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also code the images in subfolders, keeping the tree under -d")
     target = enc.add_mutually_exclusive_group()
     target.add_argument("-q", "--quality", type=_quality, default=None,
-                        help=f"real number in [{MIN_QUALITY:g}, {MAX_QUALITY:g}] (default {DEFAULT_QUALITY:g}), "
+                        help=f"real number in [{MIN_QUALITY:g}, {MAX_QUALITY:g}] (default {default_quality():g}), "
                              "stored in steps of 1/256: 4.3 is kept as 4.30078")
     target.add_argument("--target-bpp", type=_positive(float), metavar="X",
                         help="highest quality with at most X bits per pixel")
@@ -211,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="compress and decompress one image, print bpp, PSNR, times")
     demo.add_argument("image", nargs="?", help="image (default: Kodak kodim23, or a built-in sample)")
-    demo.add_argument("-q", "--quality", type=_quality, default=DEFAULT_QUALITY)
+    demo.add_argument("-q", "--quality", type=_quality, default=None)
     common(demo)
     return parser
 
@@ -677,8 +678,7 @@ def _encode_one(codec, image: Image.Image, name: str, args, console: _Console, c
             else:
                 reached(result, f"{args.target_psnr:g} dB", psnr=True)
             return result.data
-        return codec.compress(image, args.quality if args.quality is not None else DEFAULT_QUALITY,
-                              effort=args.effort, progress=progress)
+        return codec.compress(image, args.quality, effort=args.effort, progress=progress)  # None: the default
     finally:
         say("")
 
@@ -707,7 +707,7 @@ def cmd_decode(args) -> int:
     del data
     header = container.header
     try:
-        if header.residual is not None:  # lossless or near-lossless: no weights needed
+        if isinstance(header, bitstream.ResidualHeader):  # lossless or near-lossless: no weights needed
             from .api import decompress_exact
 
             img = decompress_exact(container)
@@ -739,23 +739,23 @@ def cmd_info(args) -> int:
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
     pixels = header.width * header.height
+    exact = isinstance(header, bitstream.ResidualHeader)  # lossless or near-lossless: no quality, no model
     report = {
         "file": args.input, "width": header.width, "height": header.height,
-        "channels": header.channels, "quality": header.quality,
-        "model_id": header.model_id, "model_hash": header.model_hash.hex() if header.model_hash else None,
+        "channels": header.channels, "quality": None if exact else header.quality,
+        "model_id": header.model_id, "model_hash": None if exact else header.model_hash.hex(),
         "bytes": len(data), "bpp": len(data) * 8 / pixels,
         "icc_bytes": len(header.icc) if header.icc else 0,
         "alpha_bytes": len(alpha) if alpha is not None else 0,
         "streams": len(streams),
     }
-    if header.residual is not None:
+    if exact:
         report.update(bits=header.residual.bits, max_error=header.residual.max_error)
     if args.json:
         print(json.dumps(report))
     else:
-        coder = (f"quality {header.quality:g}, model {header.model_id} ({report['model_hash']})"
-                 if header.residual is None else f"{header.residual.bits}-bit samples, max error "
-                 f"{header.residual.max_error}, coder {header.model_id}")
+        coder = (f"{header.residual.bits}-bit samples, max error {header.residual.max_error}, coder {header.model_id}"
+                 if exact else f"quality {header.quality:g}, model {header.model_id} ({report['model_hash']})")
         print(f"{args.input}: {header.width}x{header.height} {header.channels}, {coder}, "
               f"{len(data):,} bytes, {report['bpp']:.4f} bpp"
               + (f", ICC {report['icc_bytes']:,} bytes" if header.icc else "")

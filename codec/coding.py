@@ -23,9 +23,10 @@ import torch
 import bitstream
 from bitstream import Container, Header, LicFormatError
 
-from .config import lambda_for_quality
+from .effort import effort_config
 from .model import LicModel
-from .refine import effort_config, refine_latents
+from .quality import rd_cost
+from .refine import refine_latents
 from .timings import Timings
 from .weights import fingerprint
 
@@ -79,9 +80,10 @@ def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: st
                timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
     """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file.
 
+    ``quality`` must be a stored value (``codec.quality.quantize_quality``): the header holds it.
     ``effort`` > 0 refines the latents for this image first (``refine.py``; ``progress()`` after
     each step) and never does worse than effort 0: both files are made, and the one with the lower
-    real cost, bits + λ(q)·(squared error of its decoded samples)/3, is returned."""
+    real cost (``rd_cost`` of its size and of its decoded samples' error) is returned."""
     return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash)[0]
 
 
@@ -90,7 +92,6 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     """``encode_rgb``, also returning the chosen file's ŷ (its decoded image, for PSNR targets)."""
     timings = timings if timings is not None else Timings()
     height, width = rgb.shape[:2]
-    quality = bitstream.quantize_quality(quality)
     config = effort_config(effort)
     device = model.device
     start = time.perf_counter()
@@ -110,11 +111,10 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     if len(files) == 1:
         return files[0], codes[0].y_hat
     start = time.perf_counter()
-    lam = lambda_for_quality(quality)
     costs = []
-    for data, code in zip(files, codes):
+    for data, code in zip(files, codes):  # the whole image's cost: bits, and the squared error on [0, 1]
         decoded = _to_rgb(model.reconstruct(code.y_hat, quality, (height, width))).astype(np.float64)
-        costs.append(len(data) * 8 + lam * float(((decoded - rgb) ** 2).sum()) / 3)
+        costs.append(rd_cost(len(data) * 8, float(((decoded - rgb) ** 2).sum()) / 3 / 255**2, quality))
     best = int(np.argmin(costs))  # ties keep the one-pass file
     timings.network += time.perf_counter() - start
     return files[best], codes[best].y_hat
@@ -157,6 +157,8 @@ def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | N
     ``data``: the file's bytes, or what ``bitstream.unpack`` made of them (not parsed again)."""
     timings = timings if timings is not None else Timings()
     header, streams, alpha = data if isinstance(data, Container) else bitstream.unpack(data)
+    if not isinstance(header, Header):
+        raise LicFormatError("a lossless or near-lossless file: it decodes without a model (decompress_exact)")
     check_model(model, header, model_hash)
     n_slices = len(model.config.slices)
     if len(streams) != 1 + n_slices:
@@ -198,8 +200,7 @@ def reconstruct_rgb(model: LicModel, rgb: np.ndarray, quality: float, effort: in
     """The (H, W, 3) uint8 samples that decoding ``encode_rgb(model, rgb, quality, effort=...)``
     returns: the encoder's ŷ is exactly what the decoder rebuilds (what a PSNR target search
     scores).  At effort 0 without entropy coding; above it, the encoder's choice of file needs
-    the coded sizes."""
-    quality = bitstream.quantize_quality(quality)
+    the coded sizes.  ``quality``: a stored value."""
     if effort:
         y_hat = _encode(model, rgb, quality, effort=effort, progress=progress)[1]
     else:

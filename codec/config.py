@@ -9,72 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 
-from bitstream.quality import MAX_QUALITY, MIN_QUALITY, check_quality
-
-__all__ = ["ModelConfig", "QUALITY_LAMBDAS", "MIN_QUALITY", "MAX_QUALITY", "lambda_for_quality", "rd_cost", "level_position",
-           "MAX_EFFORT", "DEFAULT_EFFORT", "check_effort"]
-
-# The quality range [1, 8] and its 1/256 step are the file format's (bitstream.quality: the header
-# field defines them, and bitstream must not import codec).  The model has one λ per integer quality
-# of that range (tests/codec/test_quality.py checks they agree).
-# Rate-distortion trade-off per integer quality level 1..8 (CompressAI's zoo, MSE on 0..255).
-QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
-
-
-# Encoder effort: 0 codes g_a's latents as they are; 1..MAX_EFFORT refine them for the image
-# (codec/refine.py holds what each level runs).  The decoder and the format do not depend on it.
-MAX_EFFORT = 3
-DEFAULT_EFFORT = 0
-
-
-def check_effort(effort) -> int:
-    """``effort`` as an int in [0, MAX_EFFORT]; ``InputError`` (a ``ValueError``) otherwise."""
-    from bitstream import InputError
-
-    if isinstance(effort, bool) or not isinstance(effort, int) or not 0 <= effort <= MAX_EFFORT:
-        raise InputError(f"effort must be an integer from 0 to {MAX_EFFORT}, got {effort!r}")
-    return effort
-
-
-def level_position(quality, dtype=None):
-    """Where tensor qualities fall between the integer levels: ``(low, t)`` with ``low`` the
-    0-based index of the level below (long) and ``t`` in [0, 1] the way to the next, so that a
-    per-level table interpolates as ``(1 − t)·table[low] + t·table[low + 1]``.  Clamped to the
-    range; computed in ``dtype`` (default: the quality's).  Shared by λ(q) and the gain units."""
-    q = (quality if dtype is None else quality.to(dtype)).clamp(MIN_QUALITY, MAX_QUALITY) - MIN_QUALITY
-    low = q.floor().clamp(max=len(QUALITY_LAMBDAS) - 2)
-    return low.long(), q - low
-
-
-def lambda_for_quality(quality):
-    """λ for a real quality in [1, 8], interpolated geometrically between the table's levels:
-    log λ(l + t) = (1 − t)·log λ_l + t·log λ_{l+1}.
-
-    ``quality`` is a float (checked against the range), or a torch tensor of qualities (the
-    training form: elementwise, float32 out, clamped to the range; torch is imported only then).
-    """
-    if hasattr(quality, "detach"):
-        import torch
-
-        table = torch.tensor([math.log(v) for v in QUALITY_LAMBDAS], dtype=torch.float64, device=quality.device)
-        low, t = level_position(quality, torch.float64)
-        return torch.exp((1 - t) * table[low] + t * table[low + 1]).float()
-    quality = check_quality(quality)
-    level = min(int(math.floor(quality)), int(MAX_QUALITY) - 1)  # the integer level at or below
-    t = quality - level
-    a = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY)])
-    b = math.log(QUALITY_LAMBDAS[level - int(MIN_QUALITY) + 1])
-    return math.exp((1 - t) * a + t * b)
-
-
-def rd_cost(bpp, mse, quality):
-    """The objective every part of lic minimises: J = R + λ(q)·255²·D, with R in bits per pixel
-    and D the mean squared error on [0, 1] (×255² puts it on the 8-bit scale λ was tuned for;
-    Ballé et al. 2018).  Floats or tensors, elementwise; ``quality`` as for ``lambda_for_quality``."""
-    return bpp + lambda_for_quality(quality) * 255**2 * mse
+__all__ = ["ModelConfig"]
 
 
 @dataclass(frozen=True)
@@ -89,7 +26,7 @@ class ModelConfig:
     # Uneven slices (ELIC, He et al. 2022): small first slices are cheap context for the rest.
     slices: tuple[int, ...] = (16, 16, 32, 64, 192)
     param_width: int = 192  # hidden width of each slice's mean/scale network
-    lrp_width: int = 128  # hidden width of each slice's latent-residual-prediction network
+    lrp_width: int = 128  # hidden width of each slice's latent correction network (LRP)
     # Gaussian scale table: num_scales stds on a log grid (CompressAI/TFC use 64 over 0.11..256).
     num_scales: int = 64
     scale_min: float = 0.11

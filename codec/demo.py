@@ -44,9 +44,10 @@ def run(image=None, quality: float | None = None, device: str = "auto",
         weights: str | None = None, out=sys.stdout, name: str | None = None) -> dict:
     """Round trip ``image`` (a path, a PIL image, or None for the default); prints a small report
     to ``out`` and returns its numbers.  ``name``: how the report calls the image."""
-    from . import DEFAULT_QUALITY, Codec, open_image, psnr
+    from . import Codec, open_image, psnr
+    from .quality import default_quality
 
-    quality = DEFAULT_QUALITY if quality is None else quality
+    quality = default_quality() if quality is None else quality
     if image is None:
         image = next((str(p) for p in KODAK_CANDIDATES if p.is_file()), None)
     if image is None:

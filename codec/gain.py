@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import QUALITY_LAMBDAS, level_position
+from .quality import QUALITY_LAMBDAS, level_position
 
 __all__ = ["GainUnits"]
 
@@ -29,7 +29,7 @@ class GainUnits(nn.Module):
         # Initialize at the high-rate optimum, quantizer step ∝ 1/sqrt(λ), i.e. gain ∝ sqrt(λ), with
         # gain 1 at the middle of the range (the geometric mean λ): g_a and g_s then start at the
         # scale they would have in a single-rate model of the middle quality, which trains fastest
-        # (train/README.md: a gain of 0.27 at q = 4 cost 10 % of the RD loss after 8 minutes).
+        # (a gain far from 1 there makes the transforms first learn to undo it).
         middle = sum(math.log(lam) for lam in lambdas) / len(lambdas)
         log_gain = torch.tensor([0.5 * (math.log(lam) - middle) for lam in lambdas])
         steps = log_gain[1:] - log_gain[:-1]

@@ -68,7 +68,7 @@ class Hyperprior(nn.Module):
         self.h_s = HyperSynthesis(Nz, N, hyper_channels)
         self.density = FactorizedDensity(Nz, table_radius)
         # A z far in a channel's tail has a mass that underflows to 0 in float32: an infinite
-        # rate and NaN gradients (campaign legs 3-5 diverged on such samples, at high quality).
+        # rate and NaN gradients, which end a training run (high qualities reach such z).
         self.likelihood_bound = LowerBound(1e-9, persistent=False)
 
     def forward(self, y: torch.Tensor, mode: Arithmetic = Arithmetic.FAKE) -> HyperOutput:

@@ -20,30 +20,29 @@ Arrays and tensors follow one rule.  Integers are samples: values that all fit i
 with a value more than half a level outside [0, 1] (0..255 held in floats, say), NaN or
 infinity is an ``InputError`` (a ``ValueError``), never clipped in silence.
 
-Alpha blob: one tag byte, then the payload.  The encoder tries each and keeps the smallest:
+The alpha plane travels beside the colour streams as a lossless blob (``codec.alpha``).
 
-    0x00  zlib (level 9) of the raw H*W plane            best for noise-like or tiny planes
-    0x01  a PNG of the plane (mode L, Pillow optimize)    best for smooth masks (PNG filters)
-    0x02  one byte: the plane is constant                 fully opaque images cost 2 bytes
+Pillow's decompression-bomb limit (89 M pixels by default) is raised, while lic opens an image, to
+what a .lic file can hold (2^28 pixels), and restored after: ``pixel_limit``.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
-import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from bitstream import InputError, LicFormatError
+from bitstream import MAX_PIXELS, InputError, LicFormatError
 
-__all__ = ["CodedImage", "ExactImage", "to_coded", "to_exact", "from_exact", "from_decoded", "encode_alpha", "decode_alpha", "open_image"]
+__all__ = ["CodedImage", "ExactImage", "to_coded", "to_exact", "from_exact", "from_decoded", "open_image",
+           "pixel_limit"]
 
-_ALPHA_ZLIB, _ALPHA_PNG, _ALPHA_CONST = 0, 1, 2
 _GRAY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
@@ -75,8 +74,42 @@ class CodedImage:
 FLOAT_TOLERANCE = 0.5 / 255
 
 
+# A reduction of bit depth is said as a sentence ("photo.png: 16-bit samples reduced to 8 bits") to a
+# ``Reduced`` handler: ``to_coded`` warns (``_warn_reduced``), ``to_exact`` refuses (``_refuse_reduced``).
+Reduced = Callable[[str], None]
+
+
+def _named(name: str | None, message: str) -> str:
+    return f"{name}: {message}" if name else message
+
+
 def _warn(name: str | None, message: str) -> None:
-    warnings.warn(f"{name}: {message}" if name else message, UserWarning, stacklevel=4)
+    warnings.warn(_named(name, message), UserWarning, stacklevel=4)
+
+
+def _warn_reduced(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _refuse_reduced(message: str) -> None:
+    raise ValueError(f"{message}: lossless and near-lossless modes keep 8-bit images and 16-bit gray exactly, "
+                     "nothing else")
+
+
+@contextmanager
+def pixel_limit() -> Iterator[None]:
+    """Within the block, Pillow opens every image a .lic file can hold (``bitstream.MAX_PIXELS``),
+    unless its decompression-bomb limit is already higher or off; the limit is restored after."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or limit >= MAX_PIXELS:
+        yield
+        return
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        yield
+    finally:
+        if Image.MAX_IMAGE_PIXELS == MAX_PIXELS:  # unless someone set another limit meanwhile
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _file_bits(img: Image.Image) -> int:
@@ -119,14 +152,14 @@ def open_image(source, name: str | None = None) -> Image.Image:
     frame count on the image first, so coding can warn about what loading hides; ``name`` is how
     those warnings refer to it (default: the path).
     """
-    with Image.open(source) as img:
+    with pixel_limit(), Image.open(source) as img:
         noted = (_file_bits(img), _frames(img), name or getattr(img, "filename", None) or None)
         img.load()
         img._lic_source = noted
         return img
 
 
-def _integers_to_8bit(values: np.ndarray, name: str | None, bits: int | None = None) -> np.ndarray:
+def _integers_to_8bit(values: np.ndarray, name: str | None, reduced: Reduced, bits: int | None = None) -> np.ndarray:
     """Integer samples -> uint8.  ``bits``: the file's declared sample width; otherwise values
     that fit in 0..255 are 8-bit and wider ones 16-bit (to 65535) or 32-bit.  Scaled, warned."""
     if values.dtype == np.uint8:
@@ -138,7 +171,7 @@ def _integers_to_8bit(values: np.ndarray, name: str | None, bits: int | None = N
         if low >= 0 and high <= 255:
             return values.astype(np.uint8)
         bits = 16 if low >= 0 and high <= 65535 else 32
-    _warn(name, f"{bits}-bit samples reduced to 8 bits")
+    reduced(_named(name, f"{bits}-bit samples reduced to 8 bits"))
     scale = 255 / (2**bits - 1)
     return np.clip(np.round(values.astype(np.float64) * scale), 0, 255).astype(np.uint8)
 
@@ -155,23 +188,23 @@ def _floats_to_8bit(values: np.ndarray, what: str) -> np.ndarray:
     return np.clip(values * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _samples_to_8bit(values: np.ndarray, what: str, name: str | None) -> np.ndarray:
+def _samples_to_8bit(values: np.ndarray, what: str, name: str | None, reduced: Reduced) -> np.ndarray:
     if np.issubdtype(values.dtype, np.floating):
         return _floats_to_8bit(values, f"float {what}")
     if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
-        return _integers_to_8bit(values, name)
+        return _integers_to_8bit(values, name, reduced)
     raise TypeError(f"cannot code a {what} of dtype {values.dtype} (use uint8, integers, bool or floats in [0, 1])")
 
 
-def _gray_to_8bit(img: Image.Image, bits: int, name: str | None) -> np.ndarray:
+def _gray_to_8bit(img: Image.Image, bits: int, name: str | None, reduced: Reduced) -> np.ndarray:
     values = np.asarray(img)
     if img.mode == "F":  # Pillow's float images hold 0..255, as its own convert("L") reads them
         if not np.isfinite(values).all():
             raise InputError(f"{name or 'image'}: float samples include NaN or infinite values")
-        _warn(name, "32-bit float samples reduced to 8 bits")
+        reduced(_named(name, "32-bit float samples reduced to 8 bits"))
         return np.clip(values.astype(np.float64) + 0.5, 0, 255).astype(np.uint8)
     declared = 16 if img.mode.startswith("I;16") or bits == 16 else None
-    return _integers_to_8bit(values, name, declared)
+    return _integers_to_8bit(values, name, reduced, declared)
 
 
 def _icc_for(icc: bytes | None, channels: str) -> bytes | None:
@@ -182,7 +215,7 @@ def _icc_for(icc: bytes | None, channels: str) -> bytes | None:
     return icc if space == (b"GRAY" if channels == "L" else b"RGB ") else None
 
 
-def _from_pil(img: Image.Image, name: str | None = None) -> CodedImage:
+def _from_pil(img: Image.Image, name: str | None, reduced: Reduced) -> CodedImage:
     bits, frames, noted_name = _source(img)
     name = name or noted_name
     if frames > 1:
@@ -195,10 +228,10 @@ def _from_pil(img: Image.Image, name: str | None = None) -> CodedImage:
         img = img.convert("RGBA" if mode == "PA" else "RGB")
         mode = img.mode
     if mode in _GRAY_MODES:
-        gray = _gray_to_8bit(img, bits, name)
+        gray = _gray_to_8bit(img, bits, name, reduced)
         return CodedImage(np.repeat(gray[..., None], 3, axis=2), "L", None, _icc_for(icc, "L"))
     if bits > 8:  # Pillow already cut these samples to 8 bits while loading
-        _warn(name, f"{bits}-bit samples reduced to 8 bits")
+        reduced(_named(name, f"{bits}-bit samples reduced to 8 bits"))
     if mode in _ALPHA_MODES:
         rgba = np.asarray(img.convert("RGBA"))
         return CodedImage(np.ascontiguousarray(rgba[..., :3]), "RGBA",
@@ -210,14 +243,14 @@ def _from_pil(img: Image.Image, name: str | None = None) -> CodedImage:
     return CodedImage(np.asarray(img.convert("RGB")).copy(), "RGB", None, _icc_for(icc, "RGB"))
 
 
-def _from_array(array: np.ndarray, what: str = "array", name: str | None = None) -> CodedImage:
+def _from_array(array: np.ndarray, what: str, name: str | None, reduced: Reduced) -> CodedImage:
     """(H, W) or (H, W, C) with C in 1, 3, 4; samples as in the module doc."""
     shape = array.shape
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape:
         raise InputError(f"expected an (H, W) or (H, W, C) array with C in 1, 3, 4; got shape {shape}")
-    array = _samples_to_8bit(np.asarray(array), what, name)
+    array = _samples_to_8bit(np.asarray(array), what, name, reduced)
     channels = array.shape[2]
     if channels == 1:
         return CodedImage(np.ascontiguousarray(np.repeat(array, 3, axis=2)), "L")
@@ -230,7 +263,7 @@ def _is_tensor(obj) -> bool:
     return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
 
 
-def _from_tensor(tensor, name: str | None = None) -> CodedImage:
+def _from_tensor(tensor, name: str | None, reduced: Reduced) -> CodedImage:
     """(C, H, W) or (1, C, H, W), C in 1, 3, 4: the array rule, channels first."""
     import torch
 
@@ -243,7 +276,7 @@ def _from_tensor(tensor, name: str | None = None) -> CodedImage:
         raise InputError(f"expected a (C, H, W) or (1, C, H, W) tensor with C in 1, 3, 4; got shape {shape}{hint}")
     if t.dtype == torch.bfloat16:  # numpy has no bfloat16
         t = t.float()
-    return _from_array(t.permute(1, 2, 0).numpy(), "tensor", name)
+    return _from_array(t.permute(1, 2, 0).numpy(), "tensor", name, reduced)
 
 
 def to_coded(image, name: str | None = None) -> CodedImage:
@@ -254,60 +287,21 @@ def to_coded(image, name: str | None = None) -> CodedImage:
     integers (reduced with a warning), bool, or floats in [0, 1] (see the module doc).
     ``name`` starts every warning (default: the path, or the file a PIL image came from).
     """
+    return _to_coded(image, name, _warn_reduced)
+
+
+def _to_coded(image, name: str | None, reduced: Reduced) -> CodedImage:
     if isinstance(image, CodedImage):
         return image
     if isinstance(image, Image.Image):
-        return _from_pil(image, name)
+        return _from_pil(image, name, reduced)
     if isinstance(image, (str, os.PathLike)):
-        return _from_pil(open_image(Path(image)), name or str(image))
+        return _from_pil(open_image(Path(image)), name or str(image), reduced)
     if isinstance(image, np.ndarray):
-        return _from_array(image, "array", name)
+        return _from_array(image, "array", name, reduced)
     if _is_tensor(image):
-        return _from_tensor(image, name)
+        return _from_tensor(image, name, reduced)
     raise TypeError(f"cannot code a {type(image).__name__}: pass a PIL image, a path, a numpy array or a tensor")
-
-
-# -- alpha -----------------------------------------------------------------------------------------
-
-def encode_alpha(alpha: np.ndarray) -> bytes:
-    """Lossless blob for an (H, W) uint8 alpha plane: the smallest of the formats above."""
-    alpha = np.ascontiguousarray(alpha, dtype=np.uint8)
-    if (alpha == alpha.flat[0]).all():
-        return bytes([_ALPHA_CONST, int(alpha.flat[0])])
-    candidates = [bytes([_ALPHA_ZLIB]) + zlib.compress(alpha.tobytes(), 9)]
-    png = io.BytesIO()
-    Image.fromarray(alpha, "L").save(png, format="PNG", optimize=True)
-    candidates.append(bytes([_ALPHA_PNG]) + png.getvalue())
-    return min(candidates, key=len)
-
-
-def decode_alpha(blob: bytes, width: int, height: int) -> np.ndarray:
-    """Inverse of ``encode_alpha``; ``LicFormatError`` if the blob is not a plane of that size."""
-    if not blob:
-        raise LicFormatError("corrupt: empty alpha plane")
-    tag, payload = blob[0], blob[1:]
-    if tag == _ALPHA_CONST and len(payload) == 1:
-        return np.full((height, width), payload[0], dtype=np.uint8)
-    if tag == _ALPHA_ZLIB:
-        d = zlib.decompressobj()
-        try:
-            raw = d.decompress(payload, width * height + 1)
-        except zlib.error:
-            raise LicFormatError("corrupt: alpha plane does not decompress") from None
-        if len(raw) != width * height or not d.eof:
-            raise LicFormatError("corrupt: alpha plane has the wrong size")
-        return np.frombuffer(raw, dtype=np.uint8).reshape(height, width)
-    if tag == _ALPHA_PNG:
-        try:
-            with Image.open(io.BytesIO(payload), formats=["PNG"]) as img:
-                if img.size != (width, height) or img.mode != "L":
-                    raise LicFormatError("corrupt: alpha plane has the wrong size")
-                return np.asarray(img).copy()
-        except (OSError, ValueError, SyntaxError) as e:
-            if isinstance(e, LicFormatError):
-                raise
-            raise LicFormatError("corrupt: alpha plane is not a valid PNG") from None
-    raise LicFormatError(f"corrupt: unknown alpha plane format {tag}")
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -387,14 +381,7 @@ def to_exact(image, name: str | None = None) -> ExactImage:
             and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)) and image.size \
             and (image.dtype == np.uint16 or image.max() > 255):
         return ExactImage(_sixteen_bit_gray(image.reshape(image.shape[:2]), name or "array"), 16, "L")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        coded = to_coded(image, name)
-    for w in caught:
-        if "reduced to 8 bits" in str(w.message):
-            raise ValueError(f"{w.message}: lossless and near-lossless modes keep 8-bit images and 16-bit gray "
-                             "exactly, nothing else")
-        warnings.warn(w.message, UserWarning, stacklevel=2)
+    coded = _to_coded(image, name, _refuse_reduced)
     samples = coded.rgb[..., :1] if coded.channels == "L" else coded.rgb
     return ExactImage(np.ascontiguousarray(samples), 8, coded.channels, coded.alpha, coded.icc)
 

@@ -3,8 +3,8 @@
 A safetensors file starts with an 8-byte little-endian header length and a JSON header whose
 ``__metadata__`` holds string pairs; ``save_model`` puts the model config and the run's facts
 there, and the campaign adds what it measured on the exported model (``default_quality``).
-Reading it costs a few hundred bytes, so ``import codec`` can know the shipped model's default
-quality without importing torch.
+Reading it costs a few hundred bytes and no torch, so ``codec.quality`` knows the shipped model's
+default quality without loading the model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import json
 import struct
 from pathlib import Path
 
-__all__ = ["read_metadata", "shard_files"]
+__all__ = ["SHIPPED_WEIGHTS", "read_metadata", "shard_files"]
+
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights"  # the shards that ship with lic
 
 _MAX_HEADER = 100 * 2**20  # the format's own limit on the JSON header
 

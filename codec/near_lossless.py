@@ -22,9 +22,10 @@ import zlib
 import numpy as np
 
 import bitstream
-from bitstream import LicFormatError, Residual
+from bitstream import LicFormatError, Residual, ResidualHeader
 
-from .images import ExactImage, encode_alpha
+from .alpha import encode_alpha
+from .images import ExactImage
 from .residual import decode_residual, encode_residual
 
 __all__ = ["encode_exact", "decode_exact"]
@@ -43,8 +44,8 @@ def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
     alpha = encode_alpha(image.alpha) if image.alpha is not None else None
     stream, rec = encode_residual(samples, maxval, int(max_error))
     height, width = samples.shape[1:]
-    header = bitstream.Header(bitstream.RESIDUAL_CODER, None, None, width, height, image.channels, None, image.icc,
-                              Residual(image.bits, int(max_error), _sample_crc(rec)))
+    header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), _sample_crc(rec)),
+                            icc=image.icc)
     return bitstream.pack(header, [stream], alpha)
 
 
@@ -52,9 +53,10 @@ def decode_exact(data):
     """Decode a version-2 file (bytes or a parsed ``bitstream.Container``): ((C, H, W) samples,
     header, alpha blob or None)."""
     container = data if isinstance(data, bitstream.Container) else bitstream.unpack(data)
-    header, res = container.header, container.header.residual
-    if res is None:
+    header = container.header
+    if not isinstance(header, ResidualHeader):
         raise LicFormatError("corrupt: not a lossless or near-lossless file")
+    res = header.residual
     if header.model_id != bitstream.RESIDUAL_CODER:
         raise LicFormatError(f"unsupported residual coder {header.model_id!r} (this lic reads "
                              f"{bitstream.RESIDUAL_CODER!r})")

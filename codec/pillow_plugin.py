@@ -1,15 +1,16 @@
 """Pillow plugin: ``Image.open("x.lic")`` and ``img.save("x.lic", quality=5)``.
 
-Registered by ``import codec``, which also sets Pillow's decompression-bomb limit here, once for
-every way into lic (the command, the API, ``Image.open``).  Opening parses and checks the file
-(size, mode, ICC profile); pixels are decoded, whole, on ``load()`` by the default ``Codec``
-(``$LIC_WEIGHTS`` or the shipped weights), from what opening parsed.  Saving takes ``quality=``
+Registered by ``import codec``.  Opening parses and checks the file (size, mode, ICC profile);
+pixels are decoded, whole, on ``load()`` by the default ``Codec`` (``$LIC_WEIGHTS`` or the shipped
+weights), from what opening parsed.  Saving takes ``quality=``
 (a real number in [1, 8], default ``DEFAULT_QUALITY``), and ``lossless=True`` or ``max_error=K``
 for a file whose every sample is within K of the image's (16-bit gray opens as mode ``I;16``).
 
 A file that starts like a .lic file but is damaged raises ``UnidentifiedImageError`` (what
 ``Image.open`` raises for any unreadable file) with the reason in its message, e.g.
-``x.lic: not a valid lic file: truncated file (10 of 200 bytes)``.
+``x.lic: not a valid lic file: truncated file (10 of 200 bytes)``.  ``Image.open`` applies the
+caller's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) to a .lic file as to any other;
+lic's own API and command open every image the format can hold.
 """
 
 from __future__ import annotations
@@ -41,14 +42,14 @@ class LicImageFile(ImageFile.ImageFile):
             name = f"{self.filename}: " if isinstance(self.filename, str) and self.filename else ""
             raise UnidentifiedImageError(f"{name}not a valid lic file: {e}") from None
         header = container.header
+        exact = isinstance(header, bitstream.ResidualHeader)
         self._size = (header.width, header.height)
-        res = header.residual
-        self._mode = "I;16" if res is not None and res.bits > 8 else header.channels
-        if res is not None:
-            self.info["max_error"] = res.max_error
+        self._mode = "I;16" if exact and header.residual.bits > 8 else header.channels
+        if exact:
+            self.info["max_error"] = header.residual.max_error
         if header.icc:
             self.info["icc_profile"] = header.icc
-        if header.quality is not None:
+        if not exact:
             self.info["quality"] = header.quality
         # The decoder gets the parsed file as its argument: nothing parses or CRC-checks it twice.
         self.tile = [ImageFile._Tile("lic", (0, 0) + self.size, 0, (container,))]
@@ -71,7 +72,7 @@ class LicDecoder(ImageFile.PyDecoder):
 
 
 def _save(im: Image.Image, fp, filename) -> None:
-    from .api import DEFAULT_QUALITY, compress
+    from .api import compress
 
     quality = im.encoderinfo.get("quality")
     max_error = im.encoderinfo.get("max_error")
@@ -84,14 +85,11 @@ def _save(im: Image.Image, fp, filename) -> None:
     if max_error is not None:
         fp.write(compress(im, quality, max_error=max_error))
         return
-    fp.write(compress(im, DEFAULT_QUALITY if quality is None else quality))
+    fp.write(compress(im, quality))  # None: the default quality
 
 
 def register() -> None:
-    """Register the plugin, and let Pillow open every image a .lic file can hold (its default
-    decompression-bomb limit, 89 M pixels, is lower than the format's 2^28)."""
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < bitstream.MAX_PIXELS:
-        Image.MAX_IMAGE_PIXELS = bitstream.MAX_PIXELS
+    """Register the plugin with Pillow: opening, decoding, saving, the extension and the MIME type."""
     Image.register_open(FORMAT, LicImageFile, _accept)
     Image.register_decoder("lic", LicDecoder)
     Image.register_save(FORMAT, _save)

@@ -1,9 +1,8 @@
 """Where bfloat16 pays: the float transforms g_a and g_s may run in it, never the entropy path.
 
 bf16 halves the memory traffic of a convolution, but only hardware with bf16 arithmetic turns that
-into speed: CUDA GPUs, and CPUs with AVX512_BF16 or AMX, where oneDNN's bf16 convolutions measured
-1.4-1.9x faster than fp32 on this project's Zen 4 (train/README.md).  Elsewhere bf16 is emulated
-and slower, so callers keep fp32 there.
+into speed: CUDA GPUs, and CPUs with AVX512_BF16 or AMX, where oneDNN has native bf16 convolutions.
+Elsewhere bf16 is emulated and slower than fp32, so callers keep fp32 there.
 """
 
 from __future__ import annotations

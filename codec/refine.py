@@ -4,11 +4,11 @@ g_a's latents are an amortised guess.  For one image x at quality q, the best la
 frozen decoder and entropy model solve (Yang, Bamler & Mandt, NeurIPS 2020, "Improving inference
 for neural image compression", eq. 3)
 
-    y* = argmin_y  R(⌊y⌉ | ẑ) + λ(q)·255²·D(x, g_s(⌊y⌉ ⊙ g⁻¹(q)))          (R in bits, D the SE / 3)
+    y* = argmin_y  J(R(⌊y⌉ | ẑ), D(x, g_s(⌊y⌉ ⊙ g⁻¹(q))), q)          (J: ``codec.quality.rd_cost``)
 
-with ẑ = ⌊h_a(g_a(x))⌉ kept fixed (the hyper-latents cost ~2 % of the bits here; keeping them fixed
-lets large images be refined tile by tile), and ⌊·⌉ the rounding of each slice's residual y − μ.
-Rounding has no useful gradient, so the descent sees a relaxation of it:
+with ẑ = ⌊h_a(g_a(x))⌉ kept fixed (the hyper-latents cost a few per cent of the bits; keeping them
+fixed lets large images be refined tile by tile), and ⌊·⌉ the rounding of each slice's centred
+latents y − μ.  Rounding has no useful gradient, so the descent sees a relaxation of it:
 
 - ``sga``: stochastic Gumbel annealing (Yang et al., sec. 4.2): ⌊v⌋ or ⌈v⌉ drawn by a Gumbel-softmax
   whose logits grow with closeness, at a temperature annealed towards hard rounding;
@@ -17,53 +17,37 @@ Rounding has no useful gradient, so the descent sees a relaxation of it:
 Every few steps the hard-rounded cost is evaluated and the best latents so far are kept (early
 stopping on the cost the coder will see); with STE, whose forward pass is that cost, a step that
 made it worse is taken back and retried at half the size (backtracking).  The caller codes both
-the refined and the one-pass latents, and keeps the cheaper real file (``codec.coding``).
+the refined and the one-pass latents, and keeps the cheaper real file (``codec.coding``).  The
+levels of ``--effort`` are in ``codec.effort``.
 
-g_s runs in bf16 where the hardware has it (``precision.py``) and on channels-last tensors (twice
-as fast again on this CPU): the search only needs good gradients, and the file chosen is then
-scored exactly.  So refined files may differ between machines; each decodes the same everywhere.
+The model's own rate and synthesis (``LicModel.rate``, ``LicModel.synthesise``) give the cost, with
+g_s in bf16 where the hardware computes it natively (``precision.py``): the search only needs good
+gradients, and the file chosen is then scored exactly.  So refined files may differ between
+machines; each decodes the same everywhere.
 
-Memory stays bounded on any image size: the latents are refined in tiles of ``TILE`` latents
-(each seen with a ``HALO`` of neighbours, which are read but not changed), so one backward pass
-never holds more than one tile's activations.
+Memory stays bounded on any image size: the latents are refined in tiles of ``REFINE_TILE`` latents
+(each seen with a ``REFINE_HALO`` of neighbours, which are read but not changed), so one backward
+pass never holds more than one tile's activations.
 """
 
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from .config import MAX_EFFORT, check_effort, lambda_for_quality
-from .integer import Arithmetic
+from .effort import RefineConfig, effort_config
+from .integer import round_ste
 from .precision import native_bf16
+from .quality import rd_cost
 
-__all__ = ["RefineConfig", "EFFORTS", "effort_config", "lr_at", "refine_latents", "sga_round", "ste_round",
-           "steps_for"]
-TILE = 48  # latents per tile side (768 pixels: a Kodak image is one tile); one backward stays < 1 GB
-HALO = 4  # latents of context around a tile: covers g_s's and the slice networks' reach
+__all__ = ["REFINE_TILE", "REFINE_HALO", "lr_at", "refine_latents", "sga_round", "steps_for"]
 
-
-@dataclass(frozen=True)
-class RefineConfig:
-    steps: int
-    lr: float = 0.01  # Adam's step at quality 1, on latents whose quantisation step is 1 ...
-    lr_doubling: float = 2.0  # ... doubling every this many quality steps (see lr_at)
-    relaxation: str = "ste"  # "ste" or "sga"
-    tau_start: float = 0.5  # SGA temperature, annealed geometrically to tau_end
-    tau_end: float = 0.05
-    check_every: int = 2  # hard-rounded cost evaluated this often (and at the end)
-    seed: int = 0  # SGA's Gumbel draws: the same image gives the same file
-
-    def __post_init__(self):
-        if self.relaxation not in ("ste", "sga"):
-            raise ValueError(f"relaxation must be 'ste' or 'sga', not {self.relaxation!r}")
-        if self.steps < 0:
-            raise ValueError("steps must be >= 0")
+REFINE_TILE = 48  # latents per tile side (768 pixels: a Kodak image is one tile); one backward stays < 1 GB
+REFINE_HALO = 4  # latents of context around a tile: covers g_s's and the slice networks' reach
 
 
 def lr_at(config: RefineConfig, quality: float) -> float:
@@ -74,11 +58,6 @@ def lr_at(config: RefineConfig, quality: float) -> float:
     inverse gain is large) and flipping many at once overshoots; at high quality each flip is
     small and many are worth making."""
     return config.lr * 2 ** ((quality - 1) / config.lr_doubling)
-
-
-def ste_round(v: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
-    """⌊v⌉ forward, identity backward."""
-    return v + (torch.round(v) - v).detach()
 
 
 def sga_round(v: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -96,40 +75,135 @@ def sga_round(v: torch.Tensor, tau: float, generator: torch.Generator | None) ->
     return lo + weights[..., 1]
 
 
-_RELAXATIONS: dict[str, Callable] = {"ste": ste_round, "sga": sga_round}
+def _rounding(config: RefineConfig, step: int, generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The relaxed rounding of descent step ``step``: STE, or SGA at this step's temperature."""
+    if config.relaxation == "ste":
+        return round_ste
+    tau = config.tau_start * (config.tau_end / config.tau_start) ** (step / config.steps)
+    return lambda v: sga_round(v, tau, generator)
 
 
-@contextmanager
-def _frozen(model) -> Iterator[None]:
-    """No parameter gradients while the latents are fitted: they would cost a third of each backward."""
-    flags = [p.requires_grad for p in model.parameters()]
-    try:
-        for p in model.parameters():
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
+class _Window(NamedTuple):
+    """One tile of latents with its halo, and the pixels its cost is measured on."""
+
+    y: torch.Tensor  # (1, M, h, w): the window's latents (a view of the latents being refined)
+    features: torch.Tensor  # ψ over the window
+    x: torch.Tensor  # the window's pixels (padded image)
+    core: tuple  # index of the tile inside the window, in latents
+    pixels: tuple  # index of the tile's pixels that lie inside the image, in window pixels
 
 
 def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice, slice, slice]]:
-    """(core rows, core cols, window rows, window cols) over a latent grid of height x width."""
-    for r0 in range(0, height, TILE):
-        for c0 in range(0, width, TILE):
-            r1, c1 = min(height, r0 + TILE), min(width, c0 + TILE)
-            a, b = max(0, r0 - HALO), max(0, c0 - HALO)
-            yield slice(r0, r1), slice(c0, c1), slice(a, min(height, r1 + HALO)), slice(b, min(width, c1 + HALO))
+    """(tile rows, tile cols, window rows, window cols) over a latent grid of height x width."""
+    for r0 in range(0, height, REFINE_TILE):
+        for c0 in range(0, width, REFINE_TILE):
+            r1, c1 = min(height, r0 + REFINE_TILE), min(width, c0 + REFINE_TILE)
+            a, b = max(0, r0 - REFINE_HALO), max(0, c0 - REFINE_HALO)
+            yield (slice(r0, r1), slice(c0, c1),
+                   slice(a, min(height, r1 + REFINE_HALO)), slice(b, min(width, c1 + REFINE_HALO)))
 
 
-def _tile_cost(model, y_win, features, x_win, quality, lam, rounding, core, pixels):
-    """Bits of the core latents and λ·255²·SE/3 of the core's pixels (``pixels``: the part of
-    them inside the image, not its padding), for one window."""
-    y_hat, likelihoods = model.entropy(y_win, features, mode=Arithmetic.FAKE, rounding=rounding)
-    with torch.autocast(y_win.device.type, dtype=torch.bfloat16, enabled=native_bf16(y_win.device.type)):
-        x_hat = model.g_s((y_hat * model.gain.inverse_gain(quality)).contiguous(memory_format=torch.channels_last)).float()
-    bits = -torch.log2(likelihoods[..., core[0], core[1]]).sum()
-    se = (x_hat[..., pixels[0], pixels[1]].clamp(0, 1) - x_win[..., pixels[0], pixels[1]]).pow(2).sum() / 3
-    return bits + lam * 255**2 * se
+def _windows(x_padded: torch.Tensor, size: tuple[int, int], y: torch.Tensor,
+             features: torch.Tensor) -> Iterator[tuple[slice, slice, _Window]]:
+    """(tile rows, tile cols, its window) over the latent grid of ``y``; each window is cut when it
+    is reached, so that it sees the tiles refined before it."""
+    stride = x_padded.shape[-1] // y.shape[-1]
+    for rows, cols, wrows, wcols in _tiles(*y.shape[-2:]):
+        top, left = rows.start - wrows.start, cols.start - wcols.start
+        core = (..., slice(top, rows.stop - wrows.start), slice(left, cols.stop - wcols.start))
+        pixels = (..., slice(top * stride, min(rows.stop * stride, size[0]) - wrows.start * stride),
+                  slice(left * stride, min(cols.stop * stride, size[1]) - wcols.start * stride))
+        x = x_padded[..., wrows.start * stride : wrows.stop * stride, wcols.start * stride : wcols.stop * stride]
+        yield rows, cols, _Window(y[..., wrows, wcols], features[..., wrows, wcols], x, core, pixels)
+
+
+def _tile_cost(model, window: _Window, y: torch.Tensor, quality: float,
+               rounding: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+    """``rd_cost`` of the window's tile with latents ``y``, as totals (``rd_cost`` is linear): the bits
+    of the tile's latents, and the squared error of its pixels inside the image, averaged over the
+    three channels.  ``rounding`` None: hard rounding (the eval-mode rate)."""
+    y_hat, likelihoods = model.rate(y, window.features, rounding=rounding)
+    x_hat = model.synthesise(y_hat, quality, torch.bfloat16 if native_bf16(y.device.type) else None)
+    bits = -torch.log2(likelihoods[window.core]).sum()
+    se = (x_hat[window.pixels].clamp(0, 1) - window.x[window.pixels]).pow(2).sum() / 3
+    return rd_cost(bits, se, quality)
+
+
+def _hard_cost(model, window: _Window, y: torch.Tensor, quality: float) -> float:
+    with torch.no_grad():
+        return float(_tile_cost(model, window, y, quality, None))
+
+
+class _Best:
+    """The best tile latents seen so far and their hard-rounded cost."""
+
+    def __init__(self, window: _Window):
+        self.core = window.core
+        self.latents, self.cost = window.y[self.core].clone(), math.inf
+
+    def offer(self, cost: float, y: torch.Tensor) -> bool:
+        """Keep the tile of ``y`` if ``cost`` beats the best; whether it did."""
+        if not cost < self.cost:
+            return False
+        self.latents, self.cost = y[self.core].detach().clone(), cost
+        return True
+
+
+def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, generator: torch.Generator,
+                 progress: Callable[[], object] | None) -> torch.Tensor:
+    """The best latents found for the window's tile: never worse than its own on the hard-rounded
+    cost (as the window sees it)."""
+    best = _Best(window)
+    hard_forward = config.relaxation == "ste"  # its forward pass is the hard-rounded cost itself
+    if not hard_forward:
+        best.offer(_hard_cost(model, window, window.y, quality), window.y)
+    mask = torch.zeros_like(window.y)
+    mask[window.core] = 1
+    free = window.y.clone().requires_grad_(True)
+    lr, lr_scale, good_grad = lr_at(config, quality), 1.0, None
+    optimizer = torch.optim.Adam([free], lr=lr)
+    for step in range(config.steps):
+        current = window.y + (free - window.y) * mask  # halo latents stay as they are
+        if not hard_forward and step > 0 and step % config.check_every == 0:
+            best.offer(_hard_cost(model, window, current, quality), current)
+        optimizer.zero_grad(set_to_none=True)
+        cost = _tile_cost(model, window, current, quality, _rounding(config, step, generator))
+        if hard_forward and not best.offer(cost.item(), current) and step > 0:
+            # Backtrack: the step overshot (too many latents crossed a rounding boundary at once,
+            # which the gradient does not foresee).  Return to the best latents and take the last
+            # good gradient's step again at half the size.
+            lr_scale *= 0.5
+            with torch.no_grad():
+                free[window.core] = best.latents
+            free.grad = good_grad.clone()
+        else:
+            cost.backward()
+            good_grad = free.grad.detach().clone()
+        for group in optimizer.param_groups:  # linear decay: big moves first, then settle
+            group["lr"] = lr * lr_scale * (1 - step / config.steps)
+        optimizer.step()
+        if progress is not None:
+            progress()
+    current = window.y + (free - window.y) * mask
+    best.offer(_hard_cost(model, window, current, quality), current)
+    return best.latents
+
+
+@contextmanager
+def _fitting(model) -> Iterator[None]:
+    """Eval mode (the rate of ⌊y⌉ when no rounding is passed, no training noise) and no parameter
+    gradients (they would cost a third of each backward) while the latents are fitted; restored after."""
+    was_training, flags = model.training, [p.requires_grad for p in model.parameters()]
+    model.eval()
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
 
 
 def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torch.Tensor, features: torch.Tensor,
@@ -141,103 +215,15 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
     ``progress()`` after each step."""
     if config.steps == 0:
         return y
-    stride = x_padded.shape[-1] // y.shape[-1]
-    q = torch.tensor([quality], dtype=torch.float32, device=y.device)
-    lam = float(lambda_for_quality(quality))
-    relax = _RELAXATIONS[config.relaxation]
     generator = torch.Generator(device=y.device).manual_seed(config.seed)
     y = y.detach().clone()
-    was_training = model.training
-    model.eval()  # eval mode: the rate of ⌊y⌉ when no rounding is passed, no training noise
-    try:
-        with _frozen(model), torch.enable_grad():
-            for rows, cols, wrows, wcols in _tiles(*y.shape[-2:]):
-                core = (slice(rows.start - wrows.start, rows.stop - wrows.start),
-                        slice(cols.start - wcols.start, cols.stop - wcols.start))
-                window = y[..., wrows, wcols]
-                feats = features[..., wrows, wcols]
-                x_win = x_padded[..., wrows.start * stride : wrows.stop * stride, wcols.start * stride : wcols.stop * stride]
-                pixels = (slice(core[0].start * stride, min(rows.stop * stride, size[0]) - wrows.start * stride),
-                          slice(core[1].start * stride, min(cols.stop * stride, size[1]) - wcols.start * stride))
-                mask = torch.zeros_like(window)
-                mask[..., core[0], core[1]] = 1
-                best = window[..., core[0], core[1]].clone()
-                hard_forward = config.relaxation == "ste"  # its forward pass is the hard cost itself
-                best_cost = math.inf  # STE: step 0's forward scores g_a's latents
-                if not hard_forward:
-                    with torch.no_grad():
-                        best_cost = float(_tile_cost(model, window, feats, x_win, q, lam, None, core, pixels))
-                free = window.clone().requires_grad_(True)
-                lr = lr_at(config, quality)
-                optimizer = torch.optim.Adam([free], lr=lr)
-                lr_scale, good_grad = 1.0, None
-                for step in range(config.steps + 1):
-                    current = window + (free - window) * mask  # halo latents stay as they are
-                    last = step == config.steps
-                    worse = False
-                    if last or (not hard_forward and step > 0 and step % config.check_every == 0):
-                        with torch.no_grad():
-                            hard = float(_tile_cost(model, current, feats, x_win, q, lam, None, core, pixels))
-                        if hard < best_cost:
-                            best_cost, best = hard, current[..., core[0], core[1]].detach().clone()
-                    if last:
-                        break
-                    frac = step / config.steps
-                    tau = config.tau_start * (config.tau_end / config.tau_start) ** frac
-                    rounding = lambda v: relax(v, tau, generator)  # noqa: E731
-                    optimizer.zero_grad(set_to_none=True)
-                    cost = None
-                    if not worse:
-                        cost = _tile_cost(model, current, feats, x_win, q, lam, rounding, core, pixels)
-                        if hard_forward:
-                            if cost.item() < best_cost:
-                                best_cost, best = cost.item(), current[..., core[0], core[1]].detach().clone()
-                            elif step > 0:
-                                worse = True
-                    if worse and good_grad is not None:
-                        # Backtrack: the step overshot (too many latents crossed a rounding boundary
-                        # at once, which the gradient does not foresee).  Return to the best latents
-                        # and take the last good gradient's step again at half the size.
-                        lr_scale *= 0.5
-                        with torch.no_grad():
-                            free[..., core[0], core[1]] = best
-                        free.grad = good_grad.clone()
-                    else:
-                        if cost is None:
-                            cost = _tile_cost(model, current, feats, x_win, q, lam, rounding, core, pixels)
-                        cost.backward()
-                        good_grad = free.grad.detach().clone()
-                    for group in optimizer.param_groups:  # linear decay: big moves first, then settle
-                        group["lr"] = lr * lr_scale * (1 - frac)
-                    optimizer.step()
-                    if progress is not None:
-                        progress()
-                y[..., rows, cols] = best.detach()
-    finally:
-        model.train(was_training)
+    with _fitting(model):
+        for rows, cols, window in _windows(x_padded, size, y, features):
+            y[..., rows, cols] = _refine_tile(model, window, quality, config, generator, progress).detach()
     return y
-
-
-# What each --effort level runs, per latent tile (0: g_a's latents as they are).  Chosen on Kodak
-# (kodim05 and 12 at q 1, 2, 4, 6, 8, lic-medium leg 2, real files; BD-rate against effort 0):
-# STE 2 steps -3.1 % (1.1 s of refinement), STE 3 -4.1 %, STE 6 -5.3 %, SGA 40 -10.3 % (27 s).
-# The first step's size matters most (``lr_at``); SGA's annealed soft rounding keeps improving where
-# STE stalls.  Effort 1 is sized for about 3 s per Kodak image on 2 cores, effort 2 for 30 s.
-EFFORTS = {
-    0: RefineConfig(steps=0),
-    1: RefineConfig(steps=3, lr=0.01, relaxation="ste"),
-    2: RefineConfig(steps=40, lr=0.01, relaxation="sga", check_every=8),
-    3: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=10),
-}
-assert sorted(EFFORTS) == list(range(MAX_EFFORT + 1))
-
-
-def effort_config(effort: int) -> RefineConfig:
-    """The refinement an ``--effort`` level runs."""
-    return EFFORTS[check_effort(effort)]
 
 
 def steps_for(effort: int, latent_height: int, latent_width: int) -> int:
     """Total descent steps (for a progress bar) at ``effort`` on a latent grid of this size."""
-    tiles = math.ceil(latent_height / TILE) * math.ceil(latent_width / TILE)
+    tiles = math.ceil(latent_height / REFINE_TILE) * math.ceil(latent_width / REFINE_TILE)
     return effort_config(effort).steps * tiles

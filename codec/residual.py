@@ -32,13 +32,13 @@ Probability of q.  Context = (channel, 4-per-octave class of the blend's expecte
 E = sum_k S_k / S_k^2 / sum_k 1 / S_k^2, and for R and B the size of G's q at the same pixel);
 ``bitstream.residual_coder`` codes q with adaptive token counts per context.
 
-Order and speed.  The image is cut into ``TILE`` x ``TILE`` tiles, each coded as if it were a
-whole image (its edges predicted from inside it), all tiles in lock step: pass t codes every
-pixel with 2i + j = t in its tile (local coordinates), channel after channel, so a
-pass's samples depend only on earlier passes and are computed with one numpy operation each;
-there are at most 3 TILE - 2 passes whatever the image size.  Statistics (bias, counts) are shared by all
-tiles and updated after each pass on both sides, with integer arithmetic only: encoder and
-decoder compute identical predictions and contexts on any machine.
+Order and speed.  The image is cut into square tiles of ``RESIDUAL_TILE`` pixels a side, each
+coded as if it were a whole image (its edges predicted from inside it), all tiles in lock step:
+pass t codes every pixel with 2i + j = t in its tile (local coordinates), channel after channel, so
+a pass's samples depend only on earlier passes and are computed with one numpy operation each;
+there are at most 3 RESIDUAL_TILE - 2 passes whatever the image size.  Statistics (bias, counts)
+are shared by all tiles and updated after each pass on both sides, with integer arithmetic only:
+encoder and decoder compute identical predictions and contexts on any machine.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ import numpy as np
 from bitstream import LicFormatError
 from bitstream.residual_coder import ContextDecoder, ContextEncoder, prior
 
-__all__ = ["TILE", "encode_residual", "decode_residual"]
+__all__ = ["RESIDUAL_TILE", "encode_residual", "decode_residual"]
 
-TILE = 512  # vs 256: 0.2-1.1 % fewer bits (fewer tile edges), 1.4x the passes
+RESIDUAL_TILE = 512  # vs 256: 0.2-1.1 % fewer bits (fewer tile edges), 1.4x the passes
 SHIFT = 3  # predictions carry 3 fraction bits
 ONE = 1 << SHIFT
 N_SCALE = 64  # classes of the expected error (4 per octave)
@@ -90,21 +90,21 @@ class _Layout:
 
     def __init__(self, height: int, width: int):
         self.height, self.width = height, width
-        self.tiles_y, self.tiles_x = -(-height // TILE), -(-width // TILE)
-        self.row = TILE + _PAD + 2  # columns -2 .. TILE + 1
-        self.block = (TILE + _PAD) * self.row
+        self.tiles_y, self.tiles_x = -(-height // RESIDUAL_TILE), -(-width // RESIDUAL_TILE)
+        self.row = RESIDUAL_TILE + _PAD + 2  # columns -2 .. RESIDUAL_TILE + 1
+        self.block = (RESIDUAL_TILE + _PAD) * self.row
         tiles = np.arange(self.tiles_y * self.tiles_x)
         self.tile_y, self.tile_x = tiles // self.tiles_x, tiles % self.tiles_x
-        self.tile_h = np.minimum(TILE, height - self.tile_y * TILE)
-        self.tile_w = np.minimum(TILE, width - self.tile_x * TILE)
+        self.tile_h = np.minimum(RESIDUAL_TILE, height - self.tile_y * RESIDUAL_TILE)
+        self.tile_w = np.minimum(RESIDUAL_TILE, width - self.tile_x * RESIDUAL_TILE)
         self.size = tiles.size * self.block
         self.n_passes = int(2 * (self.tile_h.max() - 1) + self.tile_w.max())
 
     def pass_positions(self, t: int):
         """(buffer positions, flat image indexes, local i, local j, tile h, tile w) of pass t."""
-        i = np.arange(max(0, (t - TILE + 2) // 2), min(TILE - 1, t // 2) + 1, dtype=np.int64)
+        i = np.arange(max(0, (t - RESIDUAL_TILE + 2) // 2), min(RESIDUAL_TILE - 1, t // 2) + 1, dtype=np.int64)
         j = t - 2 * i
-        keep = j < TILE
+        keep = j < RESIDUAL_TILE
         i, j = i[keep], j[keep]
         tiles = np.arange(self.tile_y.size)
         tt = np.repeat(tiles, i.size)
@@ -113,7 +113,7 @@ class _Layout:
         inside = (ii < th) & (jj < tw)
         tt, ii, jj, th, tw = tt[inside], ii[inside], jj[inside], th[inside], tw[inside]
         buffer = tt * self.block + (ii + _PAD) * self.row + jj + _PAD
-        image = (self.tile_y[tt] * TILE + ii) * self.width + self.tile_x[tt] * TILE + jj
+        image = (self.tile_y[tt] * RESIDUAL_TILE + ii) * self.width + self.tile_x[tt] * RESIDUAL_TILE + jj
         return buffer, image, ii, jj, th, tw
 
 
@@ -250,23 +250,27 @@ def _scan(layout: _Layout, n_channels: int, maxval: int, max_error: int, init: i
                 bias_sum[c, full] //= 2
                 bias_count[c, full] //= 2
 
-            # Tile edges: outside neighbours repeat the nearest sample already coded, so a tile
-            # codes as a whole image would (first column: W = N; last column: NE = N; first row:
-            # N = NE = NW = W).
-            first_col = (j == 0) & (i + 1 < th)
-            if first_col.any():
-                below = p[first_col] + row
-                r[below - 1] = value[first_col]
-                r[below - 2] = value[first_col]
-            last_col = j == tw - 1
-            r[p[last_col] + 1] = value[last_col]
-            first_row = i == 0
-            if first_row.any():
-                top, v = p[first_row], value[first_row]
-                for d in (1, 2):
-                    r[top - row + d] = v
-                    r[top - 2 * row + d] = v
+            _fill_tile_edges(r, p, value, i, j, th, tw, row)
     return out.reshape(n_channels, layout.height, layout.width)
+
+
+def _fill_tile_edges(r: np.ndarray, p: np.ndarray, value: np.ndarray, i: np.ndarray, j: np.ndarray,
+                     th: np.ndarray, tw: np.ndarray, row: int) -> None:
+    """Tile edges: outside neighbours repeat the nearest sample already coded, so a tile codes as a
+    whole image would (first column: W = N; last column: NE = N; first row: N = NE = NW = W)."""
+    first_col = (j == 0) & (i + 1 < th)
+    if first_col.any():
+        below = p[first_col] + row
+        r[below - 1] = value[first_col]
+        r[below - 2] = value[first_col]
+    last_col = j == tw - 1
+    r[p[last_col] + 1] = value[last_col]
+    first_row = i == 0
+    if first_row.any():
+        top, v = p[first_row], value[first_row]
+        for d in (1, 2):
+            r[top - row + d] = v
+            r[top - 2 * row + d] = v
 
 
 def _check(samples_shape, maxval: int, max_error: int) -> _Layout:

@@ -1,4 +1,4 @@
-"""Channel-conditional entropy model with latent residual prediction (Minnen & Singh 2020).
+"""Channel-conditional entropy model with latent corrections (LRP, Minnen & Singh 2020).
 
 The latent y is split along channels into slices y_1..y_K (uneven sizes after ELIC, He et al.
 2022).  Slice k is coded with a zero-mean quantized Gaussian after its mean is shifted out:
@@ -6,6 +6,9 @@ The latent y is split along channels into slices y_1..y_K (uneven sizes after EL
     (μ_k, s_k) = P_k(ψ, ŷ_<k)                 mean on the 2^-6 grid, s_k an index into σ-table
     q_k        = round(y_k − μ_k)             integer symbols, p(q) = Φ((q+½)/σ) − Φ((q−½)/σ)
     ŷ_k        = q_k + μ_k + R_k(ψ, ŷ_<k, q_k + μ_k),  R_k = ½·tanh(·) ∈ [−½, ½]  (LRP, sec. 3)
+
+R_k is the paper's latent residual prediction (LRP): a correction of the quantisation error of
+slice k, called a correction here (``residual`` in lic is the lossless layer, ``codec.residual``).
 
 P_k and R_k are integer networks (``integer.py``): everything that decides a probability, the
 LRP corrections of earlier slices included, is computed exactly, so encoder and decoder agree
@@ -84,7 +87,7 @@ class SliceParameters(nn.Module):
         return mean, (index if mode is Arithmetic.FLOAT else round_ste(index))
 
 
-class ResidualPrediction(nn.Module):
+class LatentCorrection(nn.Module):
     """R_k: (ψ, ŷ_≤k) -> ½·tanh(·); conv3x3, QReLU, conv3x3, bounded tanh (integer)."""
 
     def __init__(self, in_ch: int, width: int, out_ch: int):
@@ -117,7 +120,7 @@ class ChannelConditional(nn.Module):
         seen = 0
         for size in self.slices:
             self.params.append(SliceParameters(hyper_channels + seen, param_width, size, num_scales, init_index))
-            self.lrp.append(ResidualPrediction(hyper_channels + seen + size, lrp_width, size))
+            self.lrp.append(LatentCorrection(hyper_channels + seen + size, lrp_width, size))
             seen += size
         self.register_buffer("scales", scale_table(num_scales, scale_min, scale_max))
         self.likelihood_bound = LowerBound(1e-9)
@@ -141,34 +144,34 @@ class ChannelConditional(nn.Module):
 
         The rate uses the noisy proxy ỹ = y + U(−½, ½) (dithered quantization).  What P_k, R_k
         and g_s see is round(y − μ) + μ with a straight-through gradient if ``ste``, else ỹ.
-        In eval mode the rate is that of the rounded residual (what the coder spends, up to the
+        In eval mode the rate is that of the rounded centred latents (what the coder spends, up to the
         σ table), so estimates are deterministic.  ``rounding`` (latent refinement, ``refine.py``)
-        replaces both: rate and ŷ use rounding(y − μ), a relaxed rounding of the residual.
+        replaces both: rate and ŷ use rounding(y − μ), a relaxed rounding of the centred latents.
         """
         parts = self._split(y)
         likelihoods: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
         log_scales = torch.log(self.scales).to(y.dtype)
 
         def quantize(k, mean, index):
-            residual = parts[k] - mean
+            centred = parts[k] - mean
             sigma = torch.exp(_interp(log_scales, index))
             if rounding is not None:
-                relaxed = rounding(residual)
+                relaxed = rounding(centred)
                 likelihoods[k] = self._likelihood(relaxed, sigma)
                 return relaxed + mean
             if self.training:
-                noisy = residual + torch.empty_like(residual).uniform_(-0.5, 0.5)
+                noisy = centred + torch.empty_like(centred).uniform_(-0.5, 0.5)
             else:
-                noisy = torch.round(residual)
+                noisy = torch.round(centred)
             likelihoods[k] = self._likelihood(noisy, sigma)
-            return (round_ste(residual) if ste else noisy) + mean
+            return (round_ste(centred) if ste else noisy) + mean
 
         y_hat = self._run(features, quantize, mode)
         return y_hat, torch.cat(likelihoods, dim=1)
 
-    def _likelihood(self, residual: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        # Mass of the unit bin around the residual; evaluated on the lower tail for precision.
-        v = residual.abs()
+    def _likelihood(self, centred: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        # Mass of the unit bin around the centred latent; evaluated on the lower tail for precision.
+        v = centred.abs()
         normal = torch.distributions.Normal(0.0, 1.0)
         upper = normal.cdf((0.5 - v) / sigma)
         lower = normal.cdf((-0.5 - v) / sigma)

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from .config import ModelConfig
 from .integer import ACT_FRAC, W_FRAC, W_LIMIT, IntConv2d
-from .metadata import read_metadata, shard_files
+from .metadata import SHIPPED_WEIGHTS, read_metadata, shard_files
 from .model import LicModel
 
 __all__ = ["save_model", "load_model", "load_metadata", "set_metadata", "default_weights_dir", "fingerprint",
@@ -32,7 +32,8 @@ _FP16_PREFIXES = ("g_a.", "g_s.", "hyper.h_a.")
 
 
 def default_weights_dir() -> Path:
-    return Path(__file__).parent / "weights"
+    """The directory of the weights that ship with lic."""
+    return SHIPPED_WEIGHTS
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.config import QUALITY_LAMBDAS
+from codec.quality import QUALITY_LAMBDAS
 
 __all__ = ["IMAGE_SUFFIXES", "list_images", "build_bank", "build_bank_center", "get_batch", "sample_quality", "split_heldout"]
 
@@ -40,11 +40,13 @@ def _read_rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def build_bank(files: list[Path], size: int, per_image: int, seed: int, width: int = 0) -> torch.Tensor:
+def build_bank(files: list[Path], size: int, per_image: int, seed: int, width: int = 0,
+               downscale: float = 1.0) -> torch.Tensor:
     """(N, 3, size, width) uint8: up to ``per_image`` random crops of each image, about one per
     size×width of its area.  With a landscape bank (width > size) portrait images are transposed
-    (a legitimate augmentation: training already flips both ways).  Images smaller than the
-    crop are upscaled first.
+    (a legitimate augmentation: training already flips both ways).  With ``downscale`` < 1 each
+    image is first shrunk by a random factor in [downscale, 1] (area averaging washes out JPEG
+    artefacts and noise; Ballé et al. 2018).  Images smaller than the crop are upscaled first.
 
     Fixed-size crops instead of whole images: one tensor, so a batch is one gather on the device,
     and memory is bounded (the whole set is 242 MP; 4 crops of 256² per image are 1 GB).
@@ -58,6 +60,10 @@ def build_bank(files: list[Path], size: int, per_image: int, seed: int, width: i
         img = _read_rgb(path)
         if width > size and img.shape[0] > img.shape[1]:
             img = img.transpose(1, 0, 2)
+        if downscale < 1:
+            f = rng.uniform(downscale, 1.0)
+            img = np.asarray(Image.fromarray(img).resize((max(1, round(img.shape[1] * f)),
+                                                          max(1, round(img.shape[0] * f))), Image.BOX))
         h, w = img.shape[:2]
         if h < size or w < width:
             s = max(size / h, width / w)
@@ -103,7 +109,13 @@ def get_batch(bank: torch.Tensor, batch: int, patch: int, gen: torch.Generator) 
 
 
 def sample_quality(batch: int, mode: str, gen: torch.Generator, device) -> torch.Tensor:
+    """Per-sample qualities: ``continuous`` uniform in [1, 8]; ``low`` with density 2(1 − t) on
+    t = (q − 1)/7, towards the low and middle qualities where most files are made; ``levels`` the
+    eight integer levels."""
     levels = len(QUALITY_LAMBDAS)
     if mode == "levels":
         return torch.randint(1, levels + 1, (batch,), generator=gen, device=device).float()
-    return 1 + (levels - 1) * torch.rand(batch, generator=gen, device=device)
+    u = torch.rand(batch, generator=gen, device=device)
+    if mode == "low":
+        u = 1 - torch.sqrt(1 - u)
+    return 1 + (levels - 1) * u

@@ -1,10 +1,11 @@
-"""The learning-rate schedule of a training run: a pure function of the step."""
+"""The schedule of a training run: its learning rate as a pure function of the step, and the step
+count a time-budgeted run plans from its measured step rate."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["get_lr", "decay_start"]
+__all__ = ["get_lr", "decay_start", "StepPlan"]
 
 
 def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: float = 1e-5,
@@ -16,7 +17,7 @@ def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: floa
 
     Why the slow decay: a campaign's length is planned but its end may come early (its targets
     met), so every session's weights should already be those of a cooling run.  On this CPU a
-    constant 5e-4 learns fastest for ~15 minutes, then stalls at a noisy level (train/README.md)."""
+    constant LR learns fastest at first, then stalls at a noisy level."""
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
 
@@ -38,3 +39,46 @@ def get_lr(step: int, total_steps: int | None, *, lr: float = 1e-4, min_lr: floa
 def decay_start(total_steps: int, warmup_steps: int, decay_frac: float) -> int:
     """First step of the LR decay."""
     return max(warmup_steps, int(total_steps * (1 - decay_frac)))
+
+
+class StepPlan:
+    """The total step count of a time-budgeted run: measured once the step rate has settled.
+
+        total = step + rate · (time left),   rate = steps / seconds over ``seconds`` of training
+
+    The time left is this invocation's (``deadline``), or with ``campaign_minutes`` the whole
+    campaign's, so that one schedule spans many legs.  The rate is measured only after ``skip``
+    steps (compilation, cold caches).  ``replan``: measure again over each window until the decay
+    begins (a leg that must end its schedule within its own budget).  A run with a fixed step
+    count or a stored plan never plans, unless it re-plans."""
+
+    def __init__(self, step: int, deadline: float, *, seconds: float, skip: int, campaign_minutes: float = 0.0,
+                 replan: bool = False, fixed: bool = False, warmup_steps: int = 0, decay_frac: float = 0.0):
+        self.deadline = deadline
+        self.seconds = seconds
+        self.after = step + skip
+        self.campaign_minutes = campaign_minutes
+        self.replan = replan and not fixed
+        self.warmup_steps, self.decay_frac = warmup_steps, decay_frac
+        self.since: tuple[int, float] | None = None  # (step, time) where the measurement began
+        self.measured = (0.0, 0.0)  # (steps/s, seconds) of the last measurement
+
+    def update(self, step: int, now: float, total_steps: int | None, trained_seconds: float) -> int | None:
+        """The new total step count, or None to keep ``total_steps``; ``trained_seconds``: the run's
+        training time so far, resumes included."""
+        may_plan = total_steps is None or (
+            self.replan and step < decay_start(total_steps, self.warmup_steps, self.decay_frac))
+        if not may_plan:
+            return None
+        if self.since is None:
+            if step >= self.after:
+                self.since = (step, now)
+            return None
+        if now - self.since[1] < self.seconds:
+            return None
+        rate = (step - self.since[0]) / (now - self.since[1])
+        left = 60 * self.campaign_minutes - trained_seconds if self.campaign_minutes else self.deadline - now
+        self.measured = (rate, now - self.since[1])
+        if self.replan:
+            self.since = (step, now)
+        return step + int(rate * max(0.0, left))

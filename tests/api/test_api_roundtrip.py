@@ -143,7 +143,7 @@ def test_exif_orientation_is_applied(make_image):
 
 
 def test_alpha_blob_picks_a_compact_lossless_form(make_image):
-    from codec.images import decode_alpha, encode_alpha
+    from codec.alpha import decode_alpha, encode_alpha
 
     for plane in (np.full((40, 50), 255, np.uint8), make_image(40, 50, 1)[..., 0],
                   np.tile(np.arange(50, dtype=np.uint8), (40, 1))):

@@ -9,7 +9,7 @@ from PIL import Image
 import codec
 from codec import InputError
 from codec.coding import decode_rgb, encode_rgb, reconstruct_rgb
-from codec.config import lambda_for_quality
+from codec.quality import lambda_for_quality
 from codec.weights import fingerprint
 
 

@@ -65,7 +65,8 @@ def test_effort_curves_get_their_own_table_against_effort_0_and_the_anchors():
 
 
 def test_registry_names_lic_at_each_effort():
-    from benchmarks.codecs import lic_efforts, registry
+    from benchmarks.lic_codec import lic_efforts
+    from benchmarks.registry import registry
 
     names = list(registry())
     assert names[: len(lic_efforts())] == ["lic"] + [f"lic-effort{e}" for e in lic_efforts()[1:]]

@@ -4,8 +4,9 @@ import zlib
 
 import pytest
 
-from bitstream import FORMAT_VERSION, Header, LicFormatError, pack, quantize_quality, read_header, unpack
+from bitstream import FORMAT_VERSION, Header, LicFormatError, pack, read_header, unpack
 from bitstream.container import MAX_STREAMS, _varint
+from codec.quality import quantize_quality
 
 HEADER = Header("lic-cc-v1", b"\x9a\x01\xff\x00", quantize_quality(4.3), 768, 512, "RGB", 0xDEADBEEF)
 
@@ -161,3 +162,15 @@ def test_a_file_cut_inside_its_streams_is_reported_as_truncated():
     for cut in (60, 200, len(data) - 1):
         with pytest.raises(LicFormatError, match=r"^truncated file \(\d+ of [\d,]+ bytes\)$"):
             unpack(data[:cut])
+
+
+def test_each_version_has_its_own_header_type():
+    from bitstream import RESIDUAL_CODER, Residual, ResidualHeader
+
+    exact = ResidualHeader(5, 3, "L", Residual(16, 2, 0xABCDEF), icc=b"gray")
+    assert unpack(pack(exact, [b"\x00" * 4])) == (exact, [b"\x00" * 4], None)
+    assert (exact.version, exact.model_id) == (2, RESIDUAL_CODER)
+    lossy = read_header(valid_file())
+    assert type(lossy) is Header and lossy.version == FORMAT_VERSION and lossy.residual is None
+    with pytest.raises(ValueError, match="one stream"):
+        pack(exact, [b"", b""])

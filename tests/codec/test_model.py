@@ -5,7 +5,8 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from codec.config import ModelConfig, lambda_for_quality, QUALITY_LAMBDAS
+from codec.config import ModelConfig
+from codec.quality import QUALITY_LAMBDAS, lambda_for_quality
 from codec.integer import IntConv2d
 from codec.model import LicModel
 
@@ -156,12 +157,12 @@ def test_tiled_transforms_match_the_untiled_ones(model, monkeypatch):
     x = _image(256, 192)
     with torch.no_grad():
         full = model.g_a(x)
-        monkeypatch.setattr(model_module, "TILE", 64)
-        monkeypatch.setattr(model_module, "HALO", 64)
+        monkeypatch.setattr(model_module, "TRANSFORM_TILE", 64)
+        monkeypatch.setattr(model_module, "TRANSFORM_HALO", 64)
         tiled = model._tiled(model.g_a, x, 16)
         assert torch.allclose(full, tiled, atol=1e-5)
         y = torch.randn(1, 16, 16, 12)
-        monkeypatch.setattr(model_module, "TILE", 4 * 16)
+        monkeypatch.setattr(model_module, "TRANSFORM_TILE", 4 * 16)
         assert torch.allclose(model.g_s(y), model._tiled(model.g_s, y, 1 / 16), atol=1e-5)
 
 

@@ -12,7 +12,8 @@ import torch
 import bitstream
 import codec
 from codec import cli
-from codec.config import MAX_QUALITY, MIN_QUALITY, QUALITY_LAMBDAS, lambda_for_quality, level_position
+from codec.quality import (MAX_QUALITY, MIN_QUALITY, QUALITY_LAMBDAS, check_quality, lambda_for_quality, level_position,
+                           quantize_quality)
 
 
 def test_the_lambda_table_has_one_level_per_integer_quality_of_the_format():
@@ -22,7 +23,7 @@ def test_the_lambda_table_has_one_level_per_integer_quality_of_the_format():
 
 
 def test_the_stored_step_is_the_format_field():
-    header = bitstream.Header("m", b"abcd", bitstream.quantize_quality(4.3), 3, 2, "RGB", 0)
+    header = bitstream.Header("m", b"abcd", quantize_quality(4.3), 3, 2, "RGB", 0)
     data = bitstream.pack(header, [b""])
     raw = round(header.quality * bitstream.QUALITY_STEPS)
     assert bitstream.QUALITY_STEPS == 256 and raw.to_bytes(2, "little") in data
@@ -33,10 +34,10 @@ def test_the_stored_step_is_the_format_field():
 def test_every_entry_point_refuses_a_bad_quality_with_the_same_message(bad, make_image):
     expected = f"quality must be in [1, 8], got {bad:g}"
     with pytest.raises(bitstream.InputError) as error:
-        bitstream.check_quality(bad)
+        check_quality(bad)
     assert str(error.value) == expected
     image = make_image(4, 4, 3)
-    for refuse in (bitstream.quantize_quality, lambda_for_quality, lambda q: codec.compress(image, q)):
+    for refuse in (quantize_quality, lambda_for_quality, lambda q: codec.compress(image, q)):
         with pytest.raises(bitstream.InputError) as error:
             refuse(bad)
         assert str(error.value) == expected
@@ -68,3 +69,23 @@ def test_level_position_is_where_a_quality_falls_between_levels():
     low, t = level_position(torch.tensor([1.0, 2.75, 8.0, 0.0, 9.0]), torch.float64)
     assert low.tolist() == [0, 1, 6, 0, 6]
     assert t.tolist() == pytest.approx([0.0, 0.75, 1.0, 0.0, 1.0])  # clamped to the range
+
+
+def test_importing_lic_changes_nothing_global_and_the_default_comes_from_the_weights_metadata():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from codec.metadata import SHIPPED_WEIGHTS, read_metadata
+    from codec.quality import FALLBACK_QUALITY, default_quality
+
+    code = ("import builtins, sys; opened = []; real = builtins.open\n"
+            "builtins.open = lambda f, *a, **k: (opened.append(str(f)), real(f, *a, **k))[1]\n"
+            "from PIL import Image; limit = Image.MAX_IMAGE_PIXELS\n"
+            "import codec; assert not [f for f in opened if 'safetensors' in f], opened\n"
+            "assert Image.MAX_IMAGE_PIXELS == limit, 'import codec changed the pixel limit'\n"
+            "assert codec.DEFAULT_QUALITY == codec.quality.default_quality(); assert 'torch' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert default_quality() == float(read_metadata(SHIPPED_WEIGHTS).get("default_quality", FALLBACK_QUALITY))

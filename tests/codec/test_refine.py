@@ -4,8 +4,10 @@ import pytest
 import torch
 
 import codec.refine as refine
-from codec.config import lambda_for_quality
-from codec.refine import RefineConfig, refine_latents
+from codec import effort
+from codec.effort import RefineConfig
+from codec.quality import lambda_for_quality
+from codec.refine import refine_latents
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_an_overshooting_step_is_taken_back_and_halved_until_it_pays(model, monk
     """On a cost whose minimum is one rounding step away (ŷ = 1), a first step of 6 overshoots to
     ŷ = 6; without backtracking every later step (decaying from there) stays worse than ŷ = 0 and
     refinement would give up.  Backtracking returns to 0 and halves the step until it lands."""
-    def cost(model, y_win, features, x_win, quality, lam, rounding, core, pixels):
+    def cost(model, window, y_win, quality, rounding):
         y_hat = rounding(y_win) if rounding is not None else torch.round(y_win)
         return (y_hat - 1.0).pow(2).sum()
 
@@ -83,8 +85,8 @@ def test_zero_steps_returns_the_latents_unchanged(model):
 
 
 def test_tiles_cover_the_latents_and_each_tile_never_gets_worse(model, monkeypatch):
-    monkeypatch.setattr(refine, "TILE", 4)
-    monkeypatch.setattr(refine, "HALO", 2)
+    monkeypatch.setattr(refine, "REFINE_TILE", 4)
+    monkeypatch.setattr(refine, "REFINE_HALO", 2)
     tiles = list(refine._tiles(10, 7))
     covered = torch.zeros(10, 7, dtype=torch.int64)
     for rows, cols, wrows, wcols in tiles:
@@ -106,8 +108,8 @@ def test_bad_settings_are_value_errors():
     with pytest.raises(ValueError, match="relaxation"):
         RefineConfig(steps=1, relaxation="anneal")
     with pytest.raises(ValueError, match="effort"):
-        refine.effort_config(4)
-    assert refine.effort_config(0).steps == 0
+        effort.effort_config(4)
+    assert effort.effort_config(0).steps == 0
 
 
 def test_sga_rounding_tends_to_hard_rounding_as_the_temperature_falls():

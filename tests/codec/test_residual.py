@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bitstream import LicFormatError
-from codec.residual import TILE, decode_residual, encode_residual
+from codec.residual import RESIDUAL_TILE, decode_residual, encode_residual
 
 
 def _image(shape, maxval, seed=0):
@@ -29,7 +29,7 @@ def test_round_trip_within_max_error(shape, maxval, max_error):
 
 
 def test_tiles_in_lock_step_round_trip():
-    samples = _image((3, 5, TILE + 37), 255, seed=1)  # two tiles across, the second one narrow
+    samples = _image((3, 5, RESIDUAL_TILE + 37), 255, seed=1)  # two tiles across, the second one narrow
     data, rec = encode_residual(samples, 255, 0)
     assert np.array_equal(rec, samples)
     assert np.array_equal(decode_residual(data, samples.shape, 255, 0), samples)

@@ -17,6 +17,8 @@ import bitstream
 import codec
 from codec import coding
 from codec.images import CodedImage
+from codec.quality import quantize_quality
+import codec.target
 from codec.target import SEARCH_STEPS, fit_psnr, fit_size
 
 STEP = 1 / bitstream.QUALITY_STEPS
@@ -44,7 +46,7 @@ def test_size_search_finds_the_highest_quality_under_the_limit(boundary):
     result = fit_size(encode, limit)
     assert result.met and len(result.data) <= limit
     assert best - RESOLUTION <= result.quality <= best
-    assert result.quality in tried and all(q == bitstream.quantize_quality(q) for q in tried)
+    assert result.quality in tried and all(q == quantize_quality(q) for q in tried)
     assert len(set(tried)) <= SEARCH_STEPS + 2  # the two ends, then one candidate per step
     if 1.0 < boundary < 8.0:
         assert len(set(tried)) > 2  # it bisected
@@ -95,7 +97,7 @@ def _spy(monkeypatch, name):
 
     def spy(model, rgb, quality, **kwargs):
         out = real(model, rgb, quality, **kwargs)
-        calls[bitstream.quantize_quality(quality)] = out
+        calls[quantize_quality(quality)] = out
         return out
 
     monkeypatch.setattr(coding, name, spy)
@@ -147,3 +149,16 @@ def test_unreachable_targets_on_the_shipped_model_say_not_met(shipped):
     smallest = c.compress_to_size(image, 10)
     assert not smallest.met and smallest.quality == codec.MIN_QUALITY and len(smallest.data) > 10
     assert np.array_equal(np.asarray(c.decompress(smallest.data)), np.asarray(c.decompress(c.compress(image, 1))))
+
+
+@pytest.mark.parametrize("target", [0.3, 1.0, 2.5, 4.321, 8.0, 9.0])
+def test_closest_quality_is_the_stored_quality_whose_measure_is_nearest_the_target(target):
+    measured = []
+
+    def measure(q):  # grows with quality, as a mean bit rate does
+        measured.append(q)
+        return q
+
+    q = codec.target.closest_quality(measure, target)
+    assert q == quantize_quality(q) and abs(q - min(max(target, 1.0), 8.0)) <= RESOLUTION
+    assert len(measured) == len(set(measured)) <= SEARCH_STEPS + 2  # each quality measured once

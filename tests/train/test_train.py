@@ -15,12 +15,15 @@ import numpy as np
 import pytest
 import torch
 
-from codec.config import QUALITY_LAMBDAS, ModelConfig, lambda_for_quality
+from codec.config import ModelConfig
+from codec.quality import QUALITY_LAMBDAS, lambda_for_quality
 from codec.model import LicModel
 from train.checkpoint import checkpoint_model, load_checkpoint
 from train.data import get_batch
 from train.schedule import get_lr
-from train.train import RateDistortion, TrainConfig, parse_args, train
+from train.config import TrainConfig, parse_args
+from train.objective import RateDistortion
+from train.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,7 +87,7 @@ def test_rate_distortion_is_the_models_forward():
     x = torch.rand(2, 3, 64, 128)
     q = torch.tensor([1.5, 7.0])
     torch.manual_seed(1)
-    bpp, mse, x_hat = RateDistortion(model)(x, q)
+    bpp, mse, x_hat = RateDistortion(model)(x, q)[1:]
     torch.manual_seed(1)
     out = model(x, q, ste=True)
     bits = -(torch.log2(out.y_likelihoods).sum((1, 2, 3)) + torch.log2(out.z_likelihoods).sum((1, 2, 3)))
@@ -122,14 +125,14 @@ def test_training_steps_lower_the_loss():
     def loss_value():
         torch.manual_seed(123)
         with torch.no_grad():
-            bpp, mse, _ = rd(x, q)
-        return (bpp + lam * 255**2 * mse).mean().item()
+            out = rd(x, q)
+        assert torch.equal(out.loss, out.bpp + lam * 255**2 * out.mse)
+        return out.loss.mean().item()
 
     before = loss_value()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(30):
-        bpp, mse, _ = rd(x, q)
-        loss = (bpp + lam * 255**2 * mse).mean()
+        loss = rd(x, q).loss.mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -259,7 +262,7 @@ def test_slow_params_train_at_their_share_of_the_lr(data_dir, tmp_path):
 
 def test_paired_runs_freeze_what_they_are_told_and_report_each_window(data_dir, tmp_path, capsys):
     from codec.weights import load_model
-    from train import paired
+    from train.lab import paired
     from train.export import export
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
@@ -315,11 +318,11 @@ def test_a_non_finite_step_is_skipped_and_the_weights_stay_finite(data_dir, tmp_
     original = RateDistortion.forward
 
     def sometimes_nan(self, x, quality, ste=True):
-        bpp, mse, x_hat = original(self, x, quality, ste)
+        out = original(self, x, quality, ste)
         calls["n"] += 1
         if calls["n"] == 3 and self.training:  # the third training step blows up
-            bpp = bpp * float("nan")
-        return bpp, mse, x_hat
+            out = out._replace(bpp=out.bpp * float("nan"), loss=out.loss * float("nan"))
+        return out
 
     monkeypatch.setattr(RateDistortion, "forward", sometimes_nan)
     train(tiny_args(data_dir, tmp_path / "nan", "--steps", "6", "--eval-every", "0"))
@@ -338,12 +341,12 @@ def test_a_diverging_run_goes_back_to_its_last_checkpoint_at_half_the_lr(data_di
     original = RateDistortion.forward
 
     def diverging(self, x, quality, ste=True):
-        bpp, mse, x_hat = original(self, x, quality, ste)
+        out = original(self, x, quality, ste)
         if self.training:
             calls["n"] += 1
             if 5 <= calls["n"] <= 10:
-                bpp = bpp * float("nan")
-        return bpp, mse, x_hat
+                out = out._replace(bpp=out.bpp * float("nan"), loss=out.loss * float("nan"))
+        return out
 
     monkeypatch.setattr(RateDistortion, "forward", diverging)
     cfg = dataclasses.replace(tiny_args(data_dir, tmp_path / "div", "--steps", "8", "--eval-every", "0",
@@ -357,7 +360,7 @@ def test_a_diverging_run_goes_back_to_its_last_checkpoint_at_half_the_lr(data_di
 
 def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_path):
     from codec.weights import load_metadata
-    from train.campaign import FINAL_LR, final_leg
+    from train.lab.campaign import FINAL_LR, final_leg
     from train.export import export
 
     common = ("--plan-seconds", "1", "--reserve-seconds", "1", "--warmup-steps", "2", "--eval-every", "0",
@@ -381,7 +384,7 @@ def test_a_final_campaign_leg_decays_the_lr_over_its_own_budget(data_dir, tmp_pa
 
 
 def test_heldout_compares_a_checkpoint_with_weights_on_the_runs_held_out_crops(data_dir, tmp_path, capsys):
-    from train import heldout
+    from train.lab import heldout
     from train.export import export
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "30", "--ema", "0.9"))
@@ -399,7 +402,7 @@ def test_heldout_compares_a_checkpoint_with_weights_on_the_runs_held_out_crops(d
 
 
 def test_rd_loss_per_crop_is_the_rate_distortion_objective():
-    from train.heldout import rd_loss
+    from train.lab.heldout import rd_loss
 
     torch.manual_seed(0)
     model = LicModel(ModelConfig.tiny())
@@ -417,10 +420,10 @@ def test_a_continued_run_with_the_campaigns_frozen_analysis_does_not_raise_the_c
     gradient turns uphill, so at this size training g_a lowers the loss too: this test pins the
     mechanism of the fix, it does not reproduce the fault."""
     from codec.weights import load_model
-    from train.campaign import CAMPAIGN
+    from train.lab.campaign import CAMPAIGN
     from train.data import build_bank, list_images
     from train.export import export
-    from train.heldout import rd_loss
+    from train.lab.heldout import rd_loss
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "30", "--ema", "0.9"))
     export(tmp_path / "a", tmp_path / "w")
@@ -441,7 +444,7 @@ def test_a_continued_run_with_the_campaigns_frozen_analysis_does_not_raise_the_c
 
 
 def test_a_weight_average_begun_late_still_forgets_its_start():
-    from train.train import WeightAverage
+    from train.average import WeightAverage
 
     model = torch.nn.Linear(2, 1)
     average = WeightAverage(model, 0.999, start=30_000)
@@ -458,7 +461,7 @@ def test_photos_listed_in_exclude_are_never_trained_on(data_dir, tmp_path, capsy
 
 
 def test_gate_scores_weights_on_its_listed_photos_with_real_files(data_dir, tmp_path, monkeypatch):
-    from train import gate
+    from train.lab import gate
     from train.export import export
 
     train(tiny_args(data_dir, tmp_path / "a", "--steps", "2"))
@@ -478,7 +481,75 @@ def test_gate_scores_weights_on_its_listed_photos_with_real_files(data_dir, tmp_
 
 
 def test_gate_without_weights_is_a_one_line_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "train.gate", str(tmp_path / "none")], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "train.lab.gate", str(tmp_path / "none")], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("gate: error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_device_leg_rehearses_on_the_cpu(data_dir, tmp_path):
+    """The one-command GPU leg (train/lab/device/leg.py), run with --dry-run: from the shipped weights,
+    a few steps, the weight average exported as shards that a device call can bring back."""
+    from codec.weights import load_metadata
+    from train.lab.device import leg
+    from train.lab.paths import WEIGHTS
+
+    out = tmp_path / "out"
+    leg.main(["--dry-run", "--data", str(data_dir), "--out", str(out), "--run", str(tmp_path / "run")])
+    shards = sorted((out / "weights").glob("*.safetensors"))
+    assert shards and all(s.stat().st_size < 16 * 2**20 for s in shards)
+    assert len([f for f in out.rglob("*") if f.is_file()]) <= 8
+    assert int(load_metadata(out / "weights")["steps"]) == int(load_metadata(WEIGHTS)["steps"]) + 2
+    assert (out / "log.csv").read_text().startswith("step,")
+
+
+def test_each_recipe_arm_changes_one_thing_from_the_campaign():
+    from train.lab.campaign import CAMPAIGN
+    from train.lab.recipe import ARMS, arm_config
+
+    bookkeeping = {"run", "resume", "minutes", "threads"}
+    for arm in ARMS:
+        cfg = arm_config(arm, 45.0)
+        changed = {f.name for f in dataclasses.fields(TrainConfig) if getattr(cfg, f.name) != getattr(CAMPAIGN, f.name)}
+        assert changed - bookkeeping == set(ARMS[arm]) and len(ARMS[arm]) == (arm != "control"), arm
+        assert cfg.threads == 1 and cfg.minutes == 45.0 and not cfg.resume and cfg.run.endswith(arm)
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_config("everything", 45.0)
+
+
+def test_soap_downscaled_photos_and_low_qualities_train_and_resume_exactly(data_dir, tmp_path):
+    extra = ("--optimizer", "soap", "--downscale", "0.5", "--quality-sampling", "low", "--eval-every", "0")
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "4", *extra))
+    train(tiny_args(data_dir, tmp_path / "b", "--steps", "4", "--stop-at", "2", *extra))
+    train(parse_args(["--data", str(data_dir), "--run", str(tmp_path / "b"), "--resume"]))
+    a, b = (load_checkpoint(tmp_path / r / "checkpoint.pt") for r in ("a", "b"))
+    assert a["step"] == b["step"] == 4 and a["train_config"]["optimizer"] == "soap"
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+        assert torch.isfinite(a["model"][k].float()).all(), k
+
+
+def test_low_quality_sampling_favours_low_qualities_and_downscaling_shrinks_photos(data_dir):
+    from train.data import build_bank, list_images, sample_quality
+
+    q = sample_quality(20000, "low", torch.Generator().manual_seed(0), "cpu")
+    assert 1 <= float(q.min()) and float(q.max()) <= 8
+    assert abs(float((q < 4.5).float().mean()) - 0.75) < 0.02  # density 2(1 − t): P(t < ½) = ¾
+    files = list_images(data_dir)
+    full = build_bank(files, 64, 8, 0)
+    small = build_bank(files, 64, 8, 0, downscale=0.5)
+    assert small.shape[1:] == full.shape[1:] and len(small) < len(full)  # smaller photos hold fewer crops
+
+
+def test_each_log_step_records_every_trained_parts_gradient_and_update(data_dir, tmp_path):
+    train(tiny_args(data_dir, tmp_path / "a", "--steps", "4", "--frozen-params", "g_a."))
+    with open(tmp_path / "a" / "layers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["step"] for r in rows} == {"2", "4"}  # --log-every 2
+    parts = {r["part"] for r in rows}
+    assert "g_a" not in parts and {"g_s", "h_a", "h_s", "slices", "gains"} <= parts  # frozen: not trained
+    for r in rows:
+        # a part's ‖Δθ‖/‖θ‖ is at most its largest tensor's (4 significant digits are logged)
+        assert float(r["grad_norm"]) > 0 and 0 < float(r["update_ratio"]) <= float(r["top_ratio"]) * 1.001
+        assert r["top_tensor"].startswith({"g_s": "g_s.", "h_a": "hyper.h_a.", "h_s": "hyper.h_s.", "slices": "entropy.",
+                                           "gains": "gain.", "density": "hyper.density."}[r["part"]])

@@ -1,16 +1,16 @@
 """Paired short runs from a set of weights: which parameters does training help, and which hurt?
 
-    python -m train.paired --lr 1e-9 > frozen.log                    # the reference: no training
-    python -m train.paired --lr 3e-5 --freeze "" > all.log           # everything trained (issue 30's fault)
-    python -m train.paired --lr 3e-5 > recipe.log                    # the campaign's recipe: g_a frozen
-    python -m train.paired --lr 1.15e-4 --freeze g_a.,g_s.,entropy.,gain.,hyper.density.,hyper.h_s. > h_a.log
+    python -m train.lab.paired --lr 1e-9 > frozen.log                    # the reference: no training
+    python -m train.lab.paired --lr 3e-5 --freeze "" > all.log           # everything trained (issue 30's fault)
+    python -m train.lab.paired --lr 3e-5 > recipe.log                    # the campaign's recipe: g_a frozen
+    python -m train.lab.paired --lr 1.15e-4 --freeze g_a.,g_s.,entropy.,gain.,hyper.density.,hyper.h_s. > h_a.log
 
 Every run starts from the same weights (``--weights``, the shipped ones by default) with a fresh Adam
 warmed up over ``--warmup`` steps, and sees the same batches, qualities and quantization noise (one
 seed), so runs differ only in what they train: their logs compare window by window, which a single
 noisy loss curve cannot.  Each ``--every`` steps a line gives the window's mean training loss
 (bpp + λ·255²·MSE), bpp and PSNR, the tensors that moved most (‖θ − θ₀‖ / ‖θ₀‖), and what decides:
-the coded loss J (latents rounded, ``train.heldout.rd_loss``) on ``--eval-crops`` fixed crops of training
+the coded loss J (latents rounded, ``train.lab.heldout.rd_loss``) on ``--eval-crops`` fixed crops of training
 photos, mean over six qualities, against the same J before the first step.
 Campaign leg 5 found with it why the campaign kept diverging (train/README.md).
 """
@@ -23,13 +23,14 @@ from pathlib import Path
 
 import torch
 
-from codec.config import lambda_for_quality
 from codec.integer import Arithmetic
 
-from .campaign import CAMPAIGN, DATA, WEIGHTS
-from .data import build_bank, get_batch, list_images, sample_quality
+from ..data import build_bank, get_batch, list_images, sample_quality
+from ..objective import RateDistortion
+
+from .campaign import CAMPAIGN
 from .heldout import mean_coded_loss
-from .train import RateDistortion
+from .paths import DATA, WEIGHTS
 
 
 def _prefixes(text: str) -> tuple[str, ...]:
@@ -38,7 +39,7 @@ def _prefixes(text: str) -> tuple[str, ...]:
 
 def main(argv=None) -> torch.nn.Module:
     """Runs the paired run; returns the trained model."""
-    p = argparse.ArgumentParser(prog="python -m train.paired", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.paired", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(WEIGHTS))
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--lr", type=float, default=1e-4)
@@ -92,13 +93,13 @@ def main(argv=None) -> torch.nn.Module:
         x = get_batch(bank, a.batch, a.patch, gen).contiguous(memory_format=torch.channels_last)
         q = sample_quality(a.batch, CAMPAIGN.quality_sampling, gen, "cpu")
         optimizer.zero_grad(set_to_none=True)
-        bpp, mse, _ = step_fn(x, q, True)
-        loss = (bpp + lambda_for_quality(q) * 255**2 * mse).mean()
+        out = step_fn(x, q, True)
+        loss = out.loss.mean()
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(trained, a.clip)
         if torch.isfinite(norm) and torch.isfinite(loss):
             optimizer.step()
-            window += torch.tensor([loss.item(), bpp.mean().item(), (-10 * torch.log10(mse)).mean().item(), 1.0])
+            window += torch.tensor([loss.item(), out.bpp.mean().item(), (-10 * torch.log10(out.mse)).mean().item(), 1.0])
         if step % a.every == 0:
             loss_, bpp_, psnr, _ = (window / window[3].clamp_min(1)).tolist()
             moved = sorted(((float((q.detach() - start[n]).norm() / start[n].norm().clamp_min(1e-12)), n)

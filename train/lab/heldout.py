@@ -1,8 +1,8 @@
 """Held-out comparison of two models: BD-rate over qualities 1..8 on the training run's held-out crops.
 
-    python -m train.heldout runs/campaign/checkpoint.pt                 # its average and last iterate vs codec/weights
-    python -m train.heldout some/weights --against codec/weights
-    python -m train.heldout codec/weights --spread 160                  # overfitting: held-out vs training photos
+    python -m train.lab.heldout runs/campaign/checkpoint.pt                 # its average and last iterate vs codec/weights
+    python -m train.lab.heldout some/weights --against codec/weights
+    python -m train.lab.heldout codec/weights --spread 160                  # overfitting: held-out vs training photos
 
 The crops are the center crops of the ``--val-images`` photos every training run holds out (same
 seed, same draw), scored by the training face in eval mode (latents rounded: the coded rate up to
@@ -21,9 +21,11 @@ import torch
 from codec.integer import Arithmetic
 from codec.model import LicModel
 
-from .campaign import CAMPAIGN, DATA, WEIGHTS
-from .data import build_bank_center, list_images, split_heldout
-from .train import RateDistortion, evaluate
+from ..data import build_bank_center, list_images, split_heldout
+from ..objective import RateDistortion, estimate
+
+from .campaign import CAMPAIGN
+from .paths import DATA, WEIGHTS
 
 __all__ = ["heldout_curve", "load_models", "rd_loss", "mean_coded_loss", "EVAL_QUALITIES", "spread", "main"]
 
@@ -38,7 +40,7 @@ def load_models(path: str | Path) -> dict[str, LicModel]:
         from codec.weights import load_model
 
         return {"weights": load_model(path)}
-    from .checkpoint import checkpoint_model, load_checkpoint
+    from ..checkpoint import checkpoint_model, load_checkpoint
 
     ckpt = load_checkpoint(path)
     return {f"step {ckpt['step']} {name}": checkpoint_model(ckpt, key, build_tables=False)
@@ -47,23 +49,20 @@ def load_models(path: str | Path) -> dict[str, LicModel]:
 
 def heldout_curve(model: LicModel, crops: torch.Tensor) -> tuple[list[float], list[float]]:
     """(bpp, PSNR) per quality 1..8 on ``crops`` (uint8), as the training run's evaluation computes them."""
-    r = evaluate(RateDistortion(model, torch.bfloat16, Arithmetic.FLOAT), crops)
+    r = estimate(RateDistortion(model, torch.bfloat16, Arithmetic.FLOAT), crops)
     levels = sorted(int(k[len("bpp_q"):]) for k in r if k.startswith("bpp_q"))
     return [r[f"bpp_q{q}"] for q in levels], [r[f"psnr_q{q}"] for q in levels]
 
 
 def rd_loss(model: LicModel, crops: torch.Tensor, quality: float, batch: int = 8) -> torch.Tensor:
     """Per crop J = bpp + λ(q)·255²·MSE (eval mode: the coded rate up to the σ table), float64."""
-    from codec.config import lambda_for_quality
-
     rd = RateDistortion(model.eval(), torch.bfloat16, Arithmetic.FLOAT)
     out = []
     with torch.no_grad():
         for i in range(0, len(crops), batch):
             x = crops[i : i + batch].float() / 255
             q = torch.full((len(x),), quality)
-            bpp, _, x_hat = rd(x, q)
-            out.append(bpp + lambda_for_quality(q) * 255**2 * (x_hat.clamp(0, 1) - x).pow(2).mean((1, 2, 3)))
+            out.append(rd(x, q).loss)
     return torch.cat(out).double()
 
 
@@ -90,12 +89,9 @@ def spread(model: LicModel, held: list[Path], training: list[Path], size: int, d
 
 
 def main(argv=None) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks.bd import bd_rate
 
-    p = argparse.ArgumentParser(prog="python -m train.heldout", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.heldout", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="a training checkpoint (.pt) or a weights folder")
     p.add_argument("--against", default=str(WEIGHTS), help="the anchor weights (default: the shipped ones)")
     p.add_argument("--data", default=str(DATA))

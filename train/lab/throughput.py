@@ -1,6 +1,6 @@
 """Training throughput on this machine: images/s per model size, fp32 or bf16, eager or compiled.
 
-    python -m train.throughput [--configs small,medium,default] [--amp off,bf16] [--compile off,on]
+    python -m train.lab.throughput [--configs small,medium,default] [--amp off,bf16] [--compile off,on]
                                [--threads 2] [--seconds 30]
 
 One training step is what ``python -m train`` runs (forward, R + λD, backward, clip, Adam) on a batch
@@ -24,16 +24,14 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from codec.config import lambda_for_quality
-
-from .train import PRESETS, RateDistortion
+from ..config import PRESETS
+from ..objective import RateDistortion
 
 CONV_OPS = ("convolution", "convolution_backward")
 
 
 def _step(rd, opt, x, q):
-    bpp, mse, _ = rd(x, q)
-    loss = (bpp + lambda_for_quality(q) * 255**2 * mse).mean()
+    loss = rd(x, q).loss.mean()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(rd.parameters(), 1.0)
@@ -94,7 +92,7 @@ def measure(config: str, amp: bool, compiled: bool, batch: int, patch: int, seco
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m train.throughput", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.throughput", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="small,medium,default")
     p.add_argument("--amp", default="off,bf16")
     p.add_argument("--compile", default="off")

@@ -1,9 +1,9 @@
 """The gate that decides whether a leg ships: real files on full-size held-out photos.
 
-    python -m train.gate runs/campaign/weights                  # BD-rate against codec/weights
-    python -m train.gate runs/campaign/weights --against other/weights
+    python -m train.lab.gate runs/campaign/weights                  # BD-rate against codec/weights
+    python -m train.lab.gate runs/campaign/weights --against other/weights
 
-The set is ``train/gate.txt``: 24 training photos (full size, 0.1-0.3 MP each) that the campaign's
+The set is ``train/lab/gate.txt``: 24 training photos (full size, 0.1-0.3 MP each) that the campaign's
 trainer never sees (``TrainConfig.exclude``).  Each model codes every photo at qualities 1..8 for real
 (``train.evaluate``: whole ``.lic`` files, exact decoding), and the gate prints the mean curves and
 the BD-rate of the candidate against ``--against`` (negative: fewer bits at equal PSNR).  A curve
@@ -18,11 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-from .campaign import DATA, WEIGHTS
+from .paths import DATA, GATE_LIST, WEIGHTS
 
 __all__ = ["GATE_LIST", "gate_files", "gate_curve", "gate", "main"]
-
-GATE_LIST = Path(__file__).resolve().parent / "gate.txt"
 
 
 def gate_files(data: str | Path = DATA) -> list[Path]:
@@ -39,7 +37,7 @@ def gate_curve(weights: str | Path, data: str | Path = DATA) -> dict:
     """{"bpp": [...], "psnr-rgb": [...]} over q 1..8 for ``weights``, cached beside them."""
     from codec.weights import fingerprint, load_model
 
-    from .evaluate import evaluate_weights
+    from ..evaluate import evaluate_weights
 
     model = load_model(weights)
     digest = fingerprint(model).hex()
@@ -56,7 +54,6 @@ def gate_curve(weights: str | Path, data: str | Path = DATA) -> dict:
 
 def gate(candidate: str | Path, against: str | Path = WEIGHTS, data: str | Path = DATA) -> float:
     """BD-rate (%) of ``candidate`` against ``against`` on the gate's photos."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks.bd import bd_rate
 
     ref, new = gate_curve(against, data), gate_curve(candidate, data)
@@ -64,7 +61,7 @@ def gate(candidate: str | Path, against: str | Path = WEIGHTS, data: str | Path 
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m train.gate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.gate", description=__doc__.split("\n\n")[0])
     p.add_argument("weights")
     p.add_argument("--against", default=str(WEIGHTS))
     p.add_argument("--data", default=str(DATA))

@@ -1,12 +1,12 @@
 """Which way does each part of the model's training gradient point on the coded loss?
 
-    python -m train.direction                       # the shipped weights, the campaign's crops
-    python -m train.direction --weights W --patch 128
+    python -m train.lab.direction                       # the shipped weights, the campaign's crops
+    python -m train.lab.direction --weights W --patch 128
 
 The training gradient is what the surrogates give: rate from y + U(−½, ½), straight-through rounding into
 g_s.  Whether a step along it lowers the loss the codec pays is a measurement, not a given: this script takes
 the mean gradient of ``--batches`` training batches, moves one parameter group at a time by a small step
-against it, and reports the change of the coded loss J (latents rounded, ``train.heldout.rd_loss``, mean over
+against it, and reports the change of the coded loss J (latents rounded, ``train.lab.heldout.rd_loss``, mean over
 six qualities) on fixed crops, for three steps:
 
 - ``sign``: −ε·sign(g) on every weight, what a fresh Adam's first updates are;
@@ -23,13 +23,14 @@ import argparse
 
 import torch
 
-from codec.config import lambda_for_quality
 from codec.integer import Arithmetic
 
-from .campaign import CAMPAIGN, DATA, WEIGHTS
-from .data import build_bank, get_batch, list_images, sample_quality
+from ..data import build_bank, get_batch, list_images, sample_quality
+from ..objective import RateDistortion
+
+from .campaign import CAMPAIGN
 from .heldout import mean_coded_loss
-from .train import RateDistortion
+from .paths import DATA, WEIGHTS
 
 GROUPS = {
     "g_a": ("g_a.",), "g_a first layer": ("g_a.0.",), "g_s": ("g_s.",), "h_a": ("hyper.h_a.",),
@@ -38,7 +39,7 @@ GROUPS = {
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m train.direction", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.direction", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(WEIGHTS))
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--patch", type=int, default=CAMPAIGN.patch)
@@ -68,8 +69,8 @@ def main(argv=None) -> None:
             x = get_batch(bank, 8, a.patch, gen).contiguous(memory_format=torch.channels_last)
             q = sample_quality(8, "continuous", gen, "cpu")
             torch.manual_seed(100 + i)
-            bpp, mse, _ = rd(x, q, True)
-            loss = bpp if term == "rate" else lambda_for_quality(q) * 255**2 * mse
+            out = rd(x, q, True)
+            loss = out.bpp if term == "rate" else out.loss - out.bpp
             (loss.mean() / a.batches).backward()
         parts[term] = {n: (t.grad.clone() if t.grad is not None else torch.zeros_like(t)) for n, t in params.items()}
     grads = {n: parts["rate"][n] + parts["distortion"][n] for n in params}

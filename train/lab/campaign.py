@@ -1,8 +1,8 @@
 """The training campaign: one model trained on this 2-core CPU over many sessions.
 
-    python -m train.campaign leg --minutes 130     # start of a session: the next leg, in the background
-    python -m train.campaign finish                # end of a session: export, Kodak, benchmarks, log
-    python -m train.campaign plot                  # redraw train/campaign.png from train/campaign.csv
+    python -m train.lab.campaign leg --minutes 130     # start of a session: the next leg, in the background
+    python -m train.lab.campaign finish                # end of a session: export, Kodak, benchmarks, log
+    python -m train.lab.campaign plot                  # redraw train/lab/campaign.png from train/lab/campaign.csv
 
 ``CAMPAIGN`` below is the whole recipe (chosen by the comparisons in train/README.md); every leg
 runs it unchanged.  One learning-rate schedule spans the campaign: ``campaign_minutes`` of training
@@ -12,10 +12,10 @@ any later leg, on this machine or a fresh one, continues the same schedule.
 A leg resumes from ``runs/campaign/checkpoint.pt`` when this machine still has it (optimizer state
 and all), else from the weights committed in ``codec/weights`` (their step count, a fresh optimizer).
 ``finish`` exports the run's weight average and ships it into ``codec/weights`` only if it beats the
-shipped weights both on the gate (``train/gate.py``: 24 held-out full-size photos, real files) and on the
+shipped weights both on the gate (``train/lab/gate.py``: 24 held-out full-size photos, real files) and on the
 24 Kodak images; a shipped leg gets its default quality, ``benchmarks/results`` (effort 0 and the
 ``--effort`` curves) and golden file regenerated.  Every leg, shipped or not, appends a row to
-``train/campaign.csv``.
+``train/lab/campaign.csv``.
 """
 
 from __future__ import annotations
@@ -30,14 +30,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .train import TrainConfig, model_config, train
+from ..config import TrainConfig, model_config
+from ..train import train
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN = ROOT / "runs" / "campaign"
-WEIGHTS = ROOT / "codec" / "weights"
-KODAK = ROOT.parent / "shared" / "data" / "kodak"
-DATA = ROOT.parent / "shared" / "data" / "train"
-LOG = Path(__file__).resolve().parent / "campaign.csv"
+from .paths import CAMPAIGN_LOG as LOG, DATA, GATE_LIST, KODAK, ROOT, RUN, WEIGHTS
+
 PLOT = LOG.with_suffix(".png")
 ANCHORS = ("jpeg", "webp", "hevc444")  # BD-rate columns of the log
 # bd_*: Kodak BD-rate (%) against each anchor; bd_gate / bd_kodak: against the weights shipped before the
@@ -50,7 +47,7 @@ LOG_FIELDS = ["date", "steps", "images_seen", "cpu_minutes", "model", "bd_jpeg",
 CAMPAIGN = TrainConfig(
     data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
-    exclude=str(Path(__file__).resolve().parent / "gate.txt"),  # the gate's photos (train/gate.py)
+    exclude=str(GATE_LIST),  # the gate's photos (gate.py)
     batch_size=8, patch=256, bank_size=256, crops_per_image=4, val_images=8,
     lr=6.5e-5, lr_tau=8000, min_lr=1e-6, warmup_steps=100, decay_frac=0.2, grad_clip=1.0,
     slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05, frozen_params="g_a.",
@@ -74,7 +71,7 @@ def progress() -> tuple[int, float]:
     from codec.weights import load_metadata
 
     if (RUN / "checkpoint.pt").exists():
-        from .checkpoint import load_checkpoint
+        from ..checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(RUN / "checkpoint.pt")
         return ckpt["step"], ckpt["train_seconds"] / 60
@@ -91,9 +88,26 @@ def final_leg(cfg: TrainConfig, step: int, trained: float) -> TrainConfig:
                    campaign_minutes=trained + FINAL_BUDGET_SHARE * cfg.minutes)
 
 
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def autogroup_warning() -> str | None:
+    """Linux's autogroup scheduling shares the CPU equally between sessions whatever their nice
+    values, so a leg at nice 5 loses half the machine to any test run from another shell; say so."""
+    try:
+        on = AUTOGROUP.read_text().strip() == "1"
+    except OSError:
+        return None
+    return (f"campaign: warning: autogroup scheduling is on, so nice does not protect this leg from other "
+            f"sessions' work; as root: echo 0 > {AUTOGROUP}") if on else None
+
+
 def leg(minutes: float, final: bool = False) -> None:
     from codec.weights import load_metadata
 
+    warning = autogroup_warning()
+    if warning:
+        print(warning, flush=True)
     cfg = replace(CAMPAIGN, minutes=minutes)
     if final:
         cfg = final_leg(cfg, *progress())
@@ -109,7 +123,6 @@ def leg(minutes: float, final: bool = False) -> None:
 
 def _bd_rates(lic: dict) -> dict[str, float | None]:
     """BD-rate (%) of an RD curve ({"bpp": [...], "psnr-rgb": [...]}) against each anchor's Kodak curve."""
-    sys.path.insert(0, str(ROOT))
     from benchmarks.bd import bd_rate
 
     out = {}
@@ -128,34 +141,31 @@ def _run(*args: str) -> None:
 
 
 def default_quality(weights: Path, images: Path, target_bpp: float = 0.5) -> tuple[float, float]:
-    """The stored quality whose mean bpp over ``images`` (real files) is closest to ``target_bpp``.
+    """The stored quality whose mean bpp over ``images`` (real files) is closest to ``target_bpp``
+    (``codec.target.closest_quality``: rate grows with quality); returns (quality, mean bpp).  What
+    ``lic encode`` uses when no quality is given."""
+    import functools
 
-    Bisection over quality (rate grows with quality), each candidate coded for real; returns
-    (quality, mean bpp).  What ``lic encode`` uses when no quality is given."""
     import numpy as np
     from PIL import Image
 
-    from bitstream import quantize_quality
     from codec.coding import encode_rgb
+    from codec.target import closest_quality
     from codec.weights import fingerprint, load_model
 
     model = load_model(weights)
     digest = fingerprint(model)
     rgbs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(images.glob("*.png"))]
 
+    @functools.lru_cache(maxsize=None)
     def mean_bpp(q: float) -> float:
-        return float(np.mean([8 * len(encode_rgb(model, rgb, q, model_hash=digest)) / (rgb.shape[0] * rgb.shape[1])
-                              for rgb in rgbs]))
+        bpp = float(np.mean([8 * len(encode_rgb(model, rgb, q, model_hash=digest)) / (rgb.shape[0] * rgb.shape[1])
+                             for rgb in rgbs]))
+        print(f"default quality: q {q:.5f} -> {bpp:.4f} bpp", flush=True)
+        return bpp
 
-    lo, hi = 1.0, 8.0
-    seen = {}
-    for _ in range(8):
-        mid = quantize_quality((lo + hi) / 2)
-        seen[mid] = mean_bpp(mid)
-        print(f"default quality: q {mid:.5f} -> {seen[mid]:.4f} bpp", flush=True)
-        lo, hi = (mid, hi) if seen[mid] < target_bpp else (lo, mid)
-    best = min(seen, key=lambda q: abs(seen[q] - target_bpp))
-    return best, seen[best]
+    best = closest_quality(mean_bpp, target_bpp)
+    return best, mean_bpp(best)
 
 
 # The --effort curves re-measured with every shipped model (issue 12): the encoder's gain depends on
@@ -164,22 +174,22 @@ EFFORT_SWEEP = ("--codecs", "lic", "--effort", "1,2", "--lic-qualities", "1,2,4,
                 "--warmup", "0", "--jobs", "2", "--threads", "1")
 
 
-def finish(efforts: bool = True) -> bool:
-    """Export the run's weight average, gate it, and ship it only if it beats the shipped weights on
-    both the gate and Kodak (real files); a row goes to ``campaign.csv`` either way.  Returns shipped."""
+def finish(efforts: bool = True, run: Path = RUN) -> bool:
+    """Export the weight average of ``run`` (the campaign's, or a recipe arm's), gate it, and ship it
+    only if it beats the shipped weights on both the gate and Kodak (real files); a row goes to
+    ``campaign.csv`` either way.  Returns shipped."""
     import shutil
 
     from codec.weights import load_metadata, set_metadata
 
-    sys.path.insert(0, str(ROOT))
     from benchmarks.bd import bd_rate
 
-    from .evaluate import evaluate_weights
-    from .export import export
+    from ..evaluate import evaluate_weights
+    from ..export import export
     from .gate import gate
 
-    candidate = RUN / "weights"
-    export(RUN, candidate, replace=True)
+    candidate = run / "weights"
+    export(run, candidate, replace=True)
     meta = load_metadata(candidate)
     model_id = json.loads(meta["config"])["model_id"]
     kodak_json = f"{model_id}-kodak.json"
@@ -259,7 +269,7 @@ def plot() -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m train.campaign", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.campaign", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     lp = sub.add_parser("leg", help="train the next leg")
     lp.add_argument("--minutes", type=float, required=True)
@@ -268,6 +278,7 @@ def main(argv=None) -> None:
     fin = sub.add_parser("finish", help="export, measure, log")
     fin.add_argument("--no-efforts", action="store_true",
                      help="skip the --effort 1,2 Kodak curves (about 35 min): only when short of time")
+    fin.add_argument("--run", type=Path, default=RUN, help="the run to finish (default: the campaign's)")
     sub.add_parser("plot", help="redraw the campaign plot")
     a = p.parse_args(argv)
     if a.command == "leg":
@@ -275,7 +286,7 @@ def main(argv=None) -> None:
             p.error("--minutes must be positive")
         leg(a.minutes, final=a.final)
     elif a.command == "finish":
-        finish(efforts=not a.no_efforts)
+        finish(efforts=not a.no_efforts, run=a.run)
     else:
         plot()
 

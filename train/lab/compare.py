@@ -1,8 +1,8 @@
 """Equal-CPU-time training comparisons: lic against a reference, one difference at a time.
 
-    python -m train.compare --model ref --minutes 8 --out runs/compare/ref.json
-    python -m train.compare --model lic --size medium --minutes 8 --variant noise --out ...
-    python -m train.compare report runs/compare/*.json --at 4,8     # the Markdown table
+    python -m train.lab.compare --model ref --minutes 8 --out runs/compare/ref.json
+    python -m train.lab.compare --model lic --size medium --minutes 8 --variant noise --out ...
+    python -m train.lab.compare report runs/compare/*.json --at 4,8     # the Markdown table
 
 One plain loop for every contender: the trainer's crop bank and batch stream (same seed: the same
 crops in the same order), Adam, gradient clipping, one λ, and a clock that counts training steps
@@ -26,18 +26,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.config import ModelConfig, lambda_for_quality
+from codec.config import ModelConfig
+from codec.quality import lambda_for_quality, rd_cost
 from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
 from codec.model import LicModel
 
-from .data import build_bank, get_batch, list_images
-from .train import PRESETS, RateDistortion
+from ..config import PRESETS
+from ..data import build_bank, get_batch, list_images
+from ..objective import RateDistortion, RDOutput
 
 VARIANTS = {
     "noise": "g_s and the slice networks see y + U(-½,½) instead of STE-rounded latents",
     "float": "the entropy path trains in float (Arithmetic.FLOAT: no rounding of weights/activations)",
-    "sigma": "σ interpolated continuously in training instead of snapped to the 64-entry table",
     "nogain": "gain units frozen at 1 (no variable-rate scaling)",
     "multi": "qualities drawn from U[1, 8] per sample (the campaign's variable-rate training)",
 }
@@ -59,11 +60,13 @@ class Reference(torch.nn.Module):
 
         self.net = ScaleHyperprior(N, M)
 
-    def forward(self, x, quality):
+    def forward(self, x, quality) -> RDOutput:
         out = self.net(x)
         h, w = x.shape[-2:]
         bits = sum(-torch.log2(lik).sum((1, 2, 3)) for lik in out["likelihoods"].values())
-        return bits / (h * w), (out["x_hat"] - x).pow(2).mean((1, 2, 3)), out["x_hat"]
+        x_hat = out["x_hat"] if self.training else out["x_hat"].clamp(0, 1)
+        bpp, mse = bits / (h * w), (x_hat - x).pow(2).mean((1, 2, 3))
+        return RDOutput(rd_cost(bpp, mse, quality), bpp, mse, x_hat)
 
     def aux_loss(self):
         return self.net.aux_loss()
@@ -89,37 +92,20 @@ class Lic(torch.nn.Module):
         return self.rd(x, quality, self.ste if self.training else True)
 
 
-def _patch_continuous_sigma() -> None:
-    """σ index not rounded in training (variant ``sigma``)."""
-    from codec import slices
-
-    orig = slices.SliceParameters.forward
-
-    def forward(self, x, mode):
-        if mode is Arithmetic.EXACT:
-            return orig(self, x, mode)
-        x = self.act(self.conv1(x, mode), mode)
-        x = self.act(self.conv2(x, mode), mode)
-        mean, index = self.head(x, mode).chunk(2, dim=1)
-        mean = slices.to_grid(mean, mode).clamp(-slices.INPUT_LIMIT, slices.INPUT_LIMIT)
-        return mean, slices._BoundSTE.apply(index, 0.0, float(self.num_scales - 1))
-
-    slices.SliceParameters.forward = forward
-
-
 @torch.no_grad()
-def score(net, images: list[torch.Tensor], quality: float, lam: float) -> dict:
+def score(net, images: list[torch.Tensor], quality: float) -> dict:
+    """Mean bpp, PSNR and J of ``net`` in eval mode (latents rounded, x̂ clamped) on ``images``."""
     net.eval()
     bpps, mses = [], []
     for img in images:
         x = (img[None].float() / 255).contiguous(memory_format=torch.channels_last)
-        bpp, _, x_hat = net(x, torch.full((1,), quality))
-        bpps.append(bpp.item())
-        mses.append((x_hat.clamp(0, 1) - x).pow(2).mean().item())
+        out = net(x, torch.full((1,), quality))
+        bpps.append(out.bpp.item())
+        mses.append(out.mse.item())
     net.train()
     bpp, mse = float(np.mean(bpps)), float(np.mean(mses))
     psnr = float(np.mean([psnr_from_mse(max(m, 1e-10), peak=1.0) for m in mses]))
-    return {"bpp": bpp, "psnr": psnr, "J": bpp + lam * 255**2 * mse}
+    return {"bpp": bpp, "psnr": psnr, "J": rd_cost(bpp, mse, quality)}
 
 
 def _at(curve: list[dict], minutes: float, key: str) -> float:
@@ -170,7 +156,7 @@ def report(paths: list[str], at: list[float], horizon: float, at_steps: list[int
 
 def main(argv=None) -> None:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "report":
-        r = argparse.ArgumentParser(prog="python -m train.compare report")
+        r = argparse.ArgumentParser(prog="python -m train.lab.compare report")
         r.add_argument("runs", nargs="+")
         r.add_argument("--at", default="8", help="comma-separated minutes")
         r.add_argument("--at-steps", default="", help="comma-separated step counts")
@@ -179,7 +165,7 @@ def main(argv=None) -> None:
         steps = [int(n) for n in a.at_steps.split(",") if n]
         print(report(a.runs, [float(m) for m in a.at.split(",")], a.horizon, steps))
         return
-    p = argparse.ArgumentParser(prog="python -m train.compare", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.lab.compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=("ref", "lic"), required=True)
     p.add_argument("--size", choices=sorted(PRESETS), default="medium", help="lic's size (a train preset)")
     p.add_argument("--ref-size", default="128,192", help="N,M of the reference")
@@ -204,8 +190,6 @@ def main(argv=None) -> None:
         p.error(f"unknown variant(s) {sorted(variants - set(VARIANTS))}; known: {', '.join(VARIANTS)}")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    if "sigma" in variants:
-        _patch_continuous_sigma()
 
     bank = build_bank(list_images(a.data), 256, 2, a.seed)
     images = _eval_images(a.kodak, a.eval_images)
@@ -238,8 +222,7 @@ def main(argv=None) -> None:
             q = 1 + 7 * torch.rand(a.batch_size, generator=gen)
         else:
             q = torch.full((a.batch_size,), a.quality)
-        bpp, mse, _ = net(x, q)
-        loss = (bpp + lambda_for_quality(q) * 255**2 * mse).mean()
+        loss = net(x, q).loss.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -251,7 +234,7 @@ def main(argv=None) -> None:
         step += 1
         train_s += time.perf_counter() - t0
         if train_s >= next_eval or train_s >= 60 * a.minutes:
-            s = score(net, images, a.quality, lam)
+            s = score(net, images, a.quality)
             curve.append({"step": step, "seconds": round(train_s, 1), **{k: round(v, 4) for k, v in s.items()}})
             print(f"step {step} {train_s:.0f} s: bpp {s['bpp']:.3f} PSNR {s['psnr']:.2f} J {s['J']:.3f}", flush=True)
             next_eval += a.eval_every
@@ -259,7 +242,7 @@ def main(argv=None) -> None:
     if isinstance(net, Lic) and net.rd.arithmetic is Arithmetic.FLOAT:
         # What the float-trained entropy path is worth with the rounding it will be coded with.
         net.rd.arithmetic = Arithmetic.FAKE
-        result["coded_arithmetic"] = {k: round(v, 4) for k, v in score(net, images, a.quality, lam).items()}
+        result["coded_arithmetic"] = {k: round(v, 4) for k, v in score(net, images, a.quality).items()}
         print(f"with the coded (rounded) arithmetic: {result['coded_arithmetic']}", flush=True)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
