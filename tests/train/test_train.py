@@ -294,6 +294,8 @@ def test_campaign_minutes_plan_the_schedule_beyond_this_leg(data_dir, tmp_path):
     (["--patch", "100"], "patch must be a positive multiple of 64"),
     (["--init-from", "/nonexistent/weights"], "no such weights"),
     (["--exclude", "/nonexistent/gate.txt"], "no such list of photos"),
+    (["--optimizer", "sgd"], "optimizer must be adam or soap"),
+    (["--downscale", "0"], "downscale must be in (0, 1]"),
 ])
 def test_bad_training_flags_are_one_line_errors(data_dir, tmp_path, flags, message):
     proc = subprocess.run([sys.executable, "-m", "train", "--data", str(data_dir), "--run", str(tmp_path / "r"),
@@ -553,3 +555,17 @@ def test_each_log_step_records_every_trained_parts_gradient_and_update(data_dir,
         assert float(r["grad_norm"]) > 0 and 0 < float(r["update_ratio"]) <= float(r["top_ratio"]) * 1.001
         assert r["top_tensor"].startswith({"g_s": "g_s.", "h_a": "hyper.h_a.", "h_s": "hyper.h_s.", "slices": "entropy.",
                                            "gains": "gain.", "density": "hyper.density."}[r["part"]])
+
+
+def test_the_device_leg_without_data_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "train.lab.device.leg", "--out", str(tmp_path / "o"),
+                           "--data", str(tmp_path / "none"), "--dry-run"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("leg: error: no training data")
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_an_unknown_recipe_arm_is_a_usage_error_before_any_work(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "train.lab.recipe", "run", "control,everything", "--minutes", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown arm 'everything'" in proc.stderr

@@ -84,10 +84,12 @@ def run(arms: list[str], minutes: float) -> list[dict]:
     """Train ``arms`` side by side (a process each), then judge each on the gate and log it."""
     for arm in arms:
         arm_config(arm, minutes)  # an unknown arm fails before any work
+    logs = [open(RUNS.parent / f"recipe-{arm}.log", "w") for arm in arms]
     procs = [subprocess.Popen([sys.executable, "-m", "train.lab.recipe", "arm", arm, "--minutes", str(minutes)],
-                              cwd=ROOT, stdout=open(RUNS.parent / f"recipe-{arm}.log", "w"), stderr=subprocess.STDOUT)
-             for arm in arms]
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT) for arm, log in zip(arms, logs)]
     failed = [arm for arm, p in zip(arms, procs) if p.wait() != 0]
+    for log in logs:
+        log.close()
     if failed:
         raise SystemExit(f"recipe: arm(s) {', '.join(failed)} failed: see runs/recipe-<arm>.log")
     rows = [_judge(arm, minutes) for arm in arms]
