@@ -11,7 +11,7 @@ it, against the residual stream alone.  Writes ``lossy_layer.md``.
 
 Bits per pixel are whole files over width x height (all channels); times are one encode and one
 decode per image (lic: ``codec.compress_exact`` / ``decompress_exact``, one thread: the residual
-layer is numpy and constriction).  Every lic file is decoded and checked: each sample within K of the original.
+layer's compiled loop, ``codec/exact2.c``).  Every lic file is decoded and checked: each sample within K of the original.
 Writes ``lossless.json`` (per image) and ``lossless.md`` (means per set) into ``--out``.
 """
 
