@@ -41,11 +41,24 @@ typedef struct {
     uint16_t seen;
 } bc_bit;
 
+/* The number of bits of v: 0 for 0, 1 for 1, 2 for 2..3, ... */
+static inline int bc_bit_length(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+    return v ? 64 - __builtin_clzll(v) : 0;
+#else
+    int n = 0;
+    while (v) {
+        n++;
+        v >>= 1;
+    }
+    return n;
+#endif
+}
+
 /* The slow estimate's rate after n observations: about 1 / (n + 2), as a shift, down to 2^-BC_SLOW_MAX. */
 static inline int bc_slow_shift(unsigned n) {
-    int shift = 1;
-    while (shift < BC_SLOW_MAX && n + 1 >= (1u << shift)) shift++;
-    return shift;
+    int shift = bc_bit_length(n + 1);
+    return shift < BC_SLOW_MAX ? shift : BC_SLOW_MAX;
 }
 
 static inline void bc_bit_init(bc_bit *b, uint32_t p1) {

@@ -34,7 +34,15 @@ typedef struct {
     bc_bit mantissa[N_SCALE][N_BUCKET][3];
     int32_t *rows;  /* RING rows of width + 2 PAD samples */
     uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
+    uint32_t *above; /* (width + 2 PAD) x n_pred: Rows.above */
 } Channel;
+
+/* One channel's rows around the row being coded, set at the start of each row. */
+typedef struct {
+    int32_t *cur, *up, *up2, *next;  /* samples of rows y, y - 1, y - 2, y + 1 */
+    uint32_t *ecur;                   /* errors of row y */
+    uint32_t *above;                  /* per position and sub-prediction: the errors at N, NW, NE and NN/2 */
+} Rows;
 
 typedef struct {
     int channels, height, width, maxval, max_error, unit, bucket_max;
@@ -42,18 +50,7 @@ typedef struct {
     Channel *ch;
 } Scan;
 
-static inline int bit_length(uint64_t v) {
-#if defined(__GNUC__) || defined(__clang__)
-    return v ? 64 - __builtin_clzll(v) : 0;
-#else
-    int n = 0;
-    while (v) {
-        n++;
-        v >>= 1;
-    }
-    return n;
-#endif
-}
+#define bit_length bc_bit_length
 
 static inline int64_t floor_div(int64_t a, int64_t b) { /* b > 0 */
     int64_t q = a / b;
@@ -105,23 +102,23 @@ static inline uint32_t *err_of(const Scan *s, int c, int y) {
 
 /* X' + MED of the differences to an earlier channel X', X' + their W and N mean (doubled), X' + NE's. */
 static inline void inter(const int32_t *cur, const int32_t *up, const int32_t *xcur, const int32_t *xup, int x,
-                         int64_t *med, int64_t *mean2, int64_t *ne) {
-    int64_t v = xcur[x];
-    int64_t dw = cur[x - 1] - xcur[x - 1], dn = up[x] - xup[x];
-    int64_t dnw = up[x - 1] - xup[x - 1], dne = up[x + 1] - xup[x + 1];
-    int64_t lo = dw < dn ? dw : dn, hi = dw < dn ? dn : dw;
-    int64_t d = dnw >= hi ? lo : dnw <= lo ? hi : dw + dn - dnw;
+                         int32_t *med, int32_t *mean2, int32_t *ne) {
+    int32_t v = xcur[x];
+    int32_t dw = cur[x - 1] - xcur[x - 1], dn = up[x] - xup[x];
+    int32_t dnw = up[x - 1] - xup[x - 1], dne = up[x + 1] - xup[x + 1];
+    int32_t lo = dw < dn ? dw : dn, hi = dw < dn ? dn : dw;
+    int32_t d = dnw >= hi ? lo : dnw <= lo ? hi : dw + dn - dnw;
     *med = v + d;
     *mean2 = 2 * v + dw + dn;
     *ne = v + dne;
 }
 
-/* The sub-predictions of channel c at (y, x), in ONE units; returns how many. */
-static inline int predictors(const Scan *s, int c, int y, int x, int64_t *p) {
-    const int32_t *cur = row_of(s, c, y), *up = row_of(s, c, y - 1);
-    int64_t w = cur[x - 1], n = up[x], nw = up[x - 1], ne = up[x + 1];
-    int64_t lo = w < n ? w : n, hi = w < n ? n : w;
-    int64_t med = nw >= hi ? lo : nw <= lo ? hi : w + n - nw;
+/* The sub-predictions of channel c at x, in ONE units; returns how many. */
+static inline int predictors(const Rows *r, int channels, int c, int x, int32_t *p) {
+    const int32_t *cur = r[c].cur, *up = r[c].up;
+    int32_t w = cur[x - 1], n = up[x], nw = up[x - 1], ne = up[x + 1];
+    int32_t lo = w < n ? w : n, hi = w < n ? n : w;
+    int32_t med = nw >= hi ? lo : nw <= lo ? hi : w + n - nw;
     int k = 0;
     p[k++] = ONE * (w + ne - n);
     p[k++] = ONE * n;
@@ -131,21 +128,20 @@ static inline int predictors(const Scan *s, int c, int y, int x, int64_t *p) {
     if (c == 0) {
         p[k++] = ONE * n;
         p[k++] = ONE * ne;
-        if (s->channels == 1) {
-            const int32_t *up2 = row_of(s, c, y - 2);
-            p[k++] = ONE * (2 * n - up2[x]);
+        if (channels == 1) {
+            p[k++] = ONE * (2 * n - r[c].up2[x]);
             p[k++] = ONE * (2 * w - cur[x - 2]);
         }
         p[k++] = (ONE / 2) * (w + ne);
         p[k++] = (ONE / 2) * (w + n);
-        if (s->channels == 1) p[k++] = (ONE / 2) * (n + ne);
+        if (channels == 1) p[k++] = (ONE / 2) * (n + ne);
     } else {
-        int64_t gmed, gmean2, gne, rmed, rmean2, rne;
-        inter(cur, up, row_of(s, 0, y), row_of(s, 0, y - 1), x, &gmed, &gmean2, &gne);
+        int32_t gmed, gmean2, gne, rmed, rmean2, rne;
+        inter(cur, up, r[0].cur, r[0].up, x, &gmed, &gmean2, &gne);
         p[k++] = ONE * gmed;
         p[k++] = ONE * gne;
         if (c == 2) {
-            inter(cur, up, row_of(s, 1, y), row_of(s, 1, y - 1), x, &rmed, &rmean2, &rne);
+            inter(cur, up, r[1].cur, r[1].up, x, &rmed, &rmean2, &rne);
             p[k++] = ONE * rmed;
         }
         p[k++] = (ONE / 2) * (w + ne);
@@ -155,11 +151,29 @@ static inline int predictors(const Scan *s, int c, int y, int x, int64_t *p) {
     return k;
 }
 
-/* 2^30 / m^2 for m in 8..255: the blend's weights, 1 / S^2 with S normalised to 8 significant bits. */
-static uint32_t inverse_square[256];
+/* Point r at the rows around row y and sum the errors above it.  Errors are only ever written at
+ * x in 0..width - 1, so the padding's stay zero (calloc) and a row needs no clearing. */
+static void start_row(const Scan *s, int c, int y, Rows *r) {
+    const Channel *ch = &s->ch[c];
+    const size_t np = (size_t)ch->n_pred, n = s->stride * np;
+    r->cur = row_of(s, c, y);
+    r->up = row_of(s, c, y - 1);
+    r->up2 = row_of(s, c, y - 2);
+    r->next = row_of(s, c, y + 1);
+    r->ecur = err_of(s, c, y);
+    const uint32_t *eup = err_of(s, c, y - 1) - PAD * np, *eup2 = err_of(s, c, y - 2) - PAD * np;
+    uint32_t *above = ch->above;
+    for (size_t i = np; i + np < n; i++) above[i] = eup[i - np] + eup[i] + eup[i + np] + (eup2[i] >> 1);
+    r->above = above + PAD * np;
+}
+
+/* The blend's weights: 2^30 / m^2, with m the error sum S shifted so that the smallest S of the
+ * sample has 7 significant bits; an S over 128 times the smallest gets no weight. */
+#define N_INVERSE (1 << 14)
+static uint32_t inverse_square[N_INVERSE];
 
 static void init_tables(void) {
-    for (uint32_t m = 8; m < 256; m++) inverse_square[m] = (1u << 30) / (m * m);
+    for (uint32_t m = 8; m < N_INVERSE; m++) inverse_square[m] = (uint32_t)((1ull << 30) / ((uint64_t)m * m));
 }
 
 /* Code (or decode) q of one sample in its context: is it zero, its sign, the bit length b of
@@ -209,39 +223,36 @@ static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc
     const int C = s->channels, H = s->height, W = s->width, K = s->max_error, unit = s->unit;
     const int64_t maxval = s->maxval;
     const size_t plane = (size_t)H * (size_t)W;
-    int64_t p[MAX_PRED];
+    int32_t p[MAX_PRED]; /* |p| < 2^21 for 16-bit samples */
     uint32_t sum[MAX_PRED];
-    int shift[MAX_PRED];
+    Rows rows[3];
     for (int y = 0; y < H; y++) {
-        for (int c = 0; c < C; c++) /* this row's errors start at zero, its padding included */
-            memset(err_of(s, c, y) - PAD * s->ch[c].n_pred, 0, s->stride * s->ch[c].n_pred * sizeof(uint32_t));
+        for (int c = 0; c < C; c++) start_row(s, c, y, &rows[c]);
         for (int x = 0; x < W; x++) {
             int64_t q_ref = 0;
             for (int c = 0; c < C; c++) {
                 Channel *ch = &s->ch[c];
                 const int np = ch->n_pred;
-                int32_t *cur = row_of(s, c, y), *up = row_of(s, c, y - 1), *up2 = row_of(s, c, y - 2);
-                uint32_t *ecur = err_of(s, c, y), *eup = err_of(s, c, y - 1), *eup2 = err_of(s, c, y - 2);
-                predictors(s, c, y, x, p);
+                const Rows *r = &rows[c];
+                int32_t *cur = r->cur, *up = r->up, *up2 = r->up2;
+                predictors(rows, C, c, x, p);
 
                 /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
-                const uint32_t *ew = ecur + (size_t)(x - 1) * np, *eww = ecur + (size_t)(x - 2) * np;
-                const uint32_t *en = eup + (size_t)x * np, *enn = eup2 + (size_t)x * np;
-                int min_shift = 64;
+                const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
+                const uint32_t *ea = r->above + (size_t)x * np;
+                uint32_t least = UINT32_MAX;
                 for (int k = 0; k < np; k++) {
-                    uint32_t v = ew[k] + en[k] + en[k - np] + en[k + np] + (eww[k] >> 1) + (enn[k] >> 1) + ONE;
-                    int sh = bit_length(v) - 8;
-                    sh = sh > 0 ? sh : 0;
-                    sum[k] = v;
-                    shift[k] = sh;
-                    if (sh < min_shift) min_shift = sh;
+                    sum[k] = ea[k] + ew[k] + (eww[k] >> 1) + ONE;
+                    least = sum[k] < least ? sum[k] : least;
                 }
+                int sh = bit_length(least) - 7;
+                sh = sh > 0 ? sh : 0;
                 int64_t total = 0, blend_num = 0, expected_num = 0;
                 for (int k = 0; k < np; k++) {
-                    int e = 2 * (shift[k] - min_shift);
-                    int64_t w = e < 31 ? (int64_t)(inverse_square[sum[k] >> shift[k]] >> e) : 0;
+                    uint32_t m = sum[k] >> sh;
+                    int64_t w = m < N_INVERSE ? inverse_square[m] : 0;
                     total += w;
-                    blend_num += w * p[k];
+                    blend_num += w * (int64_t)p[k];
                     expected_num += w * (int64_t)sum[k];
                 }
                 int64_t blend = floor_div(blend_num, total);
@@ -253,7 +264,8 @@ static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc
                 int texture = (n8 > blend) | (w8 > blend) << 1 | (ONE * (int64_t)up[x - 1] > blend) << 2
                             | (ONE * (int64_t)up[x + 1] > blend) << 3 | (nn8 > blend) << 4 | (ww8 > blend) << 5
                             | (2 * n8 - nn8 > blend) << 6 | (2 * w8 - ww8 > blend) << 7;
-                int energy = bit_length((uint64_t)(expected / (ONE * unit)));
+                const int64_t scaled = unit == 1 ? expected : expected / unit; /* E in steps of 2K + 1 */
+                int energy = bit_length((uint64_t)(scaled >> SHIFT));
                 int bctx = texture * 8 + (energy < 7 ? energy : 7);
                 int32_t count = ch->bias_count[bctx];
                 int64_t correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
@@ -261,13 +273,13 @@ static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc
                 pred = pred < 0 ? 0 : pred > maxval ? maxval : pred;
                 if (c > 0 && K > 0) {
                     /* Snap to G' where R (or B) has equalled G at W and N: gray content stays gray. */
-                    const int32_t *g = row_of(s, 0, y), *gup = row_of(s, 0, y - 1);
+                    const int32_t *g = rows[0].cur, *gup = rows[0].up;
                     int64_t gv = g[x];
                     int64_t dist = llabs((int64_t)cur[x - 1] - g[x - 1]) + llabs((int64_t)up[x] - gup[x]);
                     if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
                 }
 
-                int cls = log_class(expected / unit);
+                int cls = log_class(scaled);
                 int ref = 0;
                 if (c > 0) {
                     int r = bit_length((uint64_t)(q_ref < 0 ? -q_ref : q_ref));
@@ -291,9 +303,10 @@ static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc
                 cur[x] = (int32_t)value;
                 out[c * plane + (size_t)y * W + x] = (uint16_t)value;
 
-                uint32_t *e = ecur + (size_t)x * np;
+                uint32_t *e = r->ecur + (size_t)x * np;
+                const int32_t v8 = ONE * (int32_t)value;
                 for (int k = 0; k < np; k++) {
-                    int64_t d = ONE * value - p[k];
+                    int32_t d = v8 - p[k];
                     d = d < 0 ? -d : d;
                     e[k] = (uint32_t)(d < ERR_CAP ? d : ERR_CAP);
                 }
@@ -306,10 +319,7 @@ static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc
 
                 /* Edges: outside neighbours repeat the nearest sample coded (first column: W = N;
                  * last column: NE = N; first row: N = NE = NW = W). */
-                if (x == 0 && y + 1 < H) {
-                    int32_t *next = row_of(s, c, y + 1);
-                    next[-1] = next[-2] = (int32_t)value;
-                }
+                if (x == 0 && y + 1 < H) r->next[-1] = r->next[-2] = (int32_t)value;
                 if (x == W - 1) cur[W] = (int32_t)value;
                 if (y == 0) {
                     up[x + 1] = up[x + 2] = up2[x + 1] = up2[x + 2] = (int32_t)value;
@@ -340,7 +350,8 @@ static int scan_open(Scan *s, int channels, int height, int width, int maxval, i
         init_models(ch);
         ch->rows = (int32_t *)malloc(RING * s->stride * sizeof(int32_t));
         ch->err = (uint32_t *)calloc(RING * s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
-        if (ch->rows == NULL || ch->err == NULL) goto fail;
+        ch->above = (uint32_t *)calloc(s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
+        if (ch->rows == NULL || ch->err == NULL || ch->above == NULL) goto fail;
         for (size_t i = 0; i < RING * s->stride; i++) ch->rows[i] = (maxval + 1) / 2;
     }
     return 0;
@@ -354,6 +365,7 @@ static void scan_close(Scan *s) {
     for (int c = 0; c < s->channels; c++) {
         free(s->ch[c].rows);
         free(s->ch[c].err);
+        free(s->ch[c].above);
     }
     free(s->ch);
     s->ch = NULL;
