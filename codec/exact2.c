@@ -17,6 +17,7 @@
 #define MAX_PRED 12
 #define N_SCALE 64       /* classes of the expected error, 4 per octave */
 #define N_REF 6          /* classes of G's |q| at the same pixel, for R and B */
+#define N_SIGN 18        /* sign contexts: the flip, and the signs of q at W and at N */
 #define N_BUCKET 18      /* bit lengths of |q| - 1: 0..16, and one spare */
 #define N_BIAS (256 * 8) /* CALIC's texture (8 bits) x error energy (8 classes) */
 #define BIAS_RESET 64    /* halve a bias context's statistics at this count */
@@ -29,10 +30,11 @@ typedef struct {
     int64_t bias_sum[N_BIAS];
     int32_t bias_count[N_BIAS];
     bc_bit zero[N_SCALE][N_REF];
-    bc_bit sign[N_SCALE];
+    bc_bit sign[N_SCALE][N_SIGN];
     bc_bit bucket[N_SCALE][N_REF][N_BUCKET];
     bc_bit mantissa[N_SCALE][N_BUCKET][3];
     int32_t *rows;  /* RING rows of width + 2 PAD samples */
+    int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
     uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
     uint32_t *above; /* (width + 2 PAD) x n_pred: Rows.above */
 } Channel;
@@ -40,6 +42,7 @@ typedef struct {
 /* One channel's rows around the row being coded, set at the start of each row. */
 typedef struct {
     int32_t *cur, *up, *up2, *next;  /* samples of rows y, y - 1, y - 2, y + 1 */
+    int32_t *qcur, *qup;              /* q of rows y and y - 1 */
     uint32_t *ecur;                   /* errors of row y */
     uint32_t *above;                  /* per position and sub-prediction: the errors at N, NW, NE and NN/2 */
 } Rows;
@@ -80,7 +83,7 @@ static void init_models(Channel *ch) {
         uint64_t theta = ((uint64_t)e << 16) / (uint64_t)(e + 5 * ONE);
         uint32_t nonzero = (uint32_t)((2 * theta << 16) / (BC_ONE + theta));
         for (int r = 0; r < N_REF; r++) bc_bit_init(&ch->zero[c][r], nonzero);
-        bc_bit_init(&ch->sign[c], BC_ONE / 2);
+        for (int k = 0; k < N_SIGN; k++) bc_bit_init(&ch->sign[c][k], BC_ONE / 2);
         uint64_t t = theta;
         for (int i = 0; i < N_BUCKET; i++) {
             if (i >= 2) t = (t * t) >> 16;
@@ -160,6 +163,8 @@ static void start_row(const Scan *s, int c, int y, Rows *r) {
     r->up = row_of(s, c, y - 1);
     r->up2 = row_of(s, c, y - 2);
     r->next = row_of(s, c, y + 1);
+    r->qcur = ch->qs + (size_t)((unsigned)(y + RING) % RING) * s->stride + PAD;
+    r->qup = ch->qs + (size_t)((unsigned)(y - 1 + RING) % RING) * s->stride + PAD;
     r->ecur = err_of(s, c, y);
     const uint32_t *eup = err_of(s, c, y - 1) - PAD * np, *eup2 = err_of(s, c, y - 2) - PAD * np;
     uint32_t *above = ch->above;
@@ -176,12 +181,13 @@ static void init_tables(void) {
     for (uint32_t m = 8; m < N_INVERSE; m++) inverse_square[m] = (uint32_t)((1ull << 30) / ((uint64_t)m * m));
 }
 
-/* Code (or decode) q of one sample in its context: is it zero, its sign, the bit length b of
- * |q| - 1 in unary, the two bits below that length's top bit modelled, the rest direct. */
-static inline void encode_q(bc_encoder *e, Channel *ch, int cls, int ref, int bucket_max, int64_t v) {
+/* Code (or decode) q of one sample in its context: is it zero; its sign (in the sign context
+ * sctx); the bit length b of |q| - 1 in unary; the two bits below that length's top bit
+ * modelled; the rest direct. */
+static inline void encode_q(bc_encoder *e, Channel *ch, int cls, int ref, int sctx, int bucket_max, int64_t v) {
     bc_encode(e, &ch->zero[cls][ref], v != 0);
     if (v == 0) return;
-    bc_encode(e, &ch->sign[cls], v < 0);
+    bc_encode(e, &ch->sign[cls][sctx], v < 0);
     uint64_t a = (uint64_t)(v < 0 ? -v : v) - 1;
     int b = bit_length(a);
     for (int i = 0; i < bucket_max; i++) {
@@ -198,9 +204,9 @@ static inline void encode_q(bc_encoder *e, Channel *ch, int cls, int ref, int bu
     }
 }
 
-static inline int64_t decode_q(bc_decoder *d, Channel *ch, int cls, int ref, int bucket_max) {
+static inline int64_t decode_q(bc_decoder *d, Channel *ch, int cls, int ref, int sctx, int bucket_max) {
     if (!bc_decode(d, &ch->zero[cls][ref])) return 0;
-    int negative = bc_decode(d, &ch->sign[cls]);
+    int negative = bc_decode(d, &ch->sign[cls][sctx]);
     int b = 0;
     while (b < bucket_max && bc_decode(d, &ch->bucket[cls][ref][b])) b++;
     uint64_t a = b > 0;
@@ -287,19 +293,23 @@ static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc
                 }
                 /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
                 int flip = blend + correction < pred * ONE;
+                /* Residual signs come in patches: the sign's context adds those of q at W and N. */
+                const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
+                int sctx = flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
                 int64_t q, value;
                 if (enc) {
                     int64_t diff = (int64_t)src[c * plane + (size_t)y * W + x] - pred;
                     q = diff >= 0 ? (diff + K) / unit : -((-diff + K) / unit);
-                    encode_q(enc, ch, cls, ref, s->bucket_max, flip ? -q : q);
+                    encode_q(enc, ch, cls, ref, sctx, s->bucket_max, flip ? -q : q);
                 } else {
-                    q = decode_q(dec, ch, cls, ref, s->bucket_max);
+                    q = decode_q(dec, ch, cls, ref, sctx, s->bucket_max);
                     q = flip ? -q : q;
                 }
                 value = pred + q * unit;
                 if (value < -K || value > maxval + K) return -1;
                 value = value < 0 ? 0 : value > maxval ? maxval : value;
                 if (c == 0) q_ref = q;
+                r->qcur[x] = (int32_t)q;
                 cur[x] = (int32_t)value;
                 out[c * plane + (size_t)y * W + x] = (uint16_t)value;
 
@@ -350,8 +360,9 @@ static int scan_open(Scan *s, int channels, int height, int width, int maxval, i
         init_models(ch);
         ch->rows = (int32_t *)malloc(RING * s->stride * sizeof(int32_t));
         ch->err = (uint32_t *)calloc(RING * s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
+        ch->qs = (int32_t *)calloc(RING * s->stride, sizeof(int32_t));
         ch->above = (uint32_t *)calloc(s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
-        if (ch->rows == NULL || ch->err == NULL || ch->above == NULL) goto fail;
+        if (ch->rows == NULL || ch->err == NULL || ch->qs == NULL || ch->above == NULL) goto fail;
         for (size_t i = 0; i < RING * s->stride; i++) ch->rows[i] = (maxval + 1) / 2;
     }
     return 0;
@@ -366,6 +377,7 @@ static void scan_close(Scan *s) {
         free(s->ch[c].rows);
         free(s->ch[c].err);
         free(s->ch[c].above);
+        free(s->ch[c].qs);
     }
     free(s->ch);
     s->ch = NULL;
