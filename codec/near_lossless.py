@@ -17,12 +17,13 @@ checks the end result: a damaged stream is a ``LicFormatError``, never a wrong i
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
 
 import bitstream
-from bitstream import LicFormatError, Residual, ResidualHeader
+from bitstream import InputError, LicFormatError, Residual, ResidualHeader
 
 from .alpha import encode_alpha
 from .images import ExactImage
@@ -36,16 +37,20 @@ def _sample_crc(samples: np.ndarray) -> int:
 
 
 def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
-    """A version-2 ``.lic`` file whose every sample is within ``max_error`` of ``image``'s."""
+    """A version-2 ``.lic`` file whose every sample is within ``max_error`` of ``image``'s (alpha exact).
+
+    ``InputError`` for a ``max_error`` outside 0..2^bits - 1 or an image the format cannot hold,
+    before anything is coded."""
     maxval = (1 << image.bits) - 1
     if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= maxval:
-        raise ValueError(f"max_error must be an integer in 0..{maxval}, got {max_error!r}")
+        raise InputError(f"max_error must be an integer in 0..{maxval} for {image.bits}-bit samples, got {max_error!r}")
     samples = np.moveaxis(image.samples, -1, 0)
-    alpha = encode_alpha(image.alpha) if image.alpha is not None else None
-    stream, rec = encode_residual(samples, maxval, int(max_error))
     height, width = samples.shape[1:]
-    header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), _sample_crc(rec)),
-                            icc=image.icc)
+    # The header first: an image too large for the format is refused before minutes of coding.
+    header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), 0), icc=image.icc)
+    alpha = encode_alpha(image.alpha, image.bits) if image.alpha is not None else None
+    stream, rec = encode_residual(samples, maxval, int(max_error))
+    header = dataclasses.replace(header, residual=dataclasses.replace(header.residual, sample_crc=_sample_crc(rec)))
     return bitstream.pack(header, [stream], alpha)
 
 
@@ -61,8 +66,6 @@ def decode_exact(data):
         raise LicFormatError(f"unsupported residual coder {header.model_id!r} (this lic reads "
                              f"{bitstream.RESIDUAL_CODER!r})")
     n_channels = 1 if header.channels == "L" else 3
-    if res.bits > 8 and n_channels != 1:
-        raise LicFormatError("corrupt: samples wider than 8 bits are gray only")
     samples = decode_residual(container.streams[0], (n_channels, header.height, header.width), res.maxval,
                               res.max_error)
     if _sample_crc(samples) != res.sample_crc:
