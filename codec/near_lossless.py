@@ -43,7 +43,7 @@ def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
     before anything is coded."""
     maxval = (1 << image.bits) - 1
     if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= maxval:
-        raise InputError(f"max_error must be an integer in 0..{maxval} for {image.bits}-bit samples, got {max_error!r}")
+        raise InputError(f"max error must be in 0..{maxval} for {image.bits}-bit samples, got {max_error!r}")
     samples = np.moveaxis(image.samples, -1, 0)
     height, width = samples.shape[1:]
     # The header first: an image too large for the format is refused before minutes of coding.
