@@ -5,8 +5,6 @@ kept exactly is refused in one line."""
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -16,64 +14,9 @@ import bitstream
 import codec
 from codec import Image16, InputError, cli
 from codec.images import open_image
+from sixteen_bit_files import pixels16, plain_png, plain_tiff
 
 ICC = bytes(16) + b"RGB " + bytes(108)  # a profile header says its colour space in bytes 16..20
-
-
-def pixels16(channels: int, height: int = 9, width: int = 12, seed: int = 0) -> np.ndarray:
-    """Tiny 16-bit content: a smooth ramp with noise in the low bits, the extremes 0 and 65535."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    planes = [9000 + 4000 * x + 2500 * y + 1500 * c + rng.integers(0, 256, x.shape) for c in range(channels)]
-    out = np.clip(np.stack(planes, axis=-1), 0, 65535).astype(np.uint16)
-    out[0, 0, 0], out[-1, -1, 0] = 0, 65535
-    if channels == 4:
-        out[..., 3] = rng.integers(0, 65536, (height, width))  # alpha: every bit matters
-    return out
-
-
-# Files written here without lic's writers: PNG without filters, TIFF uncompressed (Pillow's raw path).
-
-def plain_png(pixels: np.ndarray) -> bytes:
-    height, width, channels = pixels.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    raw = b"".join(b"\0" + pixels[y].astype(">u2").tobytes() for y in range(height))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-def plain_tiff(pixels: np.ndarray, order: str = "<", extra: int | None = None, orientation: int | None = None) -> bytes:
-    """Uncompressed, one strip; ``extra``: the ExtraSamples value of a fourth sample."""
-    height, width, channels = pixels.shape
-    strip = pixels.astype(f"{order}u2").tobytes()
-    tags = [(256, 4, [width]), (257, 4, [height]), (258, 3, [16] * channels), (259, 3, [1]), (262, 3, [2]),
-            (273, 4, [0]), (277, 3, [channels]), (278, 4, [height]), (279, 4, [len(strip)]), (284, 3, [1])]
-    if orientation is not None:
-        tags.insert(5, (274, 3, [orientation]))
-    if extra is not None:
-        tags.append((338, 3, [extra]))
-    header = (b"II*\0" if order == "<" else b"MM\0*") + struct.pack(f"{order}I", 8)
-    ifd_size = 2 + 12 * len(tags) + 4
-    spill_at = 8 + ifd_size
-    ifd, spill = struct.pack(f"{order}H", len(tags)), b""
-    bits_at = None
-    for tag, kind, values in tags:
-        packed = struct.pack(f"{order}{len(values)}{'H' if kind == 3 else 'I'}", *values)
-        if len(packed) > 4:
-            bits_at = spill_at + len(spill)
-            field, spill = struct.pack(f"{order}I", bits_at), spill + packed
-        else:
-            field = packed.ljust(4, b"\0")
-        ifd += struct.pack(f"{order}HHI", tag, kind, len(values)) + field
-    ifd += b"\0\0\0\0"
-    data_at = spill_at + len(spill)
-    ifd = ifd.replace(struct.pack(f"{order}HHI", 273, 4, 1) + struct.pack(f"{order}I", 0),
-                      struct.pack(f"{order}HHI", 273, 4, 1) + struct.pack(f"{order}I", data_at))
-    return header + ifd + spill + strip
 
 
 def _same_within(decoded: np.ndarray, original: np.ndarray, max_error: int) -> None:
