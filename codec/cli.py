@@ -772,7 +772,10 @@ def _fit_format(img: Image.Image | Image16, fmt: str, out: str) -> Image.Image |
         img = to_8bit(img)
     if fmt in _NO_ALPHA and img.mode in ("RGBA", "RGBA;16"):
         print(f"lic: warning: {out}: {fmt} has no alpha channel; alpha dropped", file=sys.stderr)
-        img = Image16(img.pixels[..., :3], img.info.get("icc_profile")) if isinstance(img, Image16) else img.convert("RGB")
+        if isinstance(img, Image16):
+            img = Image16(img.pixels[..., :3], img.info.get("icc_profile"))
+        else:
+            img = img.convert("RGB")
     return img
 
 

@@ -45,7 +45,7 @@ ZLIB_LEVEL = 6  # Pillow's and libpng's default: level 9 takes about 3x longer f
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR_TYPE = {3: 2, 4: 6}  # channels -> PNG colour type (truecolour, truecolour with alpha)
 _IDAT_SIZE = 1 << 20  # bytes of compressed data per IDAT chunk
-_BLOCK_BYTES = 1 << 22  # raw bytes the PNG filters are chosen for at once (bounds their memory)
+_BLOCK_BYTES = 1 << 20  # raw bytes the PNG filters are chosen for at once (bounds their memory: ~40 MB)
 _STRIP_BYTES = 1 << 20  # raw bytes per TIFF strip
 
 
