@@ -1,4 +1,4 @@
-"""16-bit colour files: 16-bit RGB and RGBA PNG and TIFF read through Pillow, and written by hand.
+"""16-bit colour files: 16-bit RGB and RGBA PNG, TIFF and PPM read whole, and written by hand.
 
 Reading.  Pillow has no mode for 16-bit colour: it loads such a PNG or TIFF as 8-bit "RGB" or
 "RGBA".  Its decoder unpacks the samples with a *raw mode* that names their layout and byte order
@@ -6,9 +6,12 @@ Reading.  Pillow has no mode for 16-bit colour: it loads such a PNG or TIFF as 8
 decoder given the opposite byte order ("RGB;16L") keeps the low byte instead.  So two passes of
 Pillow's own decoders, the second with the byte order swapped (``low_byte_tiles``), give every bit
 (``join``): PNG's filters and interlacing, TIFF's strips, tiles, LZW, Deflate, PackBits and
-predictors stay Pillow's and libtiff's, and lic has no decoder of its own to get wrong.  A layout
-the swap does not cover (16-bit gray with alpha, associated alpha, CMYK, planar TIFF, another
-format) gives None, and the caller decides (``codec.images`` refuses it in the exact modes).
+predictors stay Pillow's and libtiff's, and lic has no decoder of its own to get wrong.  A binary
+PPM with maxval 65535 (what ``write_ppm`` writes) is plain big-endian samples after its header,
+which Pillow scales to 8 bits as it decodes; they are read as they are.  ``reader`` says which
+way a file is read; a layout neither covers (16-bit gray with alpha, associated alpha, CMYK,
+planar TIFF, another maxval, another format) gives None, and the caller decides (``codec.images``
+refuses it in the exact modes).
 
 Writing.  Pillow cannot write 16-bit colour at all, so these writers do, each a baseline file that
 every reader of its format takes (libpng, libtiff, netpbm; checked against Pillow in the tests):
@@ -21,19 +24,21 @@ tag 34675.
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import zlib
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-__all__ = ["READABLE", "WRITERS", "low_byte_tiles", "join", "write_png", "write_tiff", "write_ppm"]
+__all__ = ["READABLE", "WRITERS", "reader", "low_byte_tiles", "join", "write_png", "write_tiff", "write_ppm"]
 
 # The formats whose 16-bit colour samples ``low_byte_tiles`` reads (the two-pass reading is checked
 # for their decoders only).
 READABLE = ("PNG", "TIFF")
+PPM_MAXVAL = 65535  # the one PPM maxval whose samples are 16-bit samples as they stand
 # 16-bit colour raw modes (without the byte-order letter) whose two byte orders Pillow unpacks into
 # the same mode; RGBX is TIFF's RGB with an unused extra sample, loaded as "RGB".
 _SWAPPABLE = ("RGB;16", "RGBA;16", "RGBX;16")
@@ -83,6 +88,45 @@ def join(high: Image.Image, low: Image.Image) -> np.ndarray:
     if high.mode != low.mode or high.size != low.size:
         raise ValueError("the two passes over a 16-bit image disagree")  # a bug, not the user's file
     return (np.asarray(high).astype(np.uint16) << 8) | np.asarray(low)
+
+
+# ``reader(img)(loaded, source)``: the (H, W, C) uint16 samples of the file ``img`` was opened from,
+# ``loaded`` being that image once loaded and ``source`` the path or file object, back where it was.
+Reader = Callable[[Image.Image, object], np.ndarray]
+
+
+def reader(img: Image.Image) -> Reader | None:
+    """How to read every bit of ``img``, a 16-bit colour file opened but not loaded: None where
+    Pillow's 8 bits are all there is to read (see the module doc)."""
+    if low_byte_tiles(img) is not None:
+        return _two_passes
+    tile = img.tile[0] if img.format == "PPM" and img.mode == "RGB" and len(img.tile) == 1 else None
+    if tile is not None and tile[0] == "ppm" and isinstance(tile[3], tuple) and tile[3][1:] == (PPM_MAXVAL,):
+        width, height = img.size
+        return lambda loaded, source: _ppm_samples(source, tile[2], width, height)
+    return None
+
+
+def _two_passes(high: Image.Image, source) -> np.ndarray:
+    """The second pass, low bytes, over the file that gave ``high``; EXIF orientation applied to both."""
+    with Image.open(source) as low:
+        low.tile = low_byte_tiles(low)  # the same file: the same tiles, bytes swapped
+        low.load()
+    return join(ImageOps.exif_transpose(high), ImageOps.exif_transpose(low))
+
+
+def _ppm_samples(source, offset: int, width: int, height: int) -> np.ndarray:
+    size = 6 * width * height
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+    else:
+        source.seek(offset)  # Pillow's tile offsets count from the file object's start
+        data = source.read(size)
+    if len(data) != size:
+        raise OSError("image file is truncated")  # as Pillow says it, had the first pass not seen it
+    return np.frombuffer(data, ">u2").reshape(height, width, 3).astype(np.uint16)
 
 
 # -- writing -----------------------------------------------------------------------------------------

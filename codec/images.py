@@ -104,7 +104,7 @@ def _warn_reduced(name: str | None, what: str) -> None:
 
 def _refuse_reduced(name: str | None, what: str) -> None:
     raise InputError(_named(name, f"{what} samples cannot be coded exactly (the lossless and near-lossless modes "
-                                  "keep 8-bit samples, and 16-bit gray, RGB and RGBA from PNG, TIFF or arrays)"))
+                                  "keep 8-bit samples, and 16-bit gray, RGB and RGBA from PNG, TIFF, PPM or arrays)"))
 
 
 def _file_bits(img: Image.Image) -> int:
@@ -147,10 +147,10 @@ def open_image(source, name: str | None = None, *, exact: bool = False) -> Image
     frame count on the image first, so coding can warn about what loading hides; ``name`` is how
     those warnings refer to it (default: the path).
 
-    ``exact`` (for the lossless and near-lossless modes): a 16-bit RGB or RGBA PNG or TIFF comes
-    back as an ``Image16`` holding every bit, EXIF orientation applied; Pillow alone keeps 8 of
-    them.  It is decoded twice (``codec.colour16``), so a file object is read from where it stands
-    again (one that cannot seek is read into memory first).
+    ``exact`` (for the lossless and near-lossless modes): a 16-bit RGB or RGBA PNG or TIFF, or a
+    16-bit PPM, comes back as an ``Image16`` holding every bit, EXIF orientation applied; Pillow
+    alone keeps 8 of them.  It is read twice (``codec.colour16``), so a file object is read from
+    where it stands again (one that cannot seek is read into memory first).
     """
     is_path = isinstance(source, (str, os.PathLike))
     if exact and not is_path and not (hasattr(source, "seekable") and source.seekable()):
@@ -158,18 +158,15 @@ def open_image(source, name: str | None = None, *, exact: bool = False) -> Image
     start = None if is_path else source.tell()
     with pixel_limit(), Image.open(source) as img:
         noted = (_file_bits(img), _frames(img), name or getattr(img, "filename", None) or None)
-        deep = exact and noted[0] == 16 and colour16.low_byte_tiles(img) is not None
+        read = colour16.reader(img) if exact and noted[0] == 16 else None
         img.load()
         img._lic_source = noted
-        if not deep:
+        if read is None:
             return img
     if start is not None:
         source.seek(start)
-    with pixel_limit(), Image.open(source) as low:
-        low.tile = colour16.low_byte_tiles(low)  # the same file: the same tiles, bytes swapped
-        low.load()
-    pixels = colour16.join(ImageOps.exif_transpose(img), ImageOps.exif_transpose(low))
-    image = Image16(pixels, img.info.get("icc_profile"))
+    with pixel_limit():
+        image = Image16(read(img, source), img.info.get("icc_profile"))
     image._lic_source = noted
     return image
 
@@ -480,7 +477,7 @@ def _unloaded_colour16(img: Image.Image) -> bool:
     """A PIL image opened from a 16-bit colour file, not loaded yet: its file can be read again."""
     filename = getattr(img, "filename", None)
     return (bool(getattr(img, "tile", None)) and isinstance(filename, str) and os.path.isfile(filename)
-            and _file_bits(img) == 16 and colour16.low_byte_tiles(img) is not None)
+            and _file_bits(img) == 16 and colour16.reader(img) is not None)
 
 
 def to_exact(image, name: str | None = None) -> ExactImage:

@@ -53,3 +53,9 @@ def plain_tiff(pixels: np.ndarray, order: str = "<", extra: int | None = None, o
         ifd += struct.pack(f"{order}HHI", tag, kind, len(values)) + field
     header = (b"II*\0" if order == "<" else b"MM\0*") + struct.pack(f"{order}I", 8)
     return header + ifd + b"\0\0\0\0" + struct.pack(f"{order}{channels}H", *[16] * channels) + strip
+
+
+def plain_ppm(pixels: np.ndarray, maxval: int = 65535) -> bytes:
+    """Binary PPM (P6), with a comment in its header as netpbm allows."""
+    height, width, _ = pixels.shape
+    return b"P6\n# made by the tests\n%d %d\n%d\n" % (width, height, maxval) + pixels.astype(">u2").tobytes()

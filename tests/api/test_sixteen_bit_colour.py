@@ -14,7 +14,7 @@ import bitstream
 import codec
 from codec import Image16, InputError, cli
 from codec.images import open_image
-from sixteen_bit_files import pixels16, plain_png, plain_tiff
+from sixteen_bit_files import pixels16, plain_png, plain_ppm, plain_tiff
 
 ICC = bytes(16) + b"RGB " + bytes(108)  # a profile header says its colour space in bytes 16..20
 
@@ -85,14 +85,15 @@ def test_sixteen_bit_alpha_keeps_every_bit_in_each_form_of_the_alpha_blob():
 # -- reading others' files ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["png rgb", "png rgba", "tiff little-endian", "tiff big-endian rgba",
-                                  "tiff rgb with an unused extra sample"])
+                                  "tiff rgb with an unused extra sample", "ppm"])
 def test_sixteen_bit_files_written_by_other_writers_are_read_whole(tmp_path, kind):
     pixels = pixels16(4 if "rgba" in kind or "extra" in kind else 3, seed=2)
     data = {"png rgb": lambda: plain_png(pixels), "png rgba": lambda: plain_png(pixels),
             "tiff little-endian": lambda: plain_tiff(pixels),
             "tiff big-endian rgba": lambda: plain_tiff(pixels, ">", extra=2),
-            "tiff rgb with an unused extra sample": lambda: plain_tiff(pixels, extra=0)}[kind]()
-    path = tmp_path / ("in.png" if kind.startswith("png") else "in.tif")
+            "tiff rgb with an unused extra sample": lambda: plain_tiff(pixels, extra=0),
+            "ppm": lambda: plain_ppm(pixels)}[kind]()
+    path = tmp_path / f"in.{kind[:3]}"
     path.write_bytes(data)
     expected = pixels[..., :3] if "extra" in kind else pixels
     image = open_image(path, exact=True)
@@ -154,12 +155,18 @@ def _gray_alpha_png(tmp_path):
     return tmp_path / "la16.png"
 
 
+def _ten_bit_ppm(tmp_path):
+    (tmp_path / "ten.ppm").write_bytes(plain_ppm(pixels16(3) >> 6, maxval=1023))  # scaled by Pillow: not exact
+    return tmp_path / "ten.ppm"
+
+
 @pytest.mark.parametrize("make,max_error,reason", [
     (lambda tmp: np.full((4, 5, 3), 0.5, np.float32), 0, "array: float samples cannot be coded exactly"),
     (_float_tiff, 0, "32-bit float samples cannot be coded exactly"),
     (lambda tmp: np.full((4, 5, 3), 70000, np.int32), 0, "outside 0..65535"),
     (lambda tmp: np.full((4, 5), -3, np.int16), 0, "outside 0..65535"),
     (_gray_alpha_png, 0, "16-bit samples cannot be coded exactly"),
+    (_ten_bit_ppm, 0, "16-bit samples cannot be coded exactly"),
     (lambda tmp: np.zeros((4, 5, 3), np.uint8), 300, "max error must be in 0..255 for 8-bit samples"),
     (lambda tmp: np.zeros((4, 5, 3), np.uint16), 70000, "max error must be in 0..65535 for 16-bit samples"),
 ])

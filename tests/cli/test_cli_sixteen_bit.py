@@ -42,6 +42,9 @@ def test_decode_writes_sixteen_bits_to_png_tiff_and_ppm(rgba16, tmp_path, capsys
     assert status == 0 and err.splitlines() == [
         f"lic: warning: {tmp_path / 'out.ppm'}: PPM has no alpha channel; alpha dropped"]
     assert (tmp_path / "out.ppm").read_bytes().endswith(pixels[..., :3].astype(">u2").tobytes())
+    status, err = run(capsys, "encode", tmp_path / "out.ppm", "--lossless")  # and lic reads it back whole
+    assert status == 0 and "warning" not in err
+    assert np.array_equal(np.asarray(codec.decompress(tmp_path / "out.lic")), pixels[..., :3])
 
 
 @pytest.mark.parametrize("name,fmt", [("out.jpg", "JPEG"), ("out.webp", "WEBP")])
