@@ -25,7 +25,7 @@ The alpha plane travels beside the colour streams as a lossless blob (``codec.al
 The exact modes (lossless and near-lossless: ``to_exact``, ``from_exact``) keep samples at their
 bit depth instead: 8 bits, or 16 for gray (Pillow's "I;16" and "I"), RGB and RGBA.  Pillow has no
 16-bit colour mode, so a 16-bit RGB or RGBA image is an ``Image16``: ``open_image(...,
-exact=True)`` reads one from a PNG or TIFF (``codec.colour16``), and the decoder returns one.  What
+exact=True)`` reads one from a PNG, TIFF or PPM (``codec.colour16``), and the decoder returns one.  What
 cannot be kept exactly (floats, 32-bit integers, 16-bit layouts Pillow cannot give whole) is an
 ``InputError`` there, never reduced.
 
