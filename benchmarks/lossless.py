@@ -11,7 +11,7 @@ it, against the residual stream alone.  Writes ``lossy_layer.md``.
 
 Bits per pixel are whole files over width x height (all channels); times are one encode and one
 decode per image (lic: ``codec.compress_exact`` / ``decompress_exact``, one thread: the residual
-layer is numpy and constriction).  Every lic file is decoded and checked: each sample within K of the original.
+layer's compiled loop, ``codec/exact2.c``).  Every lic file is decoded and checked: each sample within K of the original.
 Writes ``lossless.json`` (per image) and ``lossless.md`` (means per set) into ``--out``.
 """
 
@@ -113,7 +113,25 @@ def table(rows: list[dict]) -> str:
         t = [(np.mean([r["codecs"][c][1] for r in sub]), np.mean([r["codecs"][c][2] for r in sub])) for c in names]
         times.append(f"| {name} | " + " | ".join(f"{e:.2f} / {d:.2f}" for e, d in t) + " |")
     return "bits per pixel (mean over images, all channels):\n\n" + "\n".join(lines) + \
-        "\n\ntimes:\n\n" + "\n".join(times) + "\n"
+        "\n\ntimes:\n\n" + "\n".join(times) + "\n\n" + targets(rows)
+
+
+def targets(rows: list[dict]) -> str:
+    """Issue 26's ratios per set: lic lossless against JPEG XL effort 7 (mean bpp, median encode and
+    decode time), and at each K > 0 the images where lic is smaller than JPEG-LS NEAR = K."""
+    lines = ["targets (lic-0 / JPEG XL e7: below 1 is better; lic-K < JPEG-LS-K: images):", "",
+             "| set | bpp | median encode | median decode | " + " | ".join(f"K = {k} < JPEG-LS" for k in ERRORS[1:]) + " |",
+             "|---" * (4 + len(ERRORS) - 1) + "|"]
+    for name in sorted({r["set"] for r in rows}):
+        sub = [r for r in rows if r["set"] == name]
+        bpp = np.mean([r["codecs"]["lic-0"][0] / r["pixels"] for r in sub]) / \
+            np.mean([r["codecs"]["jpegxl"][0] / r["pixels"] for r in sub])
+        enc, dec = (np.median([r["codecs"]["lic-0"][i] for r in sub]) / np.median([r["codecs"]["jpegxl"][i] for r in sub])
+                    for i in (1, 2))
+        wins = [sum(r["codecs"][f"lic-{k}"][0] < r["codecs"][f"jpegls-{k}"][0] for r in sub) for k in ERRORS[1:]]
+        lines.append(f"| {name} ({len(sub)}) | {bpp:.3f} | {enc:.2f} | {dec:.2f} | "
+                     + " | ".join(f"{w} of {len(sub)}" for w in wins) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
     import codec
     data = codec.compress("photo.png", quality=4)    # bytes of a .lic file
-    image = codec.decompress(data)                   # a PIL image ("L", "RGB" or "RGBA")
+    image = codec.decompress(data)                   # a PIL image ("L", "RGB" or "RGBA"; codec.Image16 for 16-bit colour)
 
 ``compress`` takes a PIL image, a path, a numpy array or a tensor (floats in [0, 1]; see
 ``codec.images``); ``decompress`` takes bytes or a path.  ``import codec`` also registers the
@@ -14,13 +14,13 @@ raises ``InputError`` (a ``ValueError``; ``LicFormatError`` for .lic data) with 
 from bitstream import InputError, LicFormatError
 
 from . import pillow_plugin as _pillow_plugin
-from .api import (DEFAULT_EFFORT, MAX_QUALITY, MIN_QUALITY, Codec, TargetResult, Timings, compress, compress_exact,
-                  decompress, decompress_exact, default_codec)
+from .api import (DEFAULT_EFFORT, MAX_QUALITY, MIN_QUALITY, Codec, Image16, TargetResult, Timings, compress,
+                  compress_exact, decompress, decompress_exact, default_codec)
 from .images import open_image
 from .metrics import psnr
 
 __all__ = [
-    "compress", "decompress", "compress_exact", "decompress_exact", "Codec", "Timings", "TargetResult", "InputError", "LicFormatError", "default_codec",
+    "compress", "decompress", "compress_exact", "decompress_exact", "Codec", "Image16", "Timings", "TargetResult", "InputError", "LicFormatError", "default_codec",
     "open_image", "psnr", "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY",
 ]
 

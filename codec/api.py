@@ -25,14 +25,15 @@ from bitstream import Container
 
 from .alpha import decode_alpha, encode_alpha
 from .effort import DEFAULT_EFFORT, check_effort
-from .images import CodedImage, from_decoded, from_exact, to_coded, to_exact
+from .images import CodedImage, Image16, from_decoded, from_exact, to_coded, to_exact
+from .limits import check_pixels
 from .metrics import psnr
 from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality, quantize_quality
 from .target import TargetResult, fit_psnr, fit_size
 from .timings import Timings
 
 __all__ = [
-    "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Timings", "TargetResult",
+    "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Image16", "Timings", "TargetResult",
     "compress", "decompress", "compress_exact", "decompress_exact", "default_codec", "resolve_device", "weights_dir",
 ]
 
@@ -66,15 +67,19 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def _lic_file(data) -> Container:
-    """A parsed .lic file from its bytes, a path, or an already parsed ``bitstream.Container``."""
+def _lic_file(data, max_pixels: int | None = None) -> Container:
+    """A parsed .lic file from its bytes, a path, or an already parsed ``bitstream.Container``,
+    refused if it declares more pixels than ``max_pixels`` (``codec.limits``), before any decoding."""
     if isinstance(data, Container):
-        return data
-    if isinstance(data, (str, os.PathLike)):
-        return bitstream.unpack(Path(data).read_bytes())
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bitstream.unpack(bytes(data))
-    raise TypeError(f"expected the bytes of a .lic file or a path to one, got {type(data).__name__}")
+        container = data
+    elif isinstance(data, (str, os.PathLike)):
+        container = bitstream.unpack(Path(data).read_bytes())
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        container = bitstream.unpack(bytes(data))
+    else:
+        raise TypeError(f"expected the bytes of a .lic file or a path to one, got {type(data).__name__}")
+    check_pixels(container.header, max_pixels)
+    return container
 
 
 class Codec:
@@ -110,8 +115,8 @@ class Codec:
         decoder is the same.  ``progress()`` is called after each refinement step.
 
         ``max_error``: None for a lossy file; an integer K >= 0 for a file whose every decoded
-        sample is within K of the input (0: lossless), at the input's bit depth (8-bit, or 16-bit
-        gray); ``quality`` and ``effort`` then do not apply, nor do the model's weights
+        sample is within K of the input (0: lossless), at the input's bit depth (8 or 16 bits);
+        ``quality`` and ``effort`` then do not apply, nor do the model's weights
         (``compress_exact``).
         """
         if max_error is not None:
@@ -120,15 +125,18 @@ class Codec:
         quality = quantize_quality(self.quality if quality is None else quality)  # the one check
         return self._encode(coded, quality, self._effort(effort), progress)
 
-    def decompress(self, data) -> Image.Image:
+    def decompress(self, data, *, max_pixels: int | None = None) -> Image.Image | Image16:
         """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
-        (then it is not parsed again).  ``LicFormatError`` for anything that is not a valid one."""
+        (then it is not parsed again).  ``LicFormatError`` for anything that is not a valid one, and
+        for a file of more than ``max_pixels`` pixels (None: Pillow's decompression-bomb limit,
+        ``codec.limits``), refused before any decoding.  A 16-bit colour file decodes to an
+        ``Image16``."""
         from .coding import decode_rgb
 
         t = Timings()  # the whole container is validated before any network runs
-        container = _lic_file(data)
+        container = _lic_file(data, max_pixels)
         if isinstance(container.header, bitstream.ResidualHeader):
-            return decompress_exact(container)
+            return decompress_exact(container, max_pixels=max_pixels)
         rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
@@ -204,7 +212,7 @@ def compress(image, quality: float | None = None, *, effort: int = DEFAULT_EFFOR
     Arrays and tensors hold uint8 or wider integers, bool, or floats in [0, 1]
     (``codec.images`` has the rule; anything else is a ``ValueError``).
     ``max_error=K`` (an integer >= 0): every decoded sample within K of the input, 0 for
-    lossless; 8-bit images and 16-bit gray keep their bit depth (``Codec.compress``).
+    lossless; 8-bit and 16-bit images keep their bit depth (``compress_exact``).
     """
     if max_error is not None:
         return compress_exact(image, max_error)
@@ -213,28 +221,36 @@ def compress(image, quality: float | None = None, *, effort: int = DEFAULT_EFFOR
     return default_codec(device)._encode(to_coded(image), quality, effort)
 
 
-def decompress(data, *, device: str = "auto") -> Image.Image:
+def decompress(data, *, device: str = "auto", max_pixels: int | None = None) -> Image.Image | Image16:
     """Decode a ``.lic`` file (bytes or a path) into a PIL image: mode "L", "RGB" or "RGBA" as encoded
-    ("I;16" for a 16-bit gray lossless or near-lossless file)."""
-    container = _lic_file(data)  # parsed once: a bad file fails before the model loads
+    ("I;16" for a 16-bit gray lossless or near-lossless file; an ``Image16`` for a 16-bit RGB or
+    RGBA one, which Pillow has no mode for).
+
+    A file that declares more than ``max_pixels`` pixels is a ``LicFormatError`` before anything is
+    decoded; None (the default) is Pillow's decompression-bomb limit, ``Image.MAX_IMAGE_PIXELS``
+    (``codec.limits``)."""
+    container = _lic_file(data, max_pixels)  # parsed once: a bad file fails before the model loads
     if isinstance(container.header, bitstream.ResidualHeader):
-        return decompress_exact(container)
-    return default_codec(device).decompress(container)
+        return decompress_exact(container, max_pixels=max_pixels)
+    return default_codec(device).decompress(container, max_pixels=max_pixels)
 
 
 def compress_exact(image, max_error: int) -> bytes:
     """A lossless (``max_error`` 0) or near-lossless ``.lic`` file: every decoded sample within
-    ``max_error`` of the input's, at its bit depth (8-bit gray, RGB and RGBA with alpha kept
-    exactly, 16-bit gray).  Needs no model weights."""
+    ``max_error`` of the input's, at its bit depth: 8-bit gray, RGB and RGBA, and 16-bit gray, RGB
+    and RGBA (alpha always exact; ``codec.images.to_exact`` says which inputs are 16-bit).  Needs
+    no model weights.  ``InputError`` for what cannot be kept exactly (floats, 32-bit samples)."""
     from .near_lossless import encode_exact
 
     return encode_exact(to_exact(image), max_error)  # checks max_error against the bit depth
 
 
-def decompress_exact(data) -> Image.Image:
-    """Decode a lossless or near-lossless file (bytes, a path or a parsed container); no weights."""
+def decompress_exact(data, *, max_pixels: int | None = None) -> Image.Image | Image16:
+    """Decode a lossless or near-lossless file (bytes, a path or a parsed container); no weights.
+    ``max_pixels`` as in ``decompress``."""
     from .near_lossless import decode_exact
 
-    samples, header, alpha_blob = decode_exact(_lic_file(data))
-    alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
-    return from_exact(samples, header.residual.bits, header.channels, alpha, header.icc)
+    samples, header, alpha_blob = decode_exact(_lic_file(data, max_pixels))
+    bits = header.residual.bits
+    alpha = decode_alpha(alpha_blob, header.width, header.height, bits) if alpha_blob is not None else None
+    return from_exact(samples, bits, header.channels, alpha, header.icc)

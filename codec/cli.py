@@ -2,7 +2,7 @@
 
     lic encode IN [IN ...] [-o OUT | -d DIR] [-r] [-f | --skip-existing]
                [-q Q | --target-bpp X | --target-size SIZE | --target-psnr DB]
-    lic decode IN.lic [-o OUT]        # output format from the extension; PNG by default
+    lic decode IN.lic [-o OUT] [--max-pixels N]   # output format from the extension; PNG by default
     lic info FILE.lic [--json]
     lic demo [IMAGE]
 
@@ -21,8 +21,15 @@ names it and the exit status is 1.  ``--skip-existing`` resumes a batch that was
 Progress bars are drawn on a terminal only: over the images of a batch, and over the transform's
 tiles while one large image codes.
 
-The command uses lic's public API only (``codec.Codec``, ``codec.open_image``, ``bitstream``), and
-reads, decodes or parses each input once.
+Decoding a 16-bit file (lossless or near-lossless, gray or colour) writes 16 bits to PNG, TIFF
+and PPM (PPM without alpha); JPEG and WebP hold 8 bits, so the samples are reduced to 8 bits
+(rounded) with a one-line warning, as alpha is dropped with one for a format without it.  A file
+that declares more pixels than ``--max-pixels`` (default: Pillow's decompression-bomb limit) is
+refused in one line before anything is decoded.
+
+The command uses lic's public API only (``codec.Codec``, ``codec.open_image``, ``codec.Image16``,
+``codec.images.to_8bit``, ``codec.limits``, ``bitstream``), and reads, decodes or parses each
+input once.
 """
 
 from __future__ import annotations
@@ -48,8 +55,10 @@ from PIL import Image, UnidentifiedImageError
 import bitstream
 from bitstream import InputError, LicFormatError
 
-from . import open_image
+from . import colour16, open_image
 from .effort import DEFAULT_EFFORT, MAX_EFFORT
+from .images import Image16, to_8bit
+from .limits import check_pixels, decode_limit
 from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality
 
 __all__ = ["main"]
@@ -128,6 +137,16 @@ def _max_error(text: str) -> int:
     return value
 
 
+def _pixels(text: str) -> int:
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels (100000000, 100,000,000), got {text!r}")
+    return value
+
+
 def _positive(kind):
     def parse(text: str):
         try:
@@ -187,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--target-psnr", type=_positive(float), metavar="DB",
                         help="lowest quality with PSNR of at least DB")
     target.add_argument("--max-error", type=_max_error, metavar="K",
-                        help="every decoded sample within K of the input (8-bit, or 16-bit gray kept at 16 bits)")
+                        help="every decoded sample within K of the input, at its bit depth: 8 bits, or 16 for "
+                             "16-bit gray, RGB and RGBA (PNG, TIFF)")
     target.add_argument("--lossless", dest="max_error", action="store_const", const=0,
                         help="the same as --max-error 0")
     enc.add_argument("-e", "--effort", type=int, choices=range(MAX_EFFORT + 1), default=DEFAULT_EFFORT,
@@ -204,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("input", metavar="IN", help=".lic file, or -")
     dec.add_argument("-o", "--output", metavar="OUT", help="output image (default IN with .png), or -")
     dec.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    dec.add_argument("--max-pixels", type=_pixels, metavar="N",
+                     help="refuse, before decoding, a file of more than N pixels (default: Pillow's "
+                          f"decompression-bomb limit, {decode_limit():,})")
     common(dec)
 
     info = sub.add_parser("info", help="describe a .lic file without decoding it")
@@ -508,12 +531,13 @@ def _encode_jobs(args) -> tuple[list[_Job], bool]:
     return jobs, batch
 
 
-def _open_image(name: str, data: bytes) -> Image.Image:
-    """The image in ``data``, decoded (the one time it is), with ``name`` for its warnings."""
+def _open_image(name: str, data: bytes, exact: bool = False) -> Image.Image | Image16:
+    """The image in ``data``, decoded (the one time it is; a 16-bit colour file twice, for the exact
+    modes, see ``codec.colour16``), with ``name`` for its warnings."""
     if bitstream.is_lic(data):
         raise CliError(f"{_shown(name)}: is already a .lic file (decode it first)")
     try:
-        return open_image(io.BytesIO(data), name=_shown(name))
+        return open_image(io.BytesIO(data), name=_shown(name), exact=exact)
     except Image.DecompressionBombError as e:
         raise CliError(f"{_shown(name)}: {e}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -583,7 +607,7 @@ def cmd_encode(args) -> int:
         for job in todo:
             try:
                 data_in = _read_input(job.input)
-                size_in, image = len(data_in), _open_image(job.input, data_in)
+                size_in, image = len(data_in), _open_image(job.input, data_in, exact=args.max_error is not None)
                 del data_in  # the decoded image is what coding needs
                 if codec is None and args.max_error is None:  # exact files need no weights
                     t = time.perf_counter()
@@ -593,11 +617,18 @@ def cmd_encode(args) -> int:
             except (CliError, InputError, OSError, MemoryError) as e:  # this file's fault: next one
                 if not batch:
                     raise
-                console.say(f"lic: error: {e if isinstance(e, CliError) else f'{_shown(job.input)}: {_reason(e)}'}")
+                console.say(f"lic: error: {_about(job.input, e)}")
                 tally.failed.append(_shown(job.input))
             console.bar.update(1)
     print(tally.summary(time.perf_counter() - start - load_s), file=sys.stderr)
     return 1 if tally.failed else 0
+
+
+def _about(name: str, error: Exception) -> str:
+    """The one-line reason ``name`` failed, named once."""
+    reason = str(error) if isinstance(error, CliError) else _reason(error)
+    shown = _shown(name)
+    return reason if isinstance(error, CliError) or reason.startswith(f"{shown}: ") else f"{shown}: {reason}"
 
 
 def _encode_file(codec, job: _Job, image: Image.Image, size_in: int, args, console: _Console, tally: _Tally,
@@ -702,6 +733,7 @@ def cmd_decode(args) -> int:
     data = _read_input(args.input)
     try:
         container = bitstream.unpack(data)  # parsed once; a bad file is reported before the model loads
+        check_pixels(container.header, args.max_pixels, "--max-pixels N")  # and one too large, at once
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
     del data
@@ -710,24 +742,41 @@ def cmd_decode(args) -> int:
         if isinstance(header, bitstream.ResidualHeader):  # lossless or near-lossless: no weights needed
             from .api import decompress_exact
 
-            img = decompress_exact(container)
+            img = decompress_exact(container, max_pixels=args.max_pixels)
         else:
             codec = _load_codec(args)
             with _tile_progress(_Console(), codec, (header.width, header.height), encoding=False):
-                img = codec.decompress(container)
+                img = codec.decompress(container, max_pixels=args.max_pixels)
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
-    if fmt in _NO_ALPHA and img.mode == "RGBA":
-        print(f"lic: warning: {out}: {fmt} has no alpha channel; alpha dropped", file=sys.stderr)
-        img = img.convert("RGB")
-    options = {"icc_profile": img.info["icc_profile"]} if img.info.get("icc_profile") and fmt != "PPM" else {}
-    if fmt == "JPEG":
-        options["quality"] = 95
-    if fmt == "WEBP":
-        options["lossless"] = True  # the decoded pixels, exactly
+    img = _fit_format(img, fmt, out)
     with _atomic_output(out) as f:
+        if isinstance(img, Image16):
+            img.save(f, format=fmt)
+            return 0
+        options = {"icc_profile": img.info["icc_profile"]} if img.info.get("icc_profile") and fmt != "PPM" else {}
+        if fmt == "JPEG":
+            options["quality"] = 95
+        if fmt == "WEBP":
+            options["lossless"] = True  # the decoded pixels, exactly
         img.save(f, format=fmt, **options)
     return 0
+
+
+def _fit_format(img: Image.Image | Image16, fmt: str, out: str) -> Image.Image | Image16:
+    """The decoded image as ``fmt`` can hold it: 16-bit samples reduced to 8 bits for JPEG and WebP,
+    alpha dropped for JPEG and PPM, each with a one-line warning."""
+    sixteen = isinstance(img, Image16) or img.mode == "I;16"
+    if sixteen and fmt not in colour16.WRITERS:  # 16-bit colour's writers; Pillow writes 16-bit gray to the same
+        print(f"lic: warning: {out}: {fmt} holds 8 bits per sample; 16-bit samples reduced to 8 bits", file=sys.stderr)
+        img = to_8bit(img)
+    if fmt in _NO_ALPHA and img.mode in ("RGBA", "RGBA;16"):
+        print(f"lic: warning: {out}: {fmt} has no alpha channel; alpha dropped", file=sys.stderr)
+        if isinstance(img, Image16):
+            img = Image16(img.pixels[..., :3], img.info.get("icc_profile"))
+        else:
+            img = img.convert("RGB")
+    return img
 
 
 # -- info ----------------------------------------------------------------------------------------------

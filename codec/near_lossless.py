@@ -1,7 +1,10 @@
 """Lossless and near-lossless files: the samples, coded exactly by the residual layer.
 
-    samples (8 or 16 bits, C = 1 or 3) ─► codec.residual (causal prediction, error quantised in
+    samples (8 or 16 bits, C = 1 or 3) ─► codec.exact2 (causal prediction, error quantised in
     the loop, adaptive context coding) ─► residual stream ─► version-2 .lic file
+
+The residual coder is named in the header (``bitstream.RESIDUAL_CODER``): new files are
+``lic-exact-2`` (``codec.exact2``, compiled); ``lic-exact-1`` files (``codec.residual``) still decode.
 
 No lossy layer goes under the residual layer.  Bai et al. (CVPR 2021) code the residual left by a
 lossy reconstruction x̂; measured here with the shipped model (README, "Lossless and
@@ -17,18 +20,22 @@ checks the end result: a damaged stream is a ``LicFormatError``, never a wrong i
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
 
 import bitstream
-from bitstream import LicFormatError, Residual, ResidualHeader
+from bitstream import InputError, LicFormatError, Residual, ResidualHeader
 
+from . import exact2, residual
 from .alpha import encode_alpha
 from .images import ExactImage
-from .residual import decode_residual, encode_residual
 
 __all__ = ["encode_exact", "decode_exact"]
+
+# The decoder of each residual coder a file may name; new files use bitstream.RESIDUAL_CODER.
+DECODERS = {"lic-exact-1": residual.decode_residual, "lic-exact-2": exact2.decode_residual}
 
 
 def _sample_crc(samples: np.ndarray) -> int:
@@ -36,16 +43,20 @@ def _sample_crc(samples: np.ndarray) -> int:
 
 
 def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
-    """A version-2 ``.lic`` file whose every sample is within ``max_error`` of ``image``'s."""
+    """A version-2 ``.lic`` file whose every sample is within ``max_error`` of ``image``'s (alpha exact).
+
+    ``InputError`` for a ``max_error`` outside 0..2^bits - 1 or an image the format cannot hold,
+    before anything is coded."""
     maxval = (1 << image.bits) - 1
     if isinstance(max_error, bool) or not isinstance(max_error, (int, np.integer)) or not 0 <= max_error <= maxval:
-        raise ValueError(f"max_error must be an integer in 0..{maxval}, got {max_error!r}")
+        raise InputError(f"max error must be in 0..{maxval} for {image.bits}-bit samples, got {max_error!r}")
     samples = np.moveaxis(image.samples, -1, 0)
-    alpha = encode_alpha(image.alpha) if image.alpha is not None else None
-    stream, rec = encode_residual(samples, maxval, int(max_error))
     height, width = samples.shape[1:]
-    header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), _sample_crc(rec)),
-                            icc=image.icc)
+    # The header first: an image too large for the format is refused before minutes of coding.
+    header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), 0), icc=image.icc)
+    alpha = encode_alpha(image.alpha, image.bits) if image.alpha is not None else None
+    stream, rec = exact2.encode_residual(samples, maxval, int(max_error))
+    header = dataclasses.replace(header, residual=dataclasses.replace(header.residual, sample_crc=_sample_crc(rec)))
     return bitstream.pack(header, [stream], alpha)
 
 
@@ -57,12 +68,11 @@ def decode_exact(data):
     if not isinstance(header, ResidualHeader):
         raise LicFormatError("corrupt: not a lossless or near-lossless file")
     res = header.residual
-    if header.model_id != bitstream.RESIDUAL_CODER:
+    decode_residual = DECODERS.get(header.model_id)
+    if decode_residual is None:
         raise LicFormatError(f"unsupported residual coder {header.model_id!r} (this lic reads "
-                             f"{bitstream.RESIDUAL_CODER!r})")
+                             f"{', '.join(map(repr, DECODERS))})")
     n_channels = 1 if header.channels == "L" else 3
-    if res.bits > 8 and n_channels != 1:
-        raise LicFormatError("corrupt: samples wider than 8 bits are gray only")
     samples = decode_residual(container.streams[0], (n_channels, header.height, header.width), res.maxval,
                               res.max_error)
     if _sample_crc(samples) != res.sample_crc:

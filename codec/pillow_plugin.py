@@ -4,13 +4,17 @@ Registered by ``import codec``.  Opening parses and checks the file (size, mode,
 pixels are decoded, whole, on ``load()`` by the default ``Codec`` (``$LIC_WEIGHTS`` or the shipped
 weights), from what opening parsed.  Saving takes ``quality=``
 (a real number in [1, 8], default ``DEFAULT_QUALITY``), and ``lossless=True`` or ``max_error=K``
-for a file whose every sample is within K of the image's (16-bit gray opens as mode ``I;16``).
+for a file whose every sample is within K of the image's.  A 16-bit gray file opens as mode
+``I;16``; a 16-bit RGB or RGBA file opens as "RGB" or "RGBA" with its samples reduced to 8 bits
+(rounded), as Pillow opens a 16-bit colour PNG, since Pillow has no 16-bit colour mode
+(``codec.decompress`` gives all 16 bits, as a ``codec.Image16``).
 
 A file that starts like a .lic file but is damaged raises ``UnidentifiedImageError`` (what
 ``Image.open`` raises for any unreadable file) with the reason in its message, e.g.
 ``x.lic: not a valid lic file: truncated file (10 of 200 bytes)``.  ``Image.open`` applies the
-caller's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) to a .lic file as to any other;
-lic's own API and command open every image the format can hold.
+caller's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) to a .lic file as to any other (a
+``DecompressionBombWarning`` above it, ``DecompressionBombError`` above twice it), from the
+header, before any decoding; the decoder then adds no limit of its own (``codec.limits``).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class LicImageFile(ImageFile.ImageFile):
         header = container.header
         exact = isinstance(header, bitstream.ResidualHeader)
         self._size = (header.width, header.height)
-        self._mode = "I;16" if exact and header.residual.bits > 8 else header.channels
+        self._mode = "I;16" if exact and header.residual.bits > 8 and header.channels == "L" else header.channels
         if exact:
             self.info["max_error"] = header.residual.max_error
         if header.icc:
@@ -62,9 +66,12 @@ class LicDecoder(ImageFile.PyDecoder):
 
     def decode(self, buffer):
         from .api import decompress
+        from .images import Image16
 
         (container,) = self.args
-        img = decompress(container)
+        img = decompress(container, max_pixels=bitstream.MAX_PIXELS)  # Image.open applied Pillow's limit
+        if isinstance(img, Image16):
+            img = img.to_8bit()
         if img.mode != self.mode or img.size != (self.state.xsize, self.state.ysize):
             raise ValueError("decoded image does not match its header")
         self.set_as_raw(img.tobytes(), img.mode)

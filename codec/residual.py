@@ -281,7 +281,7 @@ def _check(samples_shape, maxval: int, max_error: int) -> _Layout:
     return _Layout(samples_shape[1], samples_shape[2])
 
 
-def _channel_order(n_channels: int) -> list[int]:
+def channel_order(n_channels: int) -> list[int]:
     return [1, 0, 2] if n_channels == 3 else [0]  # G first: R and B borrow its structure
 
 
@@ -309,7 +309,7 @@ def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
     layout = _check(samples.shape, maxval, max_error)
     if samples.min() < 0 or samples.max() > maxval:
         raise ValueError("samples must lie in 0..maxval")
-    order = _channel_order(samples.shape[0])
+    order = channel_order(samples.shape[0])
     source = samples[order].reshape(len(order), -1).astype(np.int64)
     encoder = ContextEncoder(_priors(len(order)))
     unit = 2 * max_error + 1
@@ -332,7 +332,7 @@ def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_e
     out of data or has data left over.
     """
     layout = _check(tuple(shape), maxval, max_error)
-    order = _channel_order(shape[0])
+    order = channel_order(shape[0])
     decoder = ContextDecoder(data, _priors(len(order)))
 
     def code(c, image, pred, contexts, sign):

@@ -2,7 +2,8 @@
 
 Mutations of a valid file: byte flips, truncations, extensions, splices, and the same with the
 trailing CRC32 recomputed, so that tampered payloads reach the range decoder and the model
-(a plain mutation is stopped by the container's CRC).  CI runs a short version; set
+(a plain mutation is stopped by the container's CRC).  Lossy files, lossless and near-lossless
+8-bit RGB and 16-bit gray, 16-bit RGB and RGBA.  CI runs a short version; set
 LIC_FUZZ_EXAMPLES=100000 for a long run.
 """
 
@@ -16,6 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import bitstream
 from bitstream import LicFormatError
 from codec.config import ModelConfig
 from codec.coding import decode_rgb, encode_rgb
@@ -138,3 +140,36 @@ def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residu
         assert "\n" not in str(err) and str(err)
         return
     assert np.array_equal(samples, reference), "a tampered file decoded to different samples"
+
+
+@pytest.fixture(scope="module")
+def colour16_setup():
+    """A lossless 16-bit RGBA file (its alpha plane in the zlib form) and a near-lossless 16-bit RGB
+    one, decoded through the API, alpha plane included."""
+    from codec import compress_exact, decompress_exact
+
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:6, 0:7]
+    rgba = np.stack([20000 + 3000 * x + 1000 * y + rng.integers(0, 512, x.shape) for _ in range(4)], axis=-1)
+    rgba[..., 3] = rng.integers(0, 65536, x.shape)
+    rgba = rgba.astype(np.uint16)
+    files = [compress_exact(rgba, 0), compress_exact(rgba[..., :3], 2)]
+    assert bitstream.unpack(files[0]).alpha[0] == 0  # the zlib form: its checksum guards the plane
+    return [(data, np.asarray(decompress_exact(data))) for data in files], decompress_exact
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 1))
+def test_tampered_sixteen_bit_colour_files_decode_exactly_or_raise_lic_format_error(colour16_setup, op, fix_crc,
+                                                                                     which):
+    files, decompress_exact = colour16_setup
+    data, reference = files[which]
+    tampered = _apply(data, op)
+    if fix_crc:
+        tampered = _fix_crc(tampered)
+    try:
+        image = decompress_exact(tampered)
+    except LicFormatError as err:
+        assert "\n" not in str(err) and str(err)
+        return
+    assert np.array_equal(np.asarray(image), reference), "a tampered file decoded to a different image"

@@ -1,10 +1,11 @@
-"""Write the golden files of the residual coder ``lic-exact-1`` (run only when that coder changes,
-together with a new ``bitstream.RESIDUAL_CODER`` id: files written before must keep decoding).
+"""Write the golden files of the residual coder of new files, ``bitstream.RESIDUAL_CODER`` (run only
+when that coder changes, together with a new coder id: files written before must keep decoding).
 
     python tests/data/make_golden_exact.py
 
-``golden-exact-rgb.lic``: ``sample.png`` (RGB, 8-bit), lossless; ``golden-exact-16.lic``: the 16-bit
-gray image of ``gray16()`` at max error 1.  Both need no model weights.
+``golden-<coder>-rgb.lic``: ``sample.png`` (RGB, 8-bit), lossless; ``golden-<coder>-16.lic``: the
+16-bit gray image of ``gray16()`` at max error 1; ``<coder>`` is ``exact`` for ``lic-exact-1`` (whose
+files stay, to be decoded), ``exact2`` for ``lic-exact-2``.  None needs model weights.
 """
 
 import sys
@@ -27,10 +28,17 @@ def gray16() -> np.ndarray:
     return (g * 251 + (x * y) % 97).astype(np.uint16)
 
 
+def names(coder: str) -> tuple[str, str]:
+    """The golden files (RGB, 16-bit gray) of the residual coder ``coder``."""
+    stem = "exact" if coder == "lic-exact-1" else coder.removeprefix("lic-").replace("-", "")
+    return f"golden-{stem}-rgb.lic", f"golden-{stem}-16.lic"
+
+
 def main() -> None:
+    from bitstream import RESIDUAL_CODER
+
     rgb = Image.open(HERE / "sample.png").convert("RGB")
-    for name, data in (("golden-exact-rgb.lic", codec.compress_exact(rgb, 0)),
-                       ("golden-exact-16.lic", codec.compress_exact(gray16(), 1))):
+    for name, data in zip(names(RESIDUAL_CODER), (codec.compress_exact(rgb, 0), codec.compress_exact(gray16(), 1))):
         (HERE / name).write_bytes(data)
         print(f"{name}: {len(data)} bytes")
 

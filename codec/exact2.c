@@ -1,0 +1,496 @@
+/* lic-exact-2: the residual layer's scanline coder, compiled (codec/exact2.py has the Python face
+ * and the description of the model; bitstream/FORMAT.md the format).
+ *
+ * Samples are visited in raster order, pixel by pixel, channel by channel (G, R, B or one gray
+ * channel); each is predicted from samples already coded, its prediction error q quantised in the
+ * loop (JPEG-LS near-lossless) and q coded as modelled bits with bitstream/binary_coder.h.
+ * Integer arithmetic only: encoder and decoder compute the same predictions and probabilities on
+ * every machine.  Memory: four rows per channel besides the samples themselves.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "binary_coder.h"
+
+#define SHIFT 3  /* predictions carry 3 fraction bits */
+#define ONE (1 << SHIFT)
+#define MAX_PRED 12
+#define N_SCALE 64       /* classes of the expected error, 4 per octave */
+#define N_REF 6          /* classes of G's |q| at the same pixel, for R and B */
+#define N_SIGN 18        /* sign contexts: the flip, and the signs of q at W and at N */
+#define N_BUCKET 18      /* bit lengths of |q| - 1: 0..16, and one spare */
+#define N_BIAS (256 * 8) /* CALIC's texture (8 bits) x error energy (8 classes) */
+#define BIAS_RESET 64    /* halve a bias context's statistics at this count */
+#define ERR_CAP ((1 << 20) - 1)
+#define PAD 2            /* columns left and right of each row buffer */
+#define RING 4           /* rows kept per channel: y - 2 .. y + 1 */
+
+typedef struct {
+    int n_pred;
+    int64_t bias_sum[N_BIAS];
+    int32_t bias_count[N_BIAS];
+    bc_bit zero[N_SCALE][N_REF];
+    bc_bit sign[N_SCALE][N_SIGN];
+    bc_bit bucket[N_SCALE][N_REF][N_BUCKET];
+    bc_bit mantissa[N_SCALE][N_BUCKET][3];
+    int32_t *rows;  /* RING rows of width + 2 PAD samples */
+    int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
+    uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
+    uint32_t *above; /* (width + 2 PAD) x n_pred: Rows.above */
+} Channel;
+
+/* One channel's rows around the row being coded, set at the start of each row. */
+typedef struct {
+    int32_t *cur, *up, *up2, *next;  /* samples of rows y, y - 1, y - 2, y + 1 */
+    int32_t *qcur, *qup;              /* q of rows y and y - 1 */
+    uint32_t *ecur;                   /* errors of row y */
+    uint32_t *above;                  /* per position and sub-prediction: the errors at N, NW, NE and NN/2 */
+} Rows;
+
+typedef struct {
+    int channels, height, width, maxval, max_error, unit, bucket_max;
+    size_t stride;  /* width + 2 PAD */
+    Channel *ch;
+} Scan;
+
+#define bit_length bc_bit_length
+
+static inline int64_t floor_div(int64_t a, int64_t b) { /* b > 0 */
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static inline int64_t floor_shr(int64_t a, int s) { return a >= 0 ? a >> s : -((-a + (1 << s) - 1) >> s); }
+
+/* 0..7 for v = 0..7, then 4 classes per octave: 4 (L - 3) + the top 3 bits of v, capped. */
+static inline int log_class(int64_t v) {
+    int length = bit_length((uint64_t)v);
+    if (length <= 3) return (int)v;
+    int c = 4 * (length - 3) + (int)(v >> (length - 3));
+    return c < N_SCALE ? c : N_SCALE - 1;
+}
+
+/* The lower edge of a class: the expected error it stands for. */
+static inline int64_t class_value(int c) { return c < 8 ? c : (int64_t)(4 + c % 4) << (c / 4 - 1); }
+
+/* Starting probabilities: |q| two-sided geometric with the class's mean (about E / (5 ONE), as
+ * in lic-exact-1's priors), theta = mean / (1 + mean) in units of 2^-16; then
+ * P(q != 0) = 2 theta / (1 + theta),  P(bucket > i | bucket >= i) = theta^(2^(i-1)) (theta for i = 0). */
+static void init_models(Channel *ch) {
+    for (int c = 0; c < N_SCALE; c++) {
+        int64_t e = class_value(c);
+        if (e < 3) e = 3;  /* mean |q| at least 1/13 */
+        uint64_t theta = ((uint64_t)e << 16) / (uint64_t)(e + 5 * ONE);
+        uint32_t nonzero = (uint32_t)((2 * theta << 16) / (BC_ONE + theta));
+        for (int r = 0; r < N_REF; r++) bc_bit_init(&ch->zero[c][r], nonzero);
+        for (int k = 0; k < N_SIGN; k++) bc_bit_init(&ch->sign[c][k], BC_ONE / 2);
+        uint64_t t = theta;
+        for (int i = 0; i < N_BUCKET; i++) {
+            if (i >= 2) t = (t * t) >> 16;
+            for (int r = 0; r < N_REF; r++) bc_bit_init(&ch->bucket[c][r][i], (uint32_t)t);
+            for (int k = 0; k < 3; k++) bc_bit_init(&ch->mantissa[c][i][k], BC_ONE / 2);
+        }
+    }
+    memset(ch->bias_sum, 0, sizeof ch->bias_sum);
+    memset(ch->bias_count, 0, sizeof ch->bias_count);
+}
+
+static inline int32_t *row_of(const Scan *s, int c, int y) {
+    return s->ch[c].rows + (size_t)((unsigned)(y + RING) % RING) * s->stride + PAD;
+}
+
+static inline uint32_t *err_of(const Scan *s, int c, int y) {
+    return s->ch[c].err + ((size_t)((unsigned)(y + RING) % RING) * s->stride + PAD) * (size_t)s->ch[c].n_pred;
+}
+
+/* X' + MED of the differences to an earlier channel X', X' + their W and N mean (doubled), X' + NE's. */
+static inline void inter(const int32_t *cur, const int32_t *up, const int32_t *xcur, const int32_t *xup, int x,
+                         int32_t *med, int32_t *mean2, int32_t *ne) {
+    int32_t v = xcur[x];
+    int32_t dw = cur[x - 1] - xcur[x - 1], dn = up[x] - xup[x];
+    int32_t dnw = up[x - 1] - xup[x - 1], dne = up[x + 1] - xup[x + 1];
+    int32_t lo = dw < dn ? dw : dn, hi = dw < dn ? dn : dw;
+    int32_t d = dnw >= hi ? lo : dnw <= lo ? hi : dw + dn - dnw;
+    *med = v + d;
+    *mean2 = 2 * v + dw + dn;
+    *ne = v + dne;
+}
+
+/* The sub-predictions of channel c at x, in ONE units; returns how many. */
+static inline int predictors(const Rows *r, int channels, int c, int x, int32_t *p) {
+    const int32_t *cur = r[c].cur, *up = r[c].up;
+    int32_t w = cur[x - 1], n = up[x], nw = up[x - 1], ne = up[x + 1];
+    int32_t lo = w < n ? w : n, hi = w < n ? n : w;
+    int32_t med = nw >= hi ? lo : nw <= lo ? hi : w + n - nw;
+    int k = 0;
+    p[k++] = ONE * (w + ne - n);
+    p[k++] = ONE * n;
+    p[k++] = ONE * w;
+    p[k++] = ONE * (w + n - nw);
+    p[k++] = ONE * med;
+    if (c == 0) {
+        p[k++] = ONE * n;
+        p[k++] = ONE * ne;
+        if (channels == 1) {
+            p[k++] = ONE * (2 * n - r[c].up2[x]);
+            p[k++] = ONE * (2 * w - cur[x - 2]);
+        }
+        p[k++] = (ONE / 2) * (w + ne);
+        p[k++] = (ONE / 2) * (w + n);
+        if (channels == 1) p[k++] = (ONE / 2) * (n + ne);
+    } else {
+        int32_t gmed, gmean2, gne, rmed, rmean2, rne;
+        inter(cur, up, r[0].cur, r[0].up, x, &gmed, &gmean2, &gne);
+        p[k++] = ONE * gmed;
+        p[k++] = ONE * gne;
+        if (c == 2) {
+            inter(cur, up, r[1].cur, r[1].up, x, &rmed, &rmean2, &rne);
+            p[k++] = ONE * rmed;
+        }
+        p[k++] = (ONE / 2) * (w + ne);
+        p[k++] = (ONE / 2) * gmean2;
+        if (c == 2) p[k++] = (ONE / 2) * rmean2;
+    }
+    return k;
+}
+
+/* Point r at the rows around row y and sum the errors above it.  Errors are only ever written at
+ * x in 0..width - 1, so the padding's stay zero (calloc) and a row needs no clearing. */
+static void start_row(const Scan *s, int c, int y, Rows *r) {
+    const Channel *ch = &s->ch[c];
+    const size_t np = (size_t)ch->n_pred, n = s->stride * np;
+    r->cur = row_of(s, c, y);
+    r->up = row_of(s, c, y - 1);
+    r->up2 = row_of(s, c, y - 2);
+    r->next = row_of(s, c, y + 1);
+    r->qcur = ch->qs + (size_t)((unsigned)(y + RING) % RING) * s->stride + PAD;
+    r->qup = ch->qs + (size_t)((unsigned)(y - 1 + RING) % RING) * s->stride + PAD;
+    r->ecur = err_of(s, c, y);
+    const uint32_t *eup = err_of(s, c, y - 1) - PAD * np, *eup2 = err_of(s, c, y - 2) - PAD * np;
+    uint32_t *above = ch->above;
+    for (size_t i = np; i + np < n; i++) above[i] = eup[i - np] + eup[i] + eup[i + np] + (eup2[i] >> 1);
+    r->above = above + PAD * np;
+}
+
+/* The blend's weights: 2^30 / m^2, with m the error sum S shifted so that the smallest S of the
+ * sample has 7 significant bits; an S over 128 times the smallest gets no weight. */
+#define N_INVERSE (1 << 14)
+static uint32_t inverse_square[N_INVERSE];
+
+static void init_tables(void) {
+    for (uint32_t m = 8; m < N_INVERSE; m++) inverse_square[m] = (uint32_t)((1ull << 30) / ((uint64_t)m * m));
+}
+
+/* Code (or decode) q of one sample in its context: is it zero; its sign (in the sign context
+ * sctx); the bit length b of |q| - 1 in unary; the two bits below that length's top bit
+ * modelled; the rest direct. */
+static inline void encode_q(bc_encoder *e, Channel *ch, int cls, int ref, int sctx, int bucket_max, int64_t v) {
+    bc_encode(e, &ch->zero[cls][ref], v != 0);
+    if (v == 0) return;
+    bc_encode(e, &ch->sign[cls][sctx], v < 0);
+    uint64_t a = (uint64_t)(v < 0 ? -v : v) - 1;
+    int b = bit_length(a);
+    for (int i = 0; i < bucket_max; i++) {
+        bc_encode(e, &ch->bucket[cls][ref][i], b > i);
+        if (b <= i) break;
+    }
+    if (b >= 2) {
+        int top = (int)((a >> (b - 2)) & 1);
+        bc_encode(e, &ch->mantissa[cls][b][0], top);
+        if (b >= 3) {
+            bc_encode(e, &ch->mantissa[cls][b][1 + top], (int)((a >> (b - 3)) & 1));
+            bc_encode_direct(e, (uint32_t)a, b - 3);
+        }
+    }
+}
+
+static inline int64_t decode_q(bc_decoder *d, Channel *ch, int cls, int ref, int sctx, int bucket_max) {
+    if (!bc_decode(d, &ch->zero[cls][ref])) return 0;
+    int negative = bc_decode(d, &ch->sign[cls][sctx]);
+    int b = 0;
+    while (b < bucket_max && bc_decode(d, &ch->bucket[cls][ref][b])) b++;
+    uint64_t a = b > 0;
+    if (b >= 2) {
+        int top = bc_decode(d, &ch->mantissa[cls][b][0]);
+        a = 2 | (uint64_t)top;
+        if (b >= 3) {
+            a = (a << 1) | (uint64_t)bc_decode(d, &ch->mantissa[cls][b][1 + top]);
+            a = (a << (b - 3)) | bc_decode_direct(d, b - 3);
+        }
+    }
+    int64_t m = (int64_t)a + 1;
+    return negative ? -m : m;
+}
+
+/* The coding loop of both sides.  Encoding: src holds the samples and out receives the
+ * reconstruction; decoding: out receives the samples.  Returns 0, or -1 for a q that decodes to
+ * a sample outside -K .. maxval + K (a corrupt stream). */
+static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc_decoder *dec) {
+    const int C = s->channels, H = s->height, W = s->width, K = s->max_error, unit = s->unit;
+    const int64_t maxval = s->maxval;
+    const size_t plane = (size_t)H * (size_t)W;
+    int32_t p[MAX_PRED]; /* |p| < 2^21 for 16-bit samples */
+    uint32_t sum[MAX_PRED];
+    Rows rows[3];
+    for (int y = 0; y < H; y++) {
+        for (int c = 0; c < C; c++) start_row(s, c, y, &rows[c]);
+        for (int x = 0; x < W; x++) {
+            int64_t q_ref = 0;
+            for (int c = 0; c < C; c++) {
+                Channel *ch = &s->ch[c];
+                const int np = ch->n_pred;
+                const Rows *r = &rows[c];
+                int32_t *cur = r->cur, *up = r->up, *up2 = r->up2;
+                predictors(rows, C, c, x, p);
+
+                /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
+                const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
+                const uint32_t *ea = r->above + (size_t)x * np;
+                uint32_t least = UINT32_MAX;
+                for (int k = 0; k < np; k++) {
+                    sum[k] = ea[k] + ew[k] + (eww[k] >> 1) + ONE;
+                    least = sum[k] < least ? sum[k] : least;
+                }
+                int sh = bit_length(least) - 7;
+                sh = sh > 0 ? sh : 0;
+                int64_t total = 0, blend_num = 0, expected_num = 0;
+                for (int k = 0; k < np; k++) {
+                    uint32_t m = sum[k] >> sh;
+                    int64_t w = m < N_INVERSE ? inverse_square[m] : 0;
+                    total += w;
+                    blend_num += w * (int64_t)p[k];
+                    expected_num += w * (int64_t)sum[k];
+                }
+                int64_t blend = floor_div(blend_num, total);
+                int64_t expected = floor_div(expected_num, total) - ONE;
+
+                /* CALIC's error feedback: the mean error of the blend in its texture and energy context. */
+                int64_t n8 = ONE * (int64_t)up[x], w8 = ONE * (int64_t)cur[x - 1];
+                int64_t nn8 = ONE * (int64_t)up2[x], ww8 = ONE * (int64_t)cur[x - 2];
+                int texture = (n8 > blend) | (w8 > blend) << 1 | (ONE * (int64_t)up[x - 1] > blend) << 2
+                            | (ONE * (int64_t)up[x + 1] > blend) << 3 | (nn8 > blend) << 4 | (ww8 > blend) << 5
+                            | (2 * n8 - nn8 > blend) << 6 | (2 * w8 - ww8 > blend) << 7;
+                const int64_t scaled = unit == 1 ? expected : expected / unit; /* E in steps of 2K + 1 */
+                int energy = bit_length((uint64_t)(scaled >> SHIFT));
+                int bctx = texture * 8 + (energy < 7 ? energy : 7);
+                int32_t count = ch->bias_count[bctx];
+                int64_t correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
+                int64_t pred = floor_shr(blend + correction + ONE / 2, SHIFT);
+                pred = pred < 0 ? 0 : pred > maxval ? maxval : pred;
+                if (c > 0 && K > 0) {
+                    /* Snap to G' where R (or B) has equalled G at W and N: gray content stays gray. */
+                    const int32_t *g = rows[0].cur, *gup = rows[0].up;
+                    int64_t gv = g[x];
+                    int64_t dist = llabs((int64_t)cur[x - 1] - g[x - 1]) + llabs((int64_t)up[x] - gup[x]);
+                    if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
+                }
+
+                int cls = log_class(scaled);
+                int ref = 0;
+                if (c > 0) {
+                    int r = bit_length((uint64_t)(q_ref < 0 ? -q_ref : q_ref));
+                    ref = r < N_REF - 1 ? r : N_REF - 1;
+                }
+                /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
+                int flip = blend + correction < pred * ONE;
+                /* Residual signs come in patches: the sign's context adds those of q at W and N. */
+                const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
+                int sctx = flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
+                int64_t q, value;
+                if (enc) {
+                    int64_t diff = (int64_t)src[c * plane + (size_t)y * W + x] - pred;
+                    q = diff >= 0 ? (diff + K) / unit : -((-diff + K) / unit);
+                    encode_q(enc, ch, cls, ref, sctx, s->bucket_max, flip ? -q : q);
+                } else {
+                    q = decode_q(dec, ch, cls, ref, sctx, s->bucket_max);
+                    q = flip ? -q : q;
+                }
+                value = pred + q * unit;
+                if (value < -K || value > maxval + K) return -1;
+                value = value < 0 ? 0 : value > maxval ? maxval : value;
+                if (c == 0) q_ref = q;
+                r->qcur[x] = (int32_t)q;
+                cur[x] = (int32_t)value;
+                out[c * plane + (size_t)y * W + x] = (uint16_t)value;
+
+                uint32_t *e = r->ecur + (size_t)x * np;
+                const int32_t v8 = ONE * (int32_t)value;
+                for (int k = 0; k < np; k++) {
+                    int32_t d = v8 - p[k];
+                    d = d < 0 ? -d : d;
+                    e[k] = (uint32_t)(d < ERR_CAP ? d : ERR_CAP);
+                }
+                int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
+                ch->bias_sum[bctx] += err < -limit ? -limit : err > limit ? limit : err;
+                if (++ch->bias_count[bctx] >= BIAS_RESET) {
+                    ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
+                    ch->bias_count[bctx] >>= 1;
+                }
+
+                /* Edges: outside neighbours repeat the nearest sample coded (first column: W = N;
+                 * last column: NE = N; first row: N = NE = NW = W). */
+                if (x == 0 && y + 1 < H) r->next[-1] = r->next[-2] = (int32_t)value;
+                if (x == W - 1) cur[W] = (int32_t)value;
+                if (y == 0) {
+                    up[x + 1] = up[x + 2] = up2[x + 1] = up2[x + 2] = (int32_t)value;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int n_predictors(int channels, int c) { return channels == 1 ? 12 : c == 2 ? 11 : 9; }
+
+/* Set up the scan's buffers; -1 (MemoryError set) on failure. */
+static int scan_open(Scan *s, int channels, int height, int width, int maxval, int max_error) {
+    s->channels = channels;
+    s->height = height;
+    s->width = width;
+    s->maxval = maxval;
+    s->max_error = max_error;
+    s->unit = 2 * max_error + 1;
+    s->bucket_max = bit_length((uint64_t)(maxval > 1 ? maxval - 1 : 0));
+    s->stride = (size_t)width + 2 * PAD;
+    s->ch = (Channel *)calloc((size_t)channels, sizeof(Channel));
+    if (s->ch == NULL) goto fail;
+    for (int c = 0; c < channels; c++) {
+        Channel *ch = &s->ch[c];
+        ch->n_pred = n_predictors(channels, c);
+        init_models(ch);
+        ch->rows = (int32_t *)malloc(RING * s->stride * sizeof(int32_t));
+        ch->err = (uint32_t *)calloc(RING * s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
+        ch->qs = (int32_t *)calloc(RING * s->stride, sizeof(int32_t));
+        ch->above = (uint32_t *)calloc(s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
+        if (ch->rows == NULL || ch->err == NULL || ch->qs == NULL || ch->above == NULL) goto fail;
+        for (size_t i = 0; i < RING * s->stride; i++) ch->rows[i] = (maxval + 1) / 2;
+    }
+    return 0;
+fail:
+    PyErr_NoMemory();
+    return -1;
+}
+
+static void scan_close(Scan *s) {
+    if (s->ch == NULL) return;
+    for (int c = 0; c < s->channels; c++) {
+        free(s->ch[c].rows);
+        free(s->ch[c].err);
+        free(s->ch[c].above);
+        free(s->ch[c].qs);
+    }
+    free(s->ch);
+    s->ch = NULL;
+}
+
+static PyObject *StreamError;
+
+/* Checks the geometry and that buffer holds channels x height x width uint16 samples. */
+static int check(int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
+    if (!(channels == 1 || channels == 3) || height < 1 || width < 1 || maxval < 1 || maxval > 65535
+        || max_error < 0 || max_error > maxval) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact-2: channels must be 1 or 3, sizes positive, "
+                                          "maxval in 1..65535 and max_error in 0..maxval");
+        return -1;
+    }
+    if ((uint64_t)height * (uint64_t)width > ((uint64_t)1 << 40) / (uint64_t)channels
+        || (uint64_t)len != (uint64_t)channels * height * width * 2) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact-2: sample buffers must hold channels x height x width uint16");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *encode(PyObject *self, PyObject *args) {
+    Py_buffer src, out;
+    int channels, height, width, maxval, max_error;
+    if (!PyArg_ParseTuple(args, "y*w*iiiii", &src, &out, &channels, &height, &width, &maxval, &max_error)) return NULL;
+    PyObject *result = NULL;
+    Scan s = {0};
+    bc_encoder e = {0};
+    if (src.len != out.len || check(channels, height, width, maxval, max_error, src.len) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "lic-exact-2: buffers differ in size");
+        goto done;
+    }
+    const uint16_t *samples = (const uint16_t *)src.buf;
+    for (Py_ssize_t i = 0; i < src.len / 2; i++) {
+        if (samples[i] > maxval) {
+            PyErr_SetString(PyExc_ValueError, "lic-exact-2: a sample exceeds maxval");
+            goto done;
+        }
+    }
+    if (scan_open(&s, channels, height, width, maxval, max_error) < 0) goto done;
+    bc_encoder_init(&e, (size_t)src.len / 4 + 1024);
+    Py_BEGIN_ALLOW_THREADS
+    scan(&s, samples, (uint16_t *)out.buf, &e, NULL);
+    bc_encoder_finish(&e);
+    Py_END_ALLOW_THREADS
+    if (e.failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize((const char *)e.buf, (Py_ssize_t)e.size);
+done:
+    free(e.buf);
+    scan_close(&s);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyObject *decode(PyObject *self, PyObject *args) {
+    Py_buffer data, out;
+    int channels, height, width, maxval, max_error;
+    if (!PyArg_ParseTuple(args, "y*w*iiiii", &data, &out, &channels, &height, &width, &maxval, &max_error)) return NULL;
+    PyObject *result = NULL;
+    Scan s = {0};
+    bc_decoder d;
+    int status = 0;
+    if (check(channels, height, width, maxval, max_error, out.len) < 0) goto done;
+    if (bc_decoder_init(&d, (const uint8_t *)data.buf, (size_t)data.len) < 0) {
+        PyErr_SetString(StreamError, "corrupt: residual stream too short or without its leading zero byte");
+        goto done;
+    }
+    if (scan_open(&s, channels, height, width, maxval, max_error) < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    status = scan(&s, NULL, (uint16_t *)out.buf, NULL, &d);
+    Py_END_ALLOW_THREADS
+    if (status == 0 && bc_decoder_finish(&d) < 0) status = bc_decoder_finish(&d) - 1;
+    if (status == 0)
+        result = Py_NewRef(Py_None);
+    else
+        PyErr_SetString(StreamError, status == -1 ? "corrupt: residual decodes to a sample outside the stored range"
+                                     : status == -2 ? "corrupt: residual stream ends early"
+                                     : status == -3 ? "corrupt: residual stream has data left over"
+                                                    : "corrupt: residual stream does not end as its encoder left it");
+done:
+    scan_close(&s);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"encode", encode, METH_VARARGS,
+     "encode(samples, reconstruction, channels, height, width, maxval, max_error) -> bytes\n\n"
+     "Code uint16 samples (channel-major, coding order); writes the decoder's reconstruction."},
+    {"decode", decode, METH_VARARGS,
+     "decode(stream, samples, channels, height, width, maxval, max_error) -> None\n\n"
+     "Decode into a writable uint16 buffer; StreamError for a corrupt stream."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2's coding loop (codec/exact2.py).",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit__exact2(void) {
+    init_tables();
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    StreamError = PyErr_NewException("codec._exact2.StreamError", PyExc_ValueError, NULL);
+    if (StreamError == NULL || PyModule_AddObjectRef(m, "StreamError", StreamError) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

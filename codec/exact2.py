@@ -1,0 +1,76 @@
+"""lic-exact-2: the residual layer's scanline coder, compiled (``codec/exact2.c``).
+
+The same quantisation in the loop as lic-exact-1 (``codec.residual``; JPEG-LS near-lossless):
+
+    q  = sign(x - p) floor((|x - p| + K) / (2K + 1)),   x' = clip(p + (2K + 1) q),   |x' - x| <= K
+
+and the same prediction p: the blend of lic-exact-1's sub-predictions, each weighted by 1 / S_k^2
+with S_k its error summed over W, N, NW, NE (and WW, NN at half weight), plus CALIC's bias
+correction in its texture and energy context; G first, then R and B with predictors borrowed
+from G (and R); in near-lossless colour R' and B' snap to G' where they equalled it next door.
+What changes is the order and the coding:
+
+- **Raster order**, pixel by pixel and channel by channel, with no tiles, so every statistic is
+  updated after every sample (lic-exact-1 updated them once per anti-diagonal pass of 512 x 512
+  tiles, to vectorise with numpy).
+- **Modelled bits instead of token counts.** q, sign-flipped towards the side the unrounded
+  prediction lies on (CALIC), is coded as: is it zero; its sign; the bit length b of |q| - 1 in
+  unary; the two bits below that length's top bit; the rest at even chances. Each modelled bit
+  has its own adaptive probability (``bitstream/binary_coder.h``) in the context of the expected
+  error E = sum_k S_k / S_k^2 / sum_k 1 / S_k^2 (4 classes per octave) and, for R and B, the size
+  of G's q at the same pixel; the probabilities start from a two-sided geometric law of mean
+  E / 5.
+- **Weights by table.** 1 / S^2 from a table of S's top 8 bits, so a blend costs one division.
+
+All integer, as lic-exact-1: encoder and decoder agree on every machine.  lic-exact-1's files
+still decode (``codec.residual``); new files use this coder (``bitstream.RESIDUAL_CODER``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bitstream import LicFormatError
+
+from . import _exact2
+from .residual import channel_order
+
+__all__ = ["encode_residual", "decode_residual"]
+
+
+def _check(shape, maxval: int, max_error: int) -> tuple[int, int, int]:
+    if len(shape) != 3 or 0 in shape or shape[0] not in (1, 3):
+        raise ValueError(f"expected (C, H, W) samples with C = 1 or 3, got shape {tuple(shape)}")
+    if not (1 <= maxval < 1 << 16 and 0 <= max_error <= maxval):
+        raise ValueError("maxval must be in 1..65535 and max_error in 0..maxval")
+    return tuple(int(v) for v in shape)
+
+
+def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0) -> tuple[bytes, np.ndarray]:
+    """Code (C, H, W) integer ``samples`` in 0..maxval, every one within ``max_error``.
+
+    Returns the stream and the decoder's reconstruction, (C, H, W) uint16 (``samples`` itself
+    for ``max_error`` 0)."""
+    samples = np.asarray(samples)
+    channels, height, width = _check(samples.shape, maxval, max_error)
+    if samples.min() < 0 or samples.max() > maxval:
+        raise ValueError("samples must lie in 0..maxval")
+    order = channel_order(channels)
+    source = np.ascontiguousarray(samples[order], dtype=np.uint16)
+    rec = np.empty_like(source)
+    data = _exact2.encode(source, rec, channels, height, width, int(maxval), int(max_error))
+    return data, rec[np.argsort(order)]
+
+
+def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_error: int = 0) -> np.ndarray:
+    """Inverse of ``encode_residual``: the (C, H, W) uint16 reconstruction.
+
+    ``LicFormatError`` for a stream that decodes to a sample outside [-K, maxval + K], ends early
+    or has data left over."""
+    channels, height, width = _check(shape, maxval, max_error)
+    out = np.empty((channels, height, width), dtype=np.uint16)
+    try:
+        _exact2.decode(data, out, channels, height, width, int(maxval), int(max_error))
+    except _exact2.StreamError as e:
+        raise LicFormatError(str(e)) from None
+    return out[np.argsort(channel_order(channels))]

@@ -1,0 +1,96 @@
+"""lic-exact-2, the compiled scanline coder: exact round trips at every K and bit depth, what it
+exploits, and streams that cannot be its own refused in one line."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from bitstream import LicFormatError
+from codec.exact2 import decode_residual, encode_residual
+
+
+def _image(shape, maxval, seed=0):
+    rng = np.random.default_rng(seed)
+    c, h, w = shape
+    y, x = np.mgrid[0:h, 0:w]
+    base = (x * 37 + y * 23) % (maxval // 2 + 1) + maxval // 4
+    planes = [base + k * 5 + rng.integers(-3, 4, (h, w)) for k in range(c)]
+    return np.clip(np.stack(planes), 0, maxval).astype(np.int64)
+
+
+@pytest.mark.parametrize("max_error", [0, 1, 2, 4])
+@pytest.mark.parametrize("shape,maxval", [((1, 9, 13), 255), ((3, 7, 11), 255), ((1, 6, 10), 65535),
+                                          ((3, 6, 10), 65535), ((1, 1, 1), 255), ((3, 1, 17), 255),
+                                          ((1, 19, 1), 65535), ((3, 5, 4), 15)])
+def test_round_trip_within_max_error(shape, maxval, max_error):
+    samples = _image(shape, maxval)
+    data, rec = encode_residual(samples, maxval, max_error)
+    assert np.abs(rec.astype(np.int64) - samples).max() <= max_error and rec.max() <= maxval
+    if max_error == 0:
+        assert np.array_equal(rec, samples)
+    assert np.array_equal(decode_residual(data, shape, maxval, max_error), rec)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples=arrays(np.int64, st.tuples(st.sampled_from([1, 3]), st.integers(1, 9), st.integers(1, 9)),
+                      elements=st.integers(0, 65535)),
+       bits=st.sampled_from([1, 8, 16]), max_error=st.integers(0, 3))
+def test_any_samples_round_trip(samples, bits, max_error):
+    maxval = (1 << bits) - 1
+    samples = samples % (maxval + 1)
+    max_error = min(max_error, maxval)
+    data, rec = encode_residual(samples, maxval, max_error)
+    assert np.abs(rec.astype(np.int64) - samples).max() <= max_error
+    assert np.array_equal(decode_residual(data, samples.shape, maxval, max_error), rec)
+
+
+def test_smooth_images_and_equal_channels_cost_little():
+    y, x = np.mgrid[0:64, 0:64]
+    smooth = ((x * 3 + y * 2) // 2)[None].astype(np.int64)
+    assert len(encode_residual(smooth, 255)[0]) * 8 / smooth.size < 0.5  # a plane: the blend predicts it
+    noisy = _image((1, 64, 64), 255, seed=2)
+    gray = len(encode_residual(noisy, 255)[0])
+    assert len(encode_residual(np.repeat(noisy, 3, axis=0), 255)[0]) < 1.25 * gray  # R and B from G
+    assert len(encode_residual(noisy, 255, 4)[0]) < 0.6 * gray
+    uniform = np.random.default_rng(0).integers(0, 256, (1, 64, 64))
+    # Noise costs its 8 bits and a little more: q spans -255..255 (no reduction modulo 256).
+    assert 8 * 64 * 64 < 8 * len(encode_residual(uniform, 255)[0]) < 9 * 64 * 64
+
+
+def test_the_same_samples_give_the_same_bytes():
+    samples = _image((3, 17, 23), 255, seed=3)
+    assert encode_residual(samples, 255, 1)[0] == encode_residual(samples.copy(), 255, 1)[0]
+
+
+def test_truncated_or_padded_streams_are_refused():
+    samples = _image((3, 12, 11), 255, seed=2)
+    data, _ = encode_residual(samples, 255)
+    for bad, message in ((data[:-1], "ends early"), (data[: len(data) // 2], "ends early|outside"),
+                         (data + b"\0", "left over"), (b"", "too short"), (b"\1" + data[1:], "leading zero")):
+        with pytest.raises(LicFormatError, match=message):
+            decode_residual(bad, samples.shape, 255, 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.binary(max_size=200), shape=st.tuples(st.sampled_from([1, 3]), st.integers(1, 12),
+                                                       st.integers(1, 12)), bits=st.sampled_from([8, 16]))
+def test_any_bytes_decode_or_raise_a_format_error(data, shape, bits):
+    try:
+        out = decode_residual(data, shape, (1 << bits) - 1, 0)
+    except LicFormatError:
+        return
+    assert out.shape == shape and out.max() < 1 << bits
+
+
+def test_bad_arguments_are_value_errors():
+    samples = _image((1, 4, 4), 255)
+    with pytest.raises(ValueError, match="0..maxval"):
+        encode_residual(samples, 100)
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        encode_residual(samples[:, :, :, None], 255)
+    with pytest.raises(ValueError, match="max_error"):
+        encode_residual(samples, 255, 256)
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        decode_residual(b"\0" * 8, (2, 4, 4), 255)
