@@ -42,7 +42,8 @@ def no_decoding(monkeypatch):
     def started(*args, **kwargs):
         raise DecodingStarted("decoding started")
 
-    monkeypatch.setattr(codec.near_lossless, "decode_residual", started)
+    for coder in codec.near_lossless.DECODERS:
+        monkeypatch.setitem(codec.near_lossless.DECODERS, coder, started)
     monkeypatch.setattr(codec.coding, "decode_rgb", started)
     monkeypatch.setattr(codec.api, "default_codec", started)
 
