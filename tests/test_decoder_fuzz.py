@@ -130,16 +130,20 @@ def residual_setup():
 @given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 1))
 def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residual_setup, op, fix_crc, which):
     files, decode_exact = residual_setup
-    data, reference = files[which]
-    tampered = _apply(data, op)
-    if fix_crc:
-        tampered = _fix_crc(tampered)
+    tampered, reference = _tamper(files[which], op, fix_crc)
     try:
         samples, _, _ = decode_exact(tampered)
     except LicFormatError as err:
         assert "\n" not in str(err) and str(err)
         return
     assert np.array_equal(samples, reference), "a tampered file decoded to different samples"
+
+
+def _tamper(file, op, fix_crc):
+    """(the file changed by ``op``, its CRC made good again if ``fix_crc``; the samples it held)."""
+    data, reference = file
+    tampered = _apply(data, op)
+    return (_fix_crc(tampered) if fix_crc else tampered), reference
 
 
 @pytest.fixture(scope="module")
@@ -163,10 +167,7 @@ def colour16_setup():
 def test_tampered_sixteen_bit_colour_files_decode_exactly_or_raise_lic_format_error(colour16_setup, op, fix_crc,
                                                                                      which):
     files, decompress_exact = colour16_setup
-    data, reference = files[which]
-    tampered = _apply(data, op)
-    if fix_crc:
-        tampered = _fix_crc(tampered)
+    tampered, reference = _tamper(files[which], op, fix_crc)
     try:
         image = decompress_exact(tampered)
     except LicFormatError as err:

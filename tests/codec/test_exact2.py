@@ -10,14 +10,7 @@ from hypothesis.extra.numpy import arrays
 from bitstream import LicFormatError
 from codec.exact2 import decode_residual, encode_residual
 
-
-def _image(shape, maxval, seed=0):
-    rng = np.random.default_rng(seed)
-    c, h, w = shape
-    y, x = np.mgrid[0:h, 0:w]
-    base = (x * 37 + y * 23) % (maxval // 2 + 1) + maxval // 4
-    planes = [base + k * 5 + rng.integers(-3, 4, (h, w)) for k in range(c)]
-    return np.clip(np.stack(planes), 0, maxval).astype(np.int64)
+from residual_samples import ramp_with_noise
 
 
 @pytest.mark.parametrize("max_error", [0, 1, 2, 4])
@@ -25,7 +18,7 @@ def _image(shape, maxval, seed=0):
                                           ((3, 6, 10), 65535), ((1, 1, 1), 255), ((3, 1, 17), 255),
                                           ((1, 19, 1), 65535), ((3, 5, 4), 15)])
 def test_round_trip_within_max_error(shape, maxval, max_error):
-    samples = _image(shape, maxval)
+    samples = ramp_with_noise(shape, maxval)
     data, rec = encode_residual(samples, maxval, max_error)
     assert np.abs(rec.astype(np.int64) - samples).max() <= max_error and rec.max() <= maxval
     if max_error == 0:
@@ -50,7 +43,7 @@ def test_smooth_images_and_equal_channels_cost_little():
     y, x = np.mgrid[0:64, 0:64]
     smooth = ((x * 3 + y * 2) // 2)[None].astype(np.int64)
     assert len(encode_residual(smooth, 255)[0]) * 8 / smooth.size < 0.5  # a plane: the blend predicts it
-    noisy = _image((1, 64, 64), 255, seed=2)
+    noisy = ramp_with_noise((1, 64, 64), 255, seed=2)
     gray = len(encode_residual(noisy, 255)[0])
     assert len(encode_residual(np.repeat(noisy, 3, axis=0), 255)[0]) < 1.25 * gray  # R and B from G
     assert len(encode_residual(noisy, 255, 4)[0]) < 0.6 * gray
@@ -60,12 +53,12 @@ def test_smooth_images_and_equal_channels_cost_little():
 
 
 def test_the_same_samples_give_the_same_bytes():
-    samples = _image((3, 17, 23), 255, seed=3)
+    samples = ramp_with_noise((3, 17, 23), 255, seed=3)
     assert encode_residual(samples, 255, 1)[0] == encode_residual(samples.copy(), 255, 1)[0]
 
 
 def test_truncated_or_padded_streams_are_refused():
-    samples = _image((3, 12, 11), 255, seed=2)
+    samples = ramp_with_noise((3, 12, 11), 255, seed=2)
     data, _ = encode_residual(samples, 255)
     for bad, message in ((data[:-1], "ends early"), (data[: len(data) // 2], "ends early|outside"),
                          (data + b"\0", "left over"), (b"", "too short"), (b"\1" + data[1:], "leading zero")):
@@ -85,7 +78,7 @@ def test_any_bytes_decode_or_raise_a_format_error(data, shape, bits):
 
 
 def test_bad_arguments_are_value_errors():
-    samples = _image((1, 4, 4), 255)
+    samples = ramp_with_noise((1, 4, 4), 255)
     with pytest.raises(ValueError, match="0..maxval"):
         encode_residual(samples, 100)
     with pytest.raises(ValueError, match="C = 1 or 3"):
