@@ -250,7 +250,5 @@ def decompress_exact(data, *, max_pixels: int | None = None) -> Image.Image | Im
     ``max_pixels`` as in ``decompress``."""
     from .near_lossless import decode_exact
 
-    samples, header, alpha_blob = decode_exact(_lic_file(data, max_pixels))
-    bits = header.residual.bits
-    alpha = decode_alpha(alpha_blob, header.width, header.height, bits) if alpha_blob is not None else None
-    return from_exact(samples, bits, header.channels, alpha, header.icc)
+    samples, header, alpha = decode_exact(_lic_file(data, max_pixels))
+    return from_exact(samples, header.residual.bits, header.channels, alpha, header.icc)

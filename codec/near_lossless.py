@@ -14,8 +14,9 @@ so the total is smallest without it.  It
 would also tie the exact samples to the float synthesis transform, which does not compute the
 same x̂ on every machine.  Without it a file decodes without the model's weights.
 
-``sample_crc`` in the header (CRC32 of the decoded samples, uint16 little-endian, channel-major)
-checks the end result: a damaged stream is a ``LicFormatError``, never a wrong image.
+``sample_crc`` in the header (CRC32 of the decoded samples, uint16 little-endian, channel-major,
+then in lic-exact-2 files the alpha plane's) checks the end result: a damaged stream is a
+``LicFormatError``, never a wrong image.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import bitstream
 from bitstream import InputError, LicFormatError, Residual, ResidualHeader
 
 from . import exact2, residual
-from .alpha import encode_alpha
+from .alpha import decode_alpha, encode_alpha
 from .images import ExactImage
 
 __all__ = ["encode_exact", "decode_exact"]
@@ -38,8 +39,10 @@ __all__ = ["encode_exact", "decode_exact"]
 DECODERS = {"lic-exact-1": residual.decode_residual, "lic-exact-2": exact2.decode_residual}
 
 
-def _sample_crc(samples: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(samples, dtype="<u2").tobytes())
+def _sample_crc(samples: np.ndarray, alpha: np.ndarray | None = None) -> int:
+    """CRC32 of the samples as uint16 LE, channel by channel, continued over the alpha plane if given."""
+    crc = zlib.crc32(np.ascontiguousarray(samples, dtype="<u2").tobytes())
+    return crc if alpha is None else zlib.crc32(np.ascontiguousarray(alpha, dtype="<u2").tobytes(), crc)
 
 
 def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
@@ -56,13 +59,14 @@ def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
     header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), 0), icc=image.icc)
     alpha = encode_alpha(image.alpha, image.bits) if image.alpha is not None else None
     stream, rec = exact2.encode_residual(samples, maxval, int(max_error))
-    header = dataclasses.replace(header, residual=dataclasses.replace(header.residual, sample_crc=_sample_crc(rec)))
+    crc = _sample_crc(rec, image.alpha)
+    header = dataclasses.replace(header, residual=dataclasses.replace(header.residual, sample_crc=crc))
     return bitstream.pack(header, [stream], alpha)
 
 
 def decode_exact(data):
     """Decode a version-2 file (bytes or a parsed ``bitstream.Container``): ((C, H, W) samples,
-    header, alpha blob or None)."""
+    header, the (H, W) alpha plane or None)."""
     container = data if isinstance(data, bitstream.Container) else bitstream.unpack(data)
     header = container.header
     if not isinstance(header, ResidualHeader):
@@ -75,6 +79,10 @@ def decode_exact(data):
     n_channels = 1 if header.channels == "L" else 3
     samples = decode_residual(container.streams[0], (n_channels, header.height, header.width), res.maxval,
                               res.max_error)
-    if _sample_crc(samples) != res.sample_crc:
+    alpha = None
+    if container.alpha is not None:
+        alpha = decode_alpha(container.alpha, header.width, header.height, res.bits)
+    # lic-exact-1's checksum left the alpha plane out (its zlib and PNG forms carry their own).
+    if _sample_crc(samples, alpha if header.model_id != "lic-exact-1" else None) != res.sample_crc:
         raise LicFormatError("corrupt: decoded samples do not match the encoder's checksum")
-    return samples, header, container.alpha
+    return samples, header, alpha

@@ -166,3 +166,21 @@ def test_an_unknown_residual_coder_is_refused_in_one_line(make_image):
     other = bitstream.pack(dataclasses.replace(container.header, model_id="lic-exact-99"), container.streams)
     with pytest.raises(LicFormatError, match="unsupported residual coder 'lic-exact-99'"):
         codec.decompress(other)
+
+
+def test_a_changed_constant_alpha_plane_is_refused_by_the_sample_checksum():
+    """In lic-exact-2 files the sample CRC covers the alpha plane, whose constant form has no checksum
+    of its own: a changed alpha value (file CRC made good again) is refused, never decoded."""
+    rgba = np.zeros((5, 6, 4), np.uint8)
+    rgba[..., :3] = np.arange(30, dtype=np.uint8).reshape(5, 6)[..., None] * 7
+    rgba[..., 3] = 200
+    data = codec.compress_exact(Image.fromarray(rgba, "RGBA"), 0)
+    container = bitstream.unpack(data)
+    assert container.alpha == bytes([container.alpha[0], 200])  # the constant form: tag, value
+    assert np.array_equal(np.asarray(codec.decompress(data)), rgba)
+    assert data.count(container.alpha) == 1
+    at = data.index(container.alpha)
+    bad = bytearray(data)
+    bad[at + 1] = 201
+    with pytest.raises(LicFormatError, match="checksum"):
+        codec.decompress(_fix_crc(bytes(bad)))
