@@ -95,12 +95,15 @@ static void init_models(Channel *ch) {
     memset(ch->bias_count, 0, sizeof ch->bias_count);
 }
 
-static inline int32_t *row_of(const Scan *s, int c, int y) {
-    return s->ch[c].rows + (size_t)((unsigned)(y + RING) % RING) * s->stride + PAD;
+/* Where row y (y >= -2) starts in a ring buffer, counted in positions, x = 0 at the offset. */
+static inline size_t ring_offset(const Scan *s, int y) {
+    return (size_t)((unsigned)(y + RING) % RING) * s->stride + PAD;
 }
 
+static inline int32_t *row_of(const Scan *s, int c, int y) { return s->ch[c].rows + ring_offset(s, y); }
+
 static inline uint32_t *err_of(const Scan *s, int c, int y) {
-    return s->ch[c].err + ((size_t)((unsigned)(y + RING) % RING) * s->stride + PAD) * (size_t)s->ch[c].n_pred;
+    return s->ch[c].err + ring_offset(s, y) * (size_t)s->ch[c].n_pred;
 }
 
 /* X' + MED of the differences to an earlier channel X', X' + their W and N mean (doubled), X' + NE's. */
@@ -163,8 +166,8 @@ static void start_row(const Scan *s, int c, int y, Rows *r) {
     r->up = row_of(s, c, y - 1);
     r->up2 = row_of(s, c, y - 2);
     r->next = row_of(s, c, y + 1);
-    r->qcur = ch->qs + (size_t)((unsigned)(y + RING) % RING) * s->stride + PAD;
-    r->qup = ch->qs + (size_t)((unsigned)(y - 1 + RING) % RING) * s->stride + PAD;
+    r->qcur = ch->qs + ring_offset(s, y);
+    r->qup = ch->qs + ring_offset(s, y - 1);
     r->ecur = err_of(s, c, y);
     const uint32_t *eup = err_of(s, c, y - 1) - PAD * np, *eup2 = err_of(s, c, y - 2) - PAD * np;
     uint32_t *above = ch->above;
@@ -455,14 +458,15 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     status = scan(&s, NULL, (uint16_t *)out.buf, NULL, &d);
     Py_END_ALLOW_THREADS
-    if (status == 0 && bc_decoder_finish(&d) < 0) status = bc_decoder_finish(&d) - 1;
-    if (status == 0)
-        result = Py_NewRef(Py_None);
+    int end = status == 0 ? bc_decoder_finish(&d) : 0;
+    if (status < 0)
+        PyErr_SetString(StreamError, "corrupt: residual decodes to a sample outside the stored range");
+    else if (end < 0)
+        PyErr_SetString(StreamError, end == -1   ? "corrupt: residual stream ends early"
+                                     : end == -2 ? "corrupt: residual stream has data left over"
+                                                 : "corrupt: residual stream does not end as its encoder left it");
     else
-        PyErr_SetString(StreamError, status == -1 ? "corrupt: residual decodes to a sample outside the stored range"
-                                     : status == -2 ? "corrupt: residual stream ends early"
-                                     : status == -3 ? "corrupt: residual stream has data left over"
-                                                    : "corrupt: residual stream does not end as its encoder left it");
+        result = Py_NewRef(Py_None);
 done:
     scan_close(&s);
     PyBuffer_Release(&data);
