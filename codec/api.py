@@ -5,8 +5,9 @@
     >>> codec.decompress(data).save("photo-lic.png")
 
 ``Codec`` holds one loaded model (and its fingerprint, which every header records); the module
-functions use a default ``Codec`` per device, made on first use.  torch is imported only then,
-so ``import codec`` stays cheap.  Weights: ``weights=`` argument, else the ``LIC_WEIGHTS``
+functions use a default ``Codec`` per device, made on first use, so ``import codec`` stays cheap.
+Its runtime (``codec.runtime``) is ONNX Runtime where installed, which never imports torch; torch
+runs ``effort`` above 0 and CUDA devices.  Weights: ``weights=`` argument, else the ``LIC_WEIGHTS``
 environment variable, else the shards shipped in ``codec/weights``.
 """
 
@@ -55,7 +56,8 @@ def weights_dir(weights: str | os.PathLike | None = None) -> Path | None:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """"auto" -> "cuda" when available, else "cpu"; "cuda" without CUDA is a ``RuntimeError``."""
+    """"auto" -> "cuda" when available, else "cpu"; "cuda" without CUDA is a ``RuntimeError``.
+    Needs torch."""
     import torch
 
     if device == "auto":
@@ -85,25 +87,40 @@ def _lic_file(data, max_pixels: int | None = None) -> Container:
 class Codec:
     """A loaded model that compresses images to ``.lic`` bytes and back.
 
-    ``device``: "auto" (CUDA when available, else the CPU), "cpu" or "cuda"; ``quality``: the
-    default for ``compress``, a real number in [1, 8] (None: ``DEFAULT_QUALITY``), stored in steps
-    of 1/256 (4.3 is kept as 4.30078); ``weights``: a directory of safetensors shards (default as in
-    the module doc).
-    The bits do not depend on the device: a file made on a GPU decodes on a CPU.
+    ``device``: "auto", "cpu" or "cuda" (the torch runtime; "auto" is the CPU on ONNX Runtime);
+    ``quality``: the default for ``compress``, a real number in [1, 8] (None: ``DEFAULT_QUALITY``),
+    stored in steps of 1/256 (4.3 is kept as 4.30078); ``weights``: a directory of safetensors
+    shards (default as in the module doc); ``runtime``: "auto", "onnx" or "torch"
+    (``codec.runtime``).  The bits do not depend on the device or the runtime: a file made on a
+    GPU decodes on a CPU, one made by torch decodes on ONNX Runtime.
     """
 
     def __init__(self, device: str = "auto", quality: float | None = None,
-                 weights: str | os.PathLike | None = None, effort: int = DEFAULT_EFFORT):
+                 weights: str | os.PathLike | None = None, effort: int = DEFAULT_EFFORT, runtime: str = "auto"):
+        from .runtime import load, resolve_runtime
+
         self.quality = default_quality() if quality is None else check_quality(quality)
         self.effort = check_effort(effort)
-        self.device = resolve_device(device)  # before the model imports: a bad device fails fast
-
-        from .weights import fingerprint, load_model
-
         self.weights = weights_dir(weights)
-        self.model = load_model(self.weights, device=self.device)
-        self.model_hash = fingerprint(self.model)  # hashes every tensor: once per Codec
+        on_gpu = device not in ("auto", "cpu")
+        self.runtime = resolve_runtime("torch" if runtime == "auto" and (on_gpu or self.effort) else runtime,
+                                       self.weights)
+        # Before the model loads: a bad device fails fast.
+        self.device = resolve_device(device) if self.runtime == "torch" else device.replace("auto", "cpu")
+        loaded = load(self.weights, self.runtime, self.device)
+        self.coder, self.model_hash = loaded.coder, loaded.model_hash  # the hash covers every tensor: once
+        self._refiner = self.coder if self.runtime == "torch" else None
         self.last_timings = Timings()
+
+    def _coder_for(self, effort: int):
+        """The coder that encodes at ``effort``: above 0, the torch runtime's (loaded once)."""
+        if not effort:
+            return self.coder
+        if self._refiner is None:
+            from .runtime import load
+
+            self._refiner = load(self.weights, "torch", "cpu").coder
+        return self._refiner
 
     # -- coding ----------------------------------------------------------------------------------
     def compress(self, image, quality: float | None = None, *, effort: int | None = None,
@@ -137,7 +154,7 @@ class Codec:
         container = _lic_file(data, max_pixels)
         if isinstance(container.header, bitstream.ResidualHeader):
             return decompress_exact(container, max_pixels=max_pixels)
-        rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash)
+        rgb, header, alpha_blob = decode_rgb(self.coder, container, timings=t, model_hash=self.model_hash)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
@@ -151,7 +168,7 @@ class Codec:
 
         t = Timings()
         alpha = encode_alpha(coded.alpha) if coded.alpha is not None else None
-        data = encode_rgb(self.model, coded.rgb, quality, channels=coded.channels, icc=coded.icc,
+        data = encode_rgb(self._coder_for(effort), coded.rgb, quality, channels=coded.channels, icc=coded.icc,
                           alpha=alpha, effort=effort, progress=progress, timings=t, model_hash=self.model_hash)
         self.last_timings = t
         return data
@@ -188,7 +205,7 @@ class Codec:
         coded, effort = to_coded(image), self._effort(effort)
 
         def score(q: float) -> float:
-            decoded = reconstruct_rgb(self.model, coded.rgb, q, effort=effort, progress=progress)
+            decoded = reconstruct_rgb(self._coder_for(effort), coded.rgb, q, effort=effort, progress=progress)
             return psnr(coded, CodedImage(decoded, coded.channels))
 
         return fit_psnr(lambda q: self._encode(coded, q, effort, progress), score, min_psnr)

@@ -18,19 +18,21 @@ import zlib
 from typing import Callable
 
 import numpy as np
-import torch
 
 import bitstream
-from bitstream import Container, Header, LicFormatError
+from bitstream import Container, Header, InputError, LicFormatError
 
+from .coder import Coder, Compressed, hyper_latent_size
 from .effort import effort_config
-from .model import LicModel
 from .quality import rd_cost
-from .refine import refine_latents
 from .timings import Timings
-from .weights import fingerprint
 
-__all__ = ["Timings", "encode_rgb", "decode_rgb", "reconstruct_rgb"]
+__all__ = ["Timings", "encode_rgb", "decode_rgb", "reconstruct_rgb", "as_coder"]
+
+
+def as_coder(model) -> Coder:
+    """A ``Coder`` as it is, or a torch ``LicModel``'s (its coding face on torch)."""
+    return model if isinstance(model, Coder) else model.coder()
 
 
 class _SymbolChecksum:
@@ -52,157 +54,168 @@ class _SymbolChecksum:
         self.value = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self.value)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 -> the model's input, (1, 3, H, W) float in [0, 1]."""
+def _to_array(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> the model's input, (1, 3, H, W) float32 in [0, 1]."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
-    return torch.from_numpy(np.array(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
+    return (rgb.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255))
 
 
-def _to_rgb(x_hat: torch.Tensor) -> np.ndarray:
+def _to_rgb(x_hat: np.ndarray) -> np.ndarray:
     """The model's output (1, 3, H, W) in [0, 1] -> the decoder's (H, W, 3) uint8 samples."""
-    return torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
+    return np.round(x_hat[0].transpose(1, 2, 0) * np.float32(255)).astype(np.uint8)
 
 
-def _tables(model: LicModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    tables = model.coding_tables
-    return tables.z_pmf.cpu().numpy(), tables.z_offset.cpu().numpy(), tables.scales.cpu().numpy()
-
-
-def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
+def encode_rgb(model, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
                icc: bytes | None = None, alpha: bytes | None = None, effort: int = 0,
                progress: Callable[[], object] | None = None,
-               timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
+               timings: Timings | None = None, model_hash: bytes | None = None,
+               tile_done: Callable[[], object] | None = None) -> bytes:
     """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file.
 
+    ``model``: a ``Coder`` (``codec.runtime.load``) or a torch ``LicModel``.
     ``quality`` must be a stored value (``codec.quality.quantize_quality``): the header holds it.
     ``effort`` > 0 refines the latents for this image first (``refine.py``; ``progress()`` after
-    each step) and never does worse than effort 0: both files are made, and the one with the lower
+    each step; the torch runtime only); ``tile_done()`` after each tile of g_a and never does worse than effort 0: both files are made, and the one with the lower
     real cost (``rd_cost`` of its size and of its decoded samples' error) is returned."""
-    return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash)[0]
+    return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash, tile_done)[0]
 
 
 def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0, progress=None,
-            timings=None, model_hash=None) -> tuple[bytes, torch.Tensor]:
+            timings=None, model_hash=None, tile_done=None) -> tuple[bytes, np.ndarray]:
     """``encode_rgb``, also returning the chosen file's ŷ (its decoded image, for PSNR targets)."""
+    coder = as_coder(model)
     timings = timings if timings is not None else Timings()
     height, width = rgb.shape[:2]
     config = effort_config(effort)
-    device = model.device
     start = time.perf_counter()
-    x = _to_tensor(rgb, device)
-    x_padded, y, hyper = model.analyse(x, quality)
-    codes = [model.code_latents(y, hyper)]
+    x_padded, y, z_symbols = coder.analyse(_to_array(rgb), quality, tile_done)
+    codes = [coder.code_latents(y, z_symbols)]
     if config.steps:
-        refined = refine_latents(model, x_padded, (height, width), y, hyper.features.float(), quality,
-                                 config, progress)
-        codes.append(model.code_latents(refined, hyper))
-    _sync(device)
+        codes.append(coder.code_latents(_refined(coder, x_padded, (height, width), y, z_symbols, quality,
+                                                 config, progress), z_symbols))
     timings.network = time.perf_counter() - start
 
     start = time.perf_counter()
-    files = [_pack(model, code, quality, width, height, channels, icc, alpha, model_hash) for code in codes]
+    files = [_pack(coder, code, quality, width, height, channels, icc, alpha, model_hash) for code in codes]
     timings.coding = time.perf_counter() - start
     if len(files) == 1:
         return files[0], codes[0].y_hat
     start = time.perf_counter()
     costs = []
     for data, code in zip(files, codes):  # the whole image's cost: bits, and the squared error on [0, 1]
-        decoded = _to_rgb(model.reconstruct(code.y_hat, quality, (height, width))).astype(np.float64)
+        decoded = _to_rgb(coder.reconstruct(code.y_hat, quality, (height, width))).astype(np.float64)
         costs.append(rd_cost(len(data) * 8, float(((decoded - rgb) ** 2).sum()) / 3 / 255**2, quality))
     best = int(np.argmin(costs))  # ties keep the one-pass file
     timings.network += time.perf_counter() - start
     return files[best], codes[best].y_hat
 
 
-def _pack(model: LicModel, code, quality: float, width: int, height: int, channels: str,
+def _refined(coder: Coder, x_padded, size, y, z_symbols, quality, config, progress) -> np.ndarray:
+    """The latents refined for this image (``refine.py``): a descent through the torch model."""
+    model = getattr(coder.transforms, "model", None)
+    if model is None:
+        raise InputError("--effort above 0 needs the torch runtime")
+    import torch
+
+    from .refine import refine_latents
+
+    device = model.device
+    features = torch.from_numpy(coder.entropy.features(z_symbols)).float().to(device)
+    refined = refine_latents(model, torch.from_numpy(x_padded).to(device), size, torch.from_numpy(y).to(device),
+                             features, quality, config, progress)
+    return refined.cpu().numpy()
+
+
+def _pack(coder: Coder, code: Compressed, quality: float, width: int, height: int, channels: str,
           icc: bytes | None, alpha: bytes | None, model_hash: bytes | None) -> bytes:
     """Range code one image's symbols and wrap them in the container."""
-    z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1).cpu().numpy()
-    slices = [(s.symbols.cpu().numpy(), s.indexes.cpu().numpy()) for s in code.slices]
-    pmf, offset, scales = _tables(model)
+    z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1)
+    slices = [(s.symbols, s.indexes) for s in code.slices]
+    entropy = coder.entropy
     checksum = _SymbolChecksum(quality, width, height, channels, icc, alpha)
     checksum.update(z)
-    streams = [bitstream.encode_categorical(z, pmf, offset)]
+    streams = [bitstream.encode_categorical(z, entropy.z_pmf, entropy.z_offset)]
     for symbols, indexes in slices:
         checksum.update(symbols)
-        streams.append(bitstream.encode_gaussian(symbols, indexes, scales))
+        streams.append(bitstream.encode_gaussian(symbols, indexes, entropy.scales))
     header = Header(
-        model_id=model.config.model_id, model_hash=model_hash or fingerprint(model),
+        model_id=coder.config.model_id, model_hash=model_hash or _fingerprint(coder),
         quality=quality, width=width, height=height, channels=channels,
         symbol_crc=checksum.value, icc=icc,
     )
     return bitstream.pack(header, streams, alpha)
 
 
-def check_model(model: LicModel, header: Header, model_hash: bytes | None = None) -> None:
+def _fingerprint(coder: Coder) -> bytes:
+    """The fingerprint of the coder's weights, where the caller did not pass the one it holds."""
+    return coder.fingerprint()
+
+
+def check_model(coder: Coder, header: Header, model_hash: bytes | None = None) -> None:
     """Refuse a file that another model made: its symbols would decode to garbage."""
-    expected = model_hash or fingerprint(model)
-    if header.model_id != model.config.model_id or header.model_hash != expected:
+    expected = model_hash or _fingerprint(coder)
+    if header.model_id != coder.config.model_id or header.model_hash != expected:
         raise LicFormatError(
             f"made by another model ({header.model_id}, {header.model_hash.hex()}); "
-            f"this decoder has {model.config.model_id}, {expected.hex()}"
+            f"this decoder has {coder.config.model_id}, {expected.hex()}"
         )
 
 
-def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | None = None,
-               model_hash: bytes | None = None) -> tuple[np.ndarray, Header, bytes | None]:
+def decode_rgb(model, data: bytes | Container, *, timings: Timings | None = None,
+               model_hash: bytes | None = None, tile_done: Callable[[], object] | None = None
+               ) -> tuple[np.ndarray, Header, bytes | None]:
     """Decode a ``.lic`` file to an (H, W, 3) uint8 RGB array, its header and its alpha blob.
+    ``tile_done()`` after each tile of g_s (``coder.tile_count``).
 
     ``data``: the file's bytes, or what ``bitstream.unpack`` made of them (not parsed again)."""
+    coder = as_coder(model)
     timings = timings if timings is not None else Timings()
     header, streams, alpha = data if isinstance(data, Container) else bitstream.unpack(data)
     if not isinstance(header, Header):
         raise LicFormatError("a lossless or near-lossless file: it decodes without a model (decompress_exact)")
-    check_model(model, header, model_hash)
-    n_slices = len(model.config.slices)
+    check_model(coder, header, model_hash)
+    n_slices = len(coder.config.slices)
     if len(streams) != 1 + n_slices:
         raise LicFormatError(f"corrupt: {len(streams)} streams, this model codes {1 + n_slices}")
-    device = model.device
     coding = 0.0
     start = time.perf_counter()
 
-    pmf, offset, scales = _tables(model)
-    hz, wz = model.hyper_latent_size(header.height, header.width)
+    entropy = coder.entropy
+    hz, wz = hyper_latent_size(header.height, header.width)
     checksum = _SymbolChecksum(header.quality, header.width, header.height, header.channels,
                                header.icc, alpha)
-    z = bitstream.decode_categorical(streams[0], pmf, offset, hz * wz)
+    z = bitstream.decode_categorical(streams[0], entropy.z_pmf, entropy.z_offset, hz * wz)
     checksum.update(z)
-    z_symbols = torch.from_numpy(z.reshape(1, -1, hz, wz))
     coding += time.perf_counter() - start
 
-    def read_slice(k: int, indexes: torch.Tensor) -> torch.Tensor:
+    def read_slice(k: int, indexes: np.ndarray) -> np.ndarray:
         nonlocal coding
-        indexes = indexes.cpu().numpy()
         t = time.perf_counter()
-        symbols = bitstream.decode_gaussian(streams[k + 1], indexes, scales)
+        symbols = bitstream.decode_gaussian(streams[k + 1], indexes, entropy.scales)
         checksum.update(symbols)
         coding += time.perf_counter() - t
-        return torch.from_numpy(symbols).to(device)
+        return symbols
 
-    x_hat = model.decompress(z_symbols, read_slice, header.quality, (header.height, header.width))
+    x_hat = coder.decompress(z.reshape(1, -1, hz, wz), read_slice, header.quality, (header.height, header.width),
+                             tile_done)
     if checksum.value != header.symbol_crc:
         raise LicFormatError("corrupt: decoded content does not match the encoder's checksum")
     rgb = _to_rgb(x_hat)
-    _sync(device)
     timings.coding = coding
     timings.network = time.perf_counter() - start - coding
     return rgb, header, alpha
 
 
-def reconstruct_rgb(model: LicModel, rgb: np.ndarray, quality: float, effort: int = 0,
+def reconstruct_rgb(model, rgb: np.ndarray, quality: float, effort: int = 0,
                     progress: Callable[[], object] | None = None) -> np.ndarray:
     """The (H, W, 3) uint8 samples that decoding ``encode_rgb(model, rgb, quality, effort=...)``
     returns: the encoder's ŷ is exactly what the decoder rebuilds (what a PSNR target search
     scores).  At effort 0 without entropy coding; above it, the encoder's choice of file needs
     the coded sizes.  ``quality``: a stored value."""
+    coder = as_coder(model)
     if effort:
-        y_hat = _encode(model, rgb, quality, effort=effort, progress=progress)[1]
+        y_hat = _encode(coder, rgb, quality, effort=effort, progress=progress)[1]
     else:
-        y_hat = model.compress(_to_tensor(rgb, model.device), quality).y_hat
-    return _to_rgb(model.reconstruct(y_hat, quality, rgb.shape[:2]))
+        y_hat = coder.compress(_to_array(rgb), quality).y_hat
+    return _to_rgb(coder.reconstruct(y_hat, quality, rgb.shape[:2]))

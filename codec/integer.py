@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fixed_point import ACT_FRAC, ACT_MAX, EXACT_LIMIT, INPUT_LIMIT, TANH_RANGE, W_FRAC, W_LIMIT
+
 __all__ = [
     "Arithmetic",
     "ACT_FRAC",
@@ -42,14 +44,6 @@ __all__ = [
     "BoundedTanh",
 ]
 
-# Fixed-point format of the exact path: one place, used by every layer.
-ACT_FRAC = 6  # activations, means and LRP offsets live on a grid of 2^-6
-ACT_MAX = (2**12 - 1) / 2**ACT_FRAC  # QReLU ceiling: 12-bit unsigned activations
-INPUT_LIMIT = 2.0**9  # inputs (latents, hyper-latents) are clamped to +-512 -> |int| <= 2^15
-W_FRAC = 16  # weights on a grid of 2^-16
-W_LIMIT = 8.0  # |w| <= 8 -> |w_int| <= 2^19
-# Largest integer float64 holds exactly; every accumulator must stay below it.
-EXACT_LIMIT = 2.0**53
 # Row bands for the exact convolution: bound the unfold buffer (elements) for huge images.
 _UNFOLD_BUDGET = 2**23
 
@@ -169,7 +163,7 @@ class BoundedTanh(nn.Module):
     ships with the weights instead.  v is clamped to +-8, where 0.5*tanh has saturated.
     """
 
-    RANGE = 8.0
+    RANGE = TANH_RANGE
 
     def __init__(self):
         super().__init__()

@@ -110,7 +110,7 @@ def default_quality() -> float:
     metadata (``FALLBACK_QUALITY`` if it is missing).  Read on first use, not on import.  Single
     images land far above or below the mean; what each quality costs is in
     codec/weights/<model id>-kodak.json."""
-    from .metadata import SHIPPED_WEIGHTS, read_metadata
+    from .shards import SHIPPED_WEIGHTS, read_metadata
 
     try:
         return float(read_metadata(SHIPPED_WEIGHTS)["default_quality"])

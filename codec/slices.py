@@ -24,13 +24,11 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn as nn
 
+from .fixed_point import SYMBOL_LIMIT
 from .gdn import LowerBound
 from .integer import INPUT_LIMIT, Arithmetic, BoundedTanh, IntConv2d, QReLU, round_ste, to_grid
 
 __all__ = ["ChannelConditional", "SliceCode", "scale_table"]
-
-# Symbols are int32 on the wire; keep |q| well inside it.
-SYMBOL_LIMIT = 2**30
 
 
 def scale_table(num_scales: int, scale_min: float, scale_max: float) -> torch.Tensor:

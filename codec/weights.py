@@ -9,7 +9,7 @@ header records is a hash of the loaded tensors, so a file made by other weights 
 from __future__ import annotations
 
 import copy
-import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from .config import ModelConfig
 from .integer import ACT_FRAC, W_FRAC, W_LIMIT, IntConv2d
-from .metadata import SHIPPED_WEIGHTS, read_metadata, shard_files
+from .shards import SHIPPED_WEIGHTS, read_metadata, shard_files, state_fingerprint
 from .model import LicModel
 
 __all__ = ["save_model", "load_model", "load_metadata", "set_metadata", "default_weights_dir", "fingerprint",
@@ -52,7 +52,8 @@ def _storage_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:
 
 
 def save_model(model: LicModel, directory: str | Path, metadata: dict | None = None) -> list[Path]:
-    """Write ``model`` as ``<model_id>-NN.safetensors`` shards; returns the paths.
+    """Write ``model`` as ``<model_id>-NN.safetensors`` shards, with the ONNX graphs of its float
+    transforms beside them (``graph_export.py``); returns the shards' paths.
 
     Builds the coding tables first (on a copy), so what ships is always consistent with the
     weights.  Encode with the *loaded* model: fp16 storage changes the float weights, hence
@@ -74,7 +75,10 @@ def save_model(model: LicModel, directory: str | Path, metadata: dict | None = N
             size = 0
         shards[-1][name] = state[name]
         size += nbytes
-    meta = {"config": model.config.to_json(), "shards": str(len(shards))}
+    from .graph_export import export_graphs
+
+    meta = {"config": model.config.to_json(), "shards": str(len(shards)),
+            "graphs": json.dumps(export_graphs(model, directory), sort_keys=True)}
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     stem = model.config.model_id
     for old in directory.glob(f"{stem}-*.safetensors"):
@@ -132,9 +136,6 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
 
 
 def fingerprint(model: LicModel) -> bytes:
-    """4-byte hash of the model's config and tensors (as loaded), recorded in every header."""
-    h = hashlib.sha256(model.config.to_json().encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.digest()[:4]
+    """4-byte hash of the model's config and tensors (as loaded), recorded in every header
+    (``codec.shards.state_fingerprint``: a torch-free runtime computes the same from the shards)."""
+    return state_fingerprint(model.config.to_json(), {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})

@@ -1,0 +1,88 @@
+"""The float transforms on ONNX Runtime: g_a, h_a and g_s without torch.
+
+Each transform is an ONNX graph exported from the torch model (``graph_export.py``) and shipped
+beside the weights as ``<model id>-<g_a|h_a|g_s>.onnx``.  A graph holds no weights of its own: its
+initializers are declared as external data, and the session takes them from the tensors loaded
+from the safetensors shards, so the shards stay the one copy of every tensor.  The shards' metadata records each graph's SHA-256, so
+a graph that is damaged, swapped or left over from other weights is refused with one line before
+ONNX Runtime reads it.  Sessions are made on first use: a decoder never loads g_a.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["OnnxTransforms", "GRAPHS", "EXTERNAL_LOCATION", "graph_path"]
+
+GRAPHS = ("g_a", "h_a", "g_s")
+EXTERNAL_LOCATION = "safetensors"  # where a graph says its tensors are: supplied by the session
+
+
+def graph_path(directory: Path, model_id: str, name: str) -> Path:
+    return Path(directory) / f"{model_id}-{name}.onnx"
+
+
+class OnnxTransforms:
+    """``coder.FloatTransforms`` on ONNX Runtime's CPU engine.
+
+    ``directory``: the weights' directory; ``metadata``: their shards' metadata (``graphs``: the
+    JSON map of each graph's file name to its SHA-256 and the names of the tensors it takes); ``state``: their tensors (``shards.read_state``);
+    ``threads``: intra-op threads (None: ONNX Runtime's default, one per physical core)."""
+
+    def __init__(self, directory: Path, model_id: str, metadata: dict[str, str], state: dict[str, np.ndarray],
+                 threads: int | None = None):
+        self.directory = Path(directory)
+        self.model_id = model_id
+        self.state = state
+        try:
+            self.graphs = json.loads(metadata["graphs"])
+        except (KeyError, ValueError):
+            raise ValueError(f"{self.directory}: these weights list no ONNX graphs") from None
+        self.threads = threads
+        self._sessions: dict = {}
+
+    def _session(self, name: str):
+        if name not in self._sessions:
+            import onnxruntime as ort
+
+            path = graph_path(self.directory, self.model_id, name)
+            try:
+                data = path.read_bytes()
+            except OSError as error:
+                raise ValueError(f"{path}: cannot read the graph ({error.strerror or error})") from None
+            listed = self.graphs.get(path.name) or {}
+            if hashlib.sha256(data).hexdigest() != listed.get("sha256"):
+                raise ValueError(f"{path}: damaged, or not the graph of these weights")
+            options = ort.SessionOptions()
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            try:
+                names = listed["tensors"]
+                values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(self.state[n])) for n in names]
+                options.add_external_initializers(names, values)
+                session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            except KeyError as error:
+                raise ValueError(f"{path}: needs a tensor these weights lack ({error})") from None
+            except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own classes
+                raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(error).splitlines()[0]})") from None
+            # The values must outlive the session, which reads them in place.
+            self._sessions[name] = (session, session.get_inputs()[0].name, values)
+        return self._sessions[name]
+
+    def _run(self, name: str, x: np.ndarray) -> np.ndarray:
+        session, input_name, _ = self._session(name)
+        return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    def analyse(self, x: np.ndarray) -> np.ndarray:
+        return self._run("g_a", x)
+
+    def hyper_analyse(self, y: np.ndarray) -> np.ndarray:
+        return self._run("h_a", y)
+
+    def synthesise(self, y_hat: np.ndarray) -> np.ndarray:
+        return self._run("g_s", y_hat)
