@@ -2,8 +2,9 @@
 
     python -m benchmarks.complexity [--weights DIR | --config default|tiny] [--size 512x768]
 
-MACs are counted with forward hooks while the real ``compress`` and ``decompress`` run on one
-image: Conv2d = out_elems·C_in·k², ConvTranspose2d = in_elems·C_out·k², GDN = out_elems·C
+MACs are counted with forward hooks while the model's forward pass runs on one image in eval mode
+(the same layers, at the same sizes, as coding runs; coding computes the entropy path in numpy,
+where hooks cannot see it): Conv2d = out_elems·C_in·k², ConvTranspose2d = in_elems·C_out·k², GDN = out_elems·C
 (its C×C 1x1 convolution), integer convs like Conv2d.  Element-wise work (GDN's sqrt, gains,
 pixel shuffle, clamps) is left out, as is usual for MAC counts.
 """
@@ -56,31 +57,27 @@ def _part(name: str) -> str | None:
 def count(model: LicModel, height: int = 512, width: int = 768) -> dict:
     """MACs per pixel of every part and of encoder/decoder/entropy path, plus parameters."""
     totals: dict[str, int] = defaultdict(int)
-    phase = {"name": ""}
     hooks = []
     for name, module in model.named_modules():
         part = _part(name)
         if part and isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, IntConv2d, GDN)):
             hooks.append(module.register_forward_hook(
-                lambda m, i, o, part=part: totals.__setitem__((phase["name"], part), totals[(phase["name"], part)] + _macs(m, i, o))
+                lambda m, i, o, part=part: totals.__setitem__(part, totals[part] + _macs(m, i, o))
             ))
     x = torch.rand(1, 3, height, width)
     try:
-        phase["name"] = "encode"
-        code = model.compress(x, 4.0)
-        phase["name"] = "decode"
-        model.decompress(code.z_symbols, lambda k, idx: code.slices[k].symbols, 4.0, (height, width))
+        model.eval()(x, 4.0)
     finally:
         for h in hooks:
             h.remove()
     pixels = height * width
-    per_part = {PARTS[p]: totals[("decode" if p == "g_s" else "encode", p)] / pixels for p in PARTS}
+    per_part = {PARTS[p]: totals[p] / pixels for p in PARTS}
     params = {PARTS[p]: sum(t.numel() for t in model.get_submodule(p).parameters()) for p in PARTS}
     params["other (density, gains)"] = sum(t.numel() for t in model.parameters()) - sum(params.values())
     return {
-        "encoder": sum(v for (ph, _), v in totals.items() if ph == "encode") / pixels,
-        "decoder": sum(v for (ph, _), v in totals.items() if ph == "decode") / pixels,
-        "entropy_parameters": sum(totals[("decode", p)] for p in ENTROPY_PATH) / pixels,
+        "encoder": sum(v for p, v in totals.items() if p != "g_s") / pixels,
+        "decoder": sum(v for p, v in totals.items() if p not in ("g_a", "hyper.h_a")) / pixels,
+        "entropy_parameters": sum(totals[p] for p in ENTROPY_PATH) / pixels,
         "parts": per_part,
         "parameters": params,
         "parameters_total": sum(t.numel() for t in model.parameters()),

@@ -5,7 +5,8 @@
                               └── coded with the factorized density (FactorizedDensity)
 
 h_a runs only in the encoder and its output is transmitted, so it is a float network.  h_s
-feeds every probability the range coder uses, so it is an integer network (``integer.py``):
+feeds every probability the range coder uses, so it is an integer network (``integer.py``; coding
+computes it exactly in ``codec.exact_entropy``):
 3x3 integer convolutions with sub-pixel (pixel-shuffle) upsampling, which keeps the exact path
 plain matmuls where a transposed convolution would not be.
 """
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 from .factorized import FactorizedDensity
 from .gdn import LowerBound
-from .integer import INPUT_LIMIT, Arithmetic, IntConv2d, QReLU, round_ste
+from .integer import Arithmetic, IntConv2d, QReLU, round_ste
 from .transforms import conv
 
 __all__ = ["Hyperprior", "HyperAnalysis", "HyperSynthesis", "HyperOutput"]
@@ -28,8 +29,7 @@ __all__ = ["Hyperprior", "HyperAnalysis", "HyperSynthesis", "HyperOutput"]
 
 class HyperOutput(NamedTuple):
     features: torch.Tensor  # ψ, (B, hyper_channels, H/16, W/16)
-    z_likelihoods: torch.Tensor | None  # training only
-    z_symbols: torch.Tensor | None  # coding only: ẑ as int32
+    z_likelihoods: torch.Tensor  # in (0, 1]
 
 
 class HyperAnalysis(nn.Sequential):
@@ -77,13 +77,4 @@ class Hyperprior(nn.Module):
         z = self.h_a(y)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5) if self.training else torch.round(z)
         features = self.h_s(round_ste(z), mode)
-        return HyperOutput(features, self.likelihood_bound(self.density.likelihood(z_noisy)), None)
-
-    def compress(self, y: torch.Tensor) -> HyperOutput:
-        """Coding face: ẑ = round(z) as int32 symbols, and the exact ψ the decoder will see."""
-        z_hat = torch.round(self.h_a(y)).clamp(-INPUT_LIMIT, INPUT_LIMIT)
-        return self.decompress(z_hat.to(torch.int32))
-
-    def decompress(self, z_symbols: torch.Tensor) -> HyperOutput:
-        features = self.h_s(z_symbols.double(), Arithmetic.EXACT)
-        return HyperOutput(features, None, z_symbols)
+        return HyperOutput(features, self.likelihood_bound(self.density.likelihood(z_noisy)))

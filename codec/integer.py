@@ -9,14 +9,14 @@ computed here in fixed point:
 with integer kernels W_q = round(W * 2^W_FRAC), integer biases and integer activations.  Tensors
 keep their *real* value (an integer times 2^-ACT_FRAC, a dyadic rational), so in float64 every
 product and every partial sum is an integer multiple of one power of two below 2^53 and is
-computed exactly, in any order, on any device, with any thread count or batch size.  The
-convolutions therefore run as plain ``unfold`` + ``matmul`` (no Winograd/FFT algorithms, no TF32:
-those produce non-integer intermediates).
+computed exactly, in any order, on any device, with any thread count or batch size.
 
-Each layer takes an ``Arithmetic``: ``EXACT`` for coding; in training either ``FAKE`` (the same
-rounding with straight-through gradients, "fake quantization": the model learns under the arithmetic
-it is coded with) or ``FLOAT`` (the same network, clamps kept, no rounding: it learns faster, and
-the rounding it will be coded with is a perturbation of 2^-7 at most per activation).
+These torch layers are the training face: each takes an ``Arithmetic``, either ``FAKE`` (the
+coder's rounding with straight-through gradients, "fake quantization": the model learns under the
+arithmetic it is coded with) or ``FLOAT`` (the same network, clamps kept, no rounding: it learns
+faster, and the rounding it will be coded with is a perturbation of 2^-7 at most per activation).
+Coding computes the same networks exactly in ``codec.exact_entropy`` (numpy, shared by every runtime);
+in eval mode ``FAKE`` computes what it computes, up to float32 rounding.
 """
 
 from __future__ import annotations
@@ -44,14 +44,9 @@ __all__ = [
     "BoundedTanh",
 ]
 
-# Row bands for the exact convolution: bound the unfold buffer (elements) for huge images.
-_UNFOLD_BUDGET = 2**23
-
-
 class Arithmetic(str, enum.Enum):
     """How the integer layers compute (see the module docstring)."""
 
-    EXACT = "exact"  # coding: integers in float64, bit-identical on every machine
     FAKE = "fake"  # training: the exact path's rounding, straight-through gradients
     FLOAT = "float"  # training: no rounding at all, clamps kept
 
@@ -65,29 +60,7 @@ def to_grid(x: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
     """Snap ``x`` to the 2^-ACT_FRAC grid (straight-through when FAKE, not at all when FLOAT)."""
     if mode is Arithmetic.FLOAT:
         return x
-    scaled = x * 2**ACT_FRAC
-    return (torch.round(scaled) if mode is Arithmetic.EXACT else round_ste(scaled)) / 2**ACT_FRAC
-
-
-def _exact_conv2d(x: torch.Tensor, w_int: torch.Tensor, b_int: torch.Tensor, padding: int):
-    """Integer convolution as unfold + matmul in float64, in row bands to bound memory.
-
-    ``x`` holds integers (float64); returns integer-valued float64 accumulators.
-    """
-    out_ch, in_ch, kh, kw = w_int.shape
-    batch, _, height, width = x.shape
-    x = F.pad(x, (padding, padding, padding, padding))
-    out_h = height + 2 * padding - kh + 1
-    out_w = width + 2 * padding - kw + 1
-    kernel = w_int.reshape(out_ch, -1)
-    rows = max(1, _UNFOLD_BUDGET // max(1, batch * in_ch * kh * kw * out_w))
-    bands = []
-    for r0 in range(0, out_h, rows):
-        r1 = min(out_h, r0 + rows)
-        cols = F.unfold(x[:, :, r0 : r1 + kh - 1, :], (kh, kw))  # (B, C*kh*kw, L)
-        acc = torch.matmul(kernel, cols) + b_int[:, None]
-        bands.append(acc.reshape(batch, out_ch, r1 - r0, out_w))
-    return torch.cat(bands, dim=2)
+    return round_ste(x * 2**ACT_FRAC) / 2**ACT_FRAC
 
 
 class IntConv2d(nn.Module):
@@ -106,12 +79,6 @@ class IntConv2d(nn.Module):
         self.bias = nn.Parameter(torch.full((out_ch,), 0.1))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
-    def quantized(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Integer weight and bias in float64, as the coder uses them."""
-        w = torch.round(self.weight.detach().double().clamp(-W_LIMIT, W_LIMIT) * 2**W_FRAC)
-        b = torch.round(self.bias.detach().double() * 2 ** (W_FRAC + ACT_FRAC))
-        return w, b
-
     def check_exact(self) -> None:
         """Raise if some accumulator could leave float64's exact integer range."""
         # An upper bound without materialising the integers: rounding adds at most 1/2 per term.
@@ -126,12 +93,6 @@ class IntConv2d(nn.Module):
         x = x.clamp(-INPUT_LIMIT, INPUT_LIMIT)
         if mode is Arithmetic.FLOAT:
             return F.conv2d(x, self.weight.clamp(-W_LIMIT, W_LIMIT), self.bias, padding=self.padding)
-        if mode is Arithmetic.EXACT:
-            w, b = self.quantized()
-            w, b = w.to(x.device), b.to(x.device)
-            x_int = torch.round(x.double() * 2**ACT_FRAC)
-            acc = _exact_conv2d(x_int, w, b, self.padding)
-            return acc / 2 ** (W_FRAC + ACT_FRAC)
         w = round_ste(self.weight.clamp(-W_LIMIT, W_LIMIT) * 2**W_FRAC) / 2**W_FRAC
         b = round_ste(self.bias * 2 ** (W_FRAC + ACT_FRAC)) / 2 ** (W_FRAC + ACT_FRAC)
         return F.conv2d(to_grid(x, mode), w, b, padding=self.padding)
@@ -148,8 +109,6 @@ class QReLU(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
         hard = to_grid(x, mode).clamp(0.0, ACT_MAX)
-        if mode is Arithmetic.EXACT:
-            return hard
         inside = (x >= 0) & (x <= ACT_MAX)
         slope = x * torch.where(inside, 1.0, self.LEAK).to(x.dtype)
         return hard.detach() + slope - slope.detach()
@@ -174,9 +133,6 @@ class BoundedTanh(nn.Module):
 
     def forward(self, v: torch.Tensor, mode: Arithmetic) -> torch.Tensor:
         v = to_grid(v, mode).clamp(-self.RANGE, self.RANGE)
-        if mode is Arithmetic.EXACT:
-            index = (v * 2**ACT_FRAC).long() + int(self.RANGE * 2**ACT_FRAC)
-            return self.table.to(v.device)[index].double() / 2**ACT_FRAC
         if mode is Arithmetic.FLOAT:
             return 0.5 * torch.tanh(v)
         return round_ste(0.5 * torch.tanh(v) * 2**ACT_FRAC) / 2**ACT_FRAC

@@ -30,44 +30,39 @@ class OnnxTransforms:
     """``coder.FloatTransforms`` on ONNX Runtime's CPU engine.
 
     ``directory``: the weights' directory; ``metadata``: their shards' metadata (``graphs``: the
-    JSON map of each graph's file name to its SHA-256 and the names of the tensors it takes); ``state``: their tensors (``shards.read_state``);
-    ``threads``: intra-op threads (None: ONNX Runtime's default, one per physical core)."""
+    JSON map of each graph's file name to its SHA-256 and the names of the tensors it takes);
+    ``state``: their tensors (``shards.read_state``); ``threads``: intra-op threads (None: ONNX
+    Runtime's default, one per physical core).  ``ValueError`` for a graph that is missing,
+    damaged or not made for these weights."""
 
     def __init__(self, directory: Path, model_id: str, metadata: dict[str, str], state: dict[str, np.ndarray],
                  threads: int | None = None):
-        self.directory = Path(directory)
-        self.model_id = model_id
-        self.state = state
         try:
-            self.graphs = json.loads(metadata["graphs"])
+            listed = json.loads(metadata["graphs"])
         except (KeyError, ValueError):
-            raise ValueError(f"{self.directory}: these weights list no ONNX graphs") from None
+            raise ValueError(f"{directory}: these weights list no ONNX graphs") from None
+        self.state = state
         self.threads = threads
+        self._graphs = {name: _read_graph(graph_path(directory, model_id, name), listed) for name in GRAPHS}
+        for path, _, tensors in self._graphs.values():
+            missing = sorted(set(tensors) - set(state))
+            if missing:
+                raise ValueError(f"{path}: takes tensors these weights lack ({', '.join(missing[:3])})")
         self._sessions: dict = {}
 
     def _session(self, name: str):
         if name not in self._sessions:
             import onnxruntime as ort
 
-            path = graph_path(self.directory, self.model_id, name)
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                raise ValueError(f"{path}: cannot read the graph ({error.strerror or error})") from None
-            listed = self.graphs.get(path.name) or {}
-            if hashlib.sha256(data).hexdigest() != listed.get("sha256"):
-                raise ValueError(f"{path}: damaged, or not the graph of these weights")
+            path, data, tensors = self._graphs[name]
             options = ort.SessionOptions()
             if self.threads:
                 options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(self.state[n])) for n in tensors]
+            options.add_external_initializers(tensors, values)
             try:
-                names = listed["tensors"]
-                values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(self.state[n])) for n in names]
-                options.add_external_initializers(names, values)
                 session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-            except KeyError as error:
-                raise ValueError(f"{path}: needs a tensor these weights lack ({error})") from None
             except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own classes
                 raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(error).splitlines()[0]})") from None
             # The values must outlive the session, which reads them in place.
@@ -86,3 +81,15 @@ class OnnxTransforms:
 
     def synthesise(self, y_hat: np.ndarray) -> np.ndarray:
         return self._run("g_s", y_hat)
+
+
+def _read_graph(path: Path, listed: dict) -> tuple[Path, bytes, list[str]]:
+    """(path, bytes, the tensors it takes) of a graph that the weights list, else ``ValueError``."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the graph ({error.strerror or error})") from None
+    entry = listed.get(path.name)
+    if not isinstance(entry, dict) or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise ValueError(f"{path}: damaged, or not the graph of these weights")
+    return path, data, list(entry.get("tensors", []))

@@ -35,7 +35,10 @@ class LoadedModel(NamedTuple):
 
 
 def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # an import hook that refuses it, a None in sys.modules
+        return False
 
 
 def resolve_runtime(runtime: str, weights: Path | None = None) -> str:

@@ -11,36 +11,28 @@ R_k is the paper's latent residual prediction (LRP): a correction of the quantis
 slice k, called a correction here (``residual`` in lic is the lossless layer, ``codec.residual``).
 
 P_k and R_k are integer networks (``integer.py``): everything that decides a probability, the
-LRP corrections of earlier slices included, is computed exactly, so encoder and decoder agree
-bit for bit on any device.  The slice loop is written once (``_run``) and shared by training,
-compression and decompression, which differ only in how a slice is quantized.
+LRP corrections of earlier slices included, is computed exactly when coding
+(``codec.exact_entropy``, which reads these modules' weights), so encoder and decoder agree bit
+for bit on any device.  This module is the training face: the rate of y under the model.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from .fixed_point import SYMBOL_LIMIT
 from .gdn import LowerBound
 from .integer import INPUT_LIMIT, Arithmetic, BoundedTanh, IntConv2d, QReLU, round_ste, to_grid
 
-__all__ = ["ChannelConditional", "SliceCode", "scale_table"]
+__all__ = ["ChannelConditional", "scale_table"]
 
 
 def scale_table(num_scales: int, scale_min: float, scale_max: float) -> torch.Tensor:
     """σ_i = exp(log σ_min + i·(log σ_max − log σ_min)/(L−1)), i = 0..L−1, float64."""
     return torch.exp(torch.linspace(math.log(scale_min), math.log(scale_max), num_scales, dtype=torch.float64))
-
-
-class SliceCode(NamedTuple):
-    """What the range coder needs for one slice: symbols and the index of each one's σ."""
-
-    symbols: torch.Tensor  # int32 (B, C_k, h, w)
-    indexes: torch.Tensor  # int64 (B, C_k, h, w), into the σ table
 
 
 class _BoundSTE(torch.autograd.Function):
@@ -79,8 +71,6 @@ class SliceParameters(nn.Module):
         mean, index = self.head(x, mode).chunk(2, dim=1)
         mean = to_grid(mean, mode).clamp(-INPUT_LIMIT, INPUT_LIMIT)
         top = self.num_scales - 1
-        if mode is Arithmetic.EXACT:
-            return mean, torch.round(index).clamp(0, top)
         index = _BoundSTE.apply(index, 0.0, float(top))
         return mean, (index if mode is Arithmetic.FLOAT else round_ste(index))
 
@@ -174,28 +164,6 @@ class ChannelConditional(nn.Module):
         upper = normal.cdf((0.5 - v) / sigma)
         lower = normal.cdf((-0.5 - v) / sigma)
         return self.likelihood_bound(upper - lower)
-
-    def compress(self, y: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, list[SliceCode]]:
-        """Coding face: exact ŷ and, per slice, int32 symbols q_k with their σ indexes."""
-        parts = self._split(y.double())
-        codes: list[SliceCode] = []
-
-        def quantize(k, mean, index):
-            q = torch.round(parts[k] - mean).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
-            codes.append(SliceCode(q.to(torch.int32), index.to(torch.int64)))
-            return q + mean
-
-        return self._run(features, quantize, Arithmetic.EXACT), codes
-
-    def decompress(self, features: torch.Tensor,
-                   read_slice: Callable[[int, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """Decoding face: ``read_slice(k, indexes)`` returns slice k's int symbols."""
-
-        def quantize(k, mean, index):
-            q = read_slice(k, index.to(torch.int64))
-            return q.to(device=mean.device, dtype=torch.float64).reshape(mean.shape) + mean
-
-        return self._run(features, quantize, Arithmetic.EXACT)
 
 
 def _interp(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,7 @@ def test_importing_lic_changes_nothing_global_and_the_default_comes_from_the_wei
     import sys
     from pathlib import Path
 
-    from codec.metadata import SHIPPED_WEIGHTS, read_metadata
+    from codec.shards import SHIPPED_WEIGHTS, read_metadata
     from codec.quality import FALLBACK_QUALITY, default_quality
 
     code = ("import builtins, sys; opened = []; real = builtins.open\n"

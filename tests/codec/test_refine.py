@@ -22,14 +22,28 @@ def _image(h, w, seed=0):
     return (smooth + 0.05 * torch.rand(1, 3, h, w, generator=g)).clamp(0, 1)
 
 
+class _Analysed:
+    """The encoder's first half on ``x`` as refinement takes it: torch tensors, and the coded ẑ."""
+
+    def __init__(self, model, x, quality):
+        self.coder = model.coder()
+        x_padded, y, self.z = self.coder.analyse(x.numpy(), quality)
+        self.x_padded, self.y = torch.from_numpy(x_padded), torch.from_numpy(y)
+        self.features = torch.from_numpy(self.coder.entropy.features(self.z)).float()
+
+    def code(self, y):
+        return self.coder.code_latents(y.numpy(), self.z)
+
+
 def _real_cost(model, x, quality, code):
     """bits of the coded symbols under the model's own estimate of the file, plus λ·255²·SE/3,
     using the decoder's reconstruction: the quantity refinement must not increase."""
     h, w = x.shape[-2:]
-    x_hat = model.reconstruct(code.y_hat, quality, (h, w))
+    coder = model.coder()
+    x_hat = torch.from_numpy(coder.reconstruct(code.y_hat, quality, (h, w)))
     with torch.no_grad():  # eval mode: the rate of the rounded residuals
-        hyper = model.hyper.decompress(code.z_symbols)
-        _, likelihoods = model.entropy(code.y_hat.float(), hyper.features.float())
+        features = torch.from_numpy(coder.entropy.features(code.z_symbols)).float()
+        _, likelihoods = model.entropy(torch.from_numpy(code.y_hat).float(), features)
     bits = float(-torch.log2(likelihoods).sum())
     return bits + lambda_for_quality(quality) * 255**2 * float((x_hat - x).pow(2).sum()) / 3
 
@@ -37,12 +51,12 @@ def _real_cost(model, x, quality, code):
 @pytest.mark.parametrize("relaxation", ["ste", "sga"])
 def test_refined_latents_cost_less_than_the_one_pass_ones(model, relaxation):
     x, quality = _image(64, 96), 4.0
-    x_padded, y, hyper = model.analyse(x, quality)
-    before = _real_cost(model, x, quality, model.code_latents(y, hyper))
+    a = _Analysed(model, x, quality)
+    before = _real_cost(model, x, quality, a.code(a.y))
     config = RefineConfig(steps=12, lr=0.03, relaxation=relaxation)
-    refined = refine_latents(model, x_padded, (64, 96), y, hyper.features.float(), quality, config)
-    assert refined.shape == y.shape and not torch.equal(refined, y)
-    after = _real_cost(model, x, quality, model.code_latents(refined, hyper))
+    refined = refine_latents(model, a.x_padded, (64, 96), a.y, a.features, quality, config)
+    assert refined.shape == a.y.shape and not torch.equal(refined, a.y)
+    after = _real_cost(model, x, quality, a.code(refined))
     assert after < before
 
 
@@ -69,19 +83,19 @@ def test_the_first_step_grows_with_quality():
 
 def test_refinement_is_deterministic_and_leaves_its_input_alone(model):
     x, quality = _image(64, 64, seed=3), 2.5
-    x_padded, y, hyper = model.analyse(x, quality)
-    y_before = y.clone()
+    an = _Analysed(model, x, quality)
+    y_before = an.y.clone()
     config = RefineConfig(steps=4, relaxation="sga")
-    a = refine_latents(model, x_padded, (64, 64), y, hyper.features.float(), quality, config)
-    b = refine_latents(model, x_padded, (64, 64), y, hyper.features.float(), quality, config)
-    assert torch.equal(a, b) and torch.equal(y, y_before)
+    a = refine_latents(model, an.x_padded, (64, 64), an.y, an.features, quality, config)
+    b = refine_latents(model, an.x_padded, (64, 64), an.y, an.features, quality, config)
+    assert torch.equal(a, b) and torch.equal(an.y, y_before)
     assert all(p.requires_grad for p in model.parameters())  # parameters unfrozen afterwards
 
 
 def test_zero_steps_returns_the_latents_unchanged(model):
     x, quality = _image(32, 32), 4.0
-    x_padded, y, hyper = model.analyse(x, quality)
-    assert refine_latents(model, x_padded, (32, 32), y, hyper.features.float(), quality, RefineConfig(steps=0)) is y
+    a = _Analysed(model, x, quality)
+    assert refine_latents(model, a.x_padded, (32, 32), a.y, a.features, quality, RefineConfig(steps=0)) is a.y
 
 
 def test_tiles_cover_the_latents_and_each_tile_never_gets_worse(model, monkeypatch):
@@ -95,13 +109,12 @@ def test_tiles_cover_the_latents_and_each_tile_never_gets_worse(model, monkeypat
     assert torch.equal(covered, torch.ones(10, 7, dtype=torch.int64))
 
     x, quality = _image(150, 100), 4.0  # padded to 192 x 128: a latent grid of 12 x 8, 6 tiles
-    x_padded, y, hyper = model.analyse(x, quality)
+    a = _Analysed(model, x, quality)
     steps = []
-    refined = refine_latents(model, x_padded, (150, 100), y, hyper.features.float(), quality,
+    refined = refine_latents(model, a.x_padded, (150, 100), a.y, a.features, quality,
                              RefineConfig(steps=3, lr=0.05), progress=lambda: steps.append(1))
     assert len(steps) == 3 * 6
-    assert _real_cost(model, x, quality, model.code_latents(refined, hyper)) <= \
-        _real_cost(model, x, quality, model.code_latents(y, hyper)) * 1.001
+    assert _real_cost(model, x, quality, a.code(refined)) <= _real_cost(model, x, quality, a.code(a.y)) * 1.001
 
 
 def test_bad_settings_are_value_errors():

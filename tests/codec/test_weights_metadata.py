@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from codec.config import ModelConfig
-from codec.metadata import read_metadata
+from codec.shards import read_metadata
 from codec.model import LicModel
 from codec.weights import default_weights_dir, fingerprint, load_model, save_model, set_metadata
 
@@ -24,7 +24,7 @@ def test_set_metadata_adds_facts_and_keeps_the_fingerprint(tmp_path):
 
 def test_metadata_reader_needs_no_torch(tmp_path):
     save_model(LicModel(ModelConfig.tiny()), tmp_path)
-    code = ("import sys; from codec.metadata import read_metadata; "
+    code = ("import sys; from codec.shards import read_metadata; "
             f"m = read_metadata(__import__('pathlib').Path({str(tmp_path)!r})); "
             "assert 'lic-tiny' in m['config']; assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

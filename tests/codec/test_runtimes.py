@@ -1,0 +1,148 @@
+"""Claims about the two runtimes (codec/runtime.py): ONNX Runtime without torch, and torch.
+
+Files are the same either way: the exact entropy path is one implementation, so a file made by
+one runtime decodes on the other to the same symbols (the symbol checksum proves it), and the float
+engines' pixels agree within one level.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from codec.coding import decode_rgb, encode_rgb
+from codec.onnx_transforms import GRAPHS, graph_path
+from codec.runtime import load
+from codec.shards import read_metadata
+from codec.weights import default_weights_dir, load_model, save_model
+
+DATA = Path(__file__).parents[1] / "data"
+REPO = Path(__file__).parents[2]
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def runtimes():
+    return {name: load(runtime=name) for name in ("onnx", "torch")}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return np.asarray(Image.open(DATA / "sample.png").convert("RGB"))
+
+
+def test_both_runtimes_hold_the_same_weights(runtimes):
+    assert runtimes["onnx"].model_hash == runtimes["torch"].model_hash
+    assert {r.runtime for r in runtimes.values()} == {"onnx", "torch"}
+
+
+def test_the_golden_file_decodes_alike_on_both(runtimes):
+    data = (DATA / "golden.lic").read_bytes()
+    pixels = [decode_rgb(r.coder, data, model_hash=r.model_hash)[0].astype(int) for r in runtimes.values()]
+    assert np.abs(pixels[0] - pixels[1]).max() <= 1
+
+
+@pytest.mark.parametrize("maker", ["onnx", "torch"])
+def test_a_file_from_either_runtime_decodes_on_the_other(runtimes, sample, maker):
+    other = "torch" if maker == "onnx" else "onnx"
+    a, b = runtimes[maker], runtimes[other]
+    data = encode_rgb(a.coder, sample, 3.0, model_hash=a.model_hash)
+    mine = decode_rgb(a.coder, data, model_hash=a.model_hash)[0].astype(int)
+    theirs = decode_rgb(b.coder, data, model_hash=b.model_hash)[0].astype(int)  # checksum: symbols
+    assert np.abs(mine - theirs).max() <= 1
+
+
+def test_the_shipped_graphs_compute_the_shipped_weights_transforms(runtimes):
+    model = load_model()
+    onnx = runtimes["onnx"].coder.transforms
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 3, 64, 128), dtype=np.float32)
+    y = rng.standard_normal((1, model.config.M, 4, 8)).astype(np.float32)
+    with torch.no_grad():
+        ref_y = model.g_a(torch.from_numpy(x)).numpy()
+        ref_z = model.hyper.h_a(torch.from_numpy(y)).numpy()
+        ref_x = model.g_s(torch.from_numpy(y)).numpy()
+    assert np.abs(onnx.analyse(x) - ref_y).max() < 1e-3 * np.abs(ref_y).max()
+    assert np.abs(onnx.hyper_analyse(y) - ref_z).max() < 1e-3 * np.abs(ref_z).max()
+    assert np.abs(onnx.synthesise(y) - ref_x).max() < 1e-3
+
+
+def test_the_shipped_weights_list_every_graph_with_its_digest():
+    listed = json.loads(read_metadata(default_weights_dir())["graphs"])
+    names = {graph_path(default_weights_dir(), "lic-medium", g).name for g in GRAPHS}
+    assert set(listed) == names and all(len(v["sha256"]) == 64 and v["tensors"] for v in listed.values())
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory, active_tiny_model):
+    path = tmp_path_factory.mktemp("tiny")
+    save_model(active_tiny_model, path)
+    return path
+
+
+def test_export_writes_graphs_that_the_onnx_runtime_runs(tiny_weights, sample):
+    onnx, torch_rt = load(tiny_weights, "onnx"), load(tiny_weights, "torch")
+    data = encode_rgb(onnx.coder, sample, 5.0, model_hash=onnx.model_hash)
+    a = decode_rgb(onnx.coder, data, model_hash=onnx.model_hash)[0].astype(int)
+    b = decode_rgb(torch_rt.coder, data, model_hash=torch_rt.model_hash)[0].astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize("damage", ["flip", "missing", "swap"])
+def test_a_damaged_or_foreign_graph_is_one_line_naming_it(tiny_weights, tmp_path, damage):
+    import shutil
+
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights)
+    g_s, g_a = weights / "lic-tiny-g_s.onnx", weights / "lic-tiny-g_a.onnx"
+    if damage == "flip":
+        data = bytearray(g_s.read_bytes())
+        data[len(data) // 2] ^= 0x40
+        g_s.write_bytes(bytes(data))
+    elif damage == "missing":
+        g_s.unlink()
+    else:
+        g_s.write_bytes(g_a.read_bytes())
+    with pytest.raises(ValueError) as info:
+        load(weights, "onnx")
+    message = str(info.value)
+    assert "lic-tiny-g_s.onnx" in message and "\n" not in message
+
+
+_WITHOUT_TORCH = """
+import importlib.abc, io, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked")
+sys.meta_path.insert(0, NoTorch())
+import numpy as np
+from PIL import Image
+import codec
+rgb = (np.arange(48 * 80 * 3) % 251).astype(np.uint8).reshape(48, 80, 3)
+data = codec.compress(Image.fromarray(rgb), quality=3)
+back = codec.decompress(data)
+assert back.size == (80, 48)
+exact = codec.compress(Image.fromarray(rgb), max_error=0)
+assert np.array_equal(np.asarray(codec.decompress(exact)), rgb)
+opened = Image.open(io.BytesIO(data)); opened.load()
+try:
+    codec.compress(Image.fromarray(rgb), effort=1)
+    raise SystemExit("effort 1 ran without torch")
+except codec.InputError as e:
+    assert "torch" in str(e), e
+print("torch" in sys.modules, codec.default_codec().runtime)
+"""
+
+
+def test_coding_never_imports_torch_on_the_onnx_runtime():
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "onnx"]
