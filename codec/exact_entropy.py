@@ -25,9 +25,6 @@ from .fixed_point import ACT_FRAC, ACT_MAX, INPUT_LIMIT, SYMBOL_LIMIT, TANH_RANG
 
 __all__ = ["ExactEntropyPath", "SliceCode"]
 
-# Row bands of the im2col buffer (elements): bounds memory on huge images.
-_UNFOLD_BUDGET = 2**23
-
 
 class SliceCode(NamedTuple):
     """What the range coder needs for one slice: symbols and the index of each one's σ."""
@@ -53,13 +50,17 @@ def _pixel_shuffle(x: np.ndarray) -> np.ndarray:
 
 
 class _IntegerConv:
-    """One integer convolution (stride 1, 'same' zero padding) on real-valued float64 inputs."""
+    """One integer convolution (stride 1, 'same' zero padding) on real-valued float64 inputs.
+
+    Computed as one matrix product per kernel tap on the zero-padded, channels-last image viewed
+    as rows of pixels: the tap (ky, kx) of output pixel i reads padded pixel i + ky·W' + kx (W' the
+    padded width), a contiguous slice, so nothing is copied; the W' − W columns that wrap around a
+    row's end are computed and dropped."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray):
         w = np.round(np.clip(weight.astype(np.float64), -W_LIMIT, W_LIMIT) * 2**W_FRAC)
         self.out_ch, self.in_ch, self.k, _ = w.shape
-        # Columns ordered (ky, kx, c) to match the channels-last patches of ``__call__``.
-        self.kernel = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(self.out_ch, -1).T)
+        self.taps = np.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (ky, kx, C, O)
         self.bias = np.round(bias.astype(np.float64) * 2 ** (W_FRAC + ACT_FRAC))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -67,19 +68,22 @@ class _IntegerConv:
         _, c, h, w = x.shape
         if c != self.in_ch:
             raise ValueError(f"integer convolution expects {self.in_ch} channels, got {c}")
-        x_int = np.round(np.clip(x[0], -INPUT_LIMIT, INPUT_LIMIT) * 2**ACT_FRAC).transpose(1, 2, 0)
         p = self.k // 2
-        padded = np.pad(x_int, ((p, p), (p, p), (0, 0)))
-        rows = max(1, _UNFOLD_BUDGET // max(1, c * self.k * self.k * w))
-        out = np.empty((h, w, self.out_ch))
-        for r0 in range(0, h, rows):
-            r1 = min(h, r0 + rows)
-            band = padded[r0 : r1 + self.k - 1]
-            patches = np.lib.stride_tricks.sliding_window_view(band, (self.k, self.k), axis=(0, 1))
-            # (r, w, c, ky, kx) -> (r·w, ky·kx·c)
-            cols = patches.transpose(0, 1, 3, 4, 2).reshape((r1 - r0) * w, -1)
-            out[r0:r1] = (cols @ self.kernel + self.bias).reshape(r1 - r0, w, self.out_ch)
-        return (out / 2 ** (W_FRAC + ACT_FRAC)).transpose(2, 0, 1)[None]
+        wide = w + 2 * p
+        # One spare row below: the last taps of the last row read past the bottom padding.
+        padded = np.zeros((h + 2 * p + 1, wide, c))
+        padded[p : p + h, p : p + w] = np.round(np.clip(x[0], -INPUT_LIMIT, INPUT_LIMIT) * 2**ACT_FRAC).transpose(1, 2, 0)
+        rows = padded.reshape(-1, c)
+        acc = np.empty((h * wide, self.out_ch))
+        acc[:] = self.bias
+        term = np.empty_like(acc)
+        for ky in range(self.k):
+            for kx in range(self.k):
+                start = ky * wide + kx
+                np.matmul(rows[start : start + h * wide], self.taps[ky, kx], out=term)
+                acc += term
+        out = acc.reshape(h, wide, self.out_ch)[:, :w] / 2 ** (W_FRAC + ACT_FRAC)
+        return out.transpose(2, 0, 1)[None]
 
 
 class ExactEntropyPath:
