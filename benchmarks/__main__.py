@@ -78,7 +78,7 @@ def _quick_qualities(qualities):
 def select_codecs(args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
     """(available codecs by name, skipped codecs → reason); unknown names are an error."""
     codecs = registry(lic_options(args))
-    default = [name for name in codecs if not name.startswith("lic-effort")]
+    default = [name for name in codecs if not name.startswith("lic-")]  # lic's variants: asked for by name
     wanted = [c.strip() for c in args.codecs.split(",") if c.strip()] or default
     if "lic" in wanted:  # lic at each asked effort, in its place
         at = wanted.index("lic")

@@ -4,7 +4,8 @@ lic codes with ``codec.compress(pil_image, quality=q, effort=e) -> bytes`` and `
 image``, ``q`` a real number in [1, 8] and ``e`` the encoder effort (0: one pass; higher levels refine the
 latents, same decoder). The sweep is q = 1..8, or 1, 1.5, ..., 8 with ``fine=True`` (``--lic-fine``), or the
 ``qualities`` given (``--lic-qualities``: fewer points for the slow high efforts); effort ``e`` > 0 is the codec
-``lic-effort<e>`` (``--effort``). lic runs on torch, whose CPU threads the adapter sets once (``--threads``).
+``lic-effort<e>`` (``--effort``). ``lic`` runs on the default runtime (ONNX Runtime), ``lic-torch`` on torch at
+effort 0, for a side-by-side of the two (``codec.runtime``); the adapter gives either ``--threads`` CPU threads.
 The stage times of the last call (network and entropy coding, ``codec.Timings``) are recorded next to the total
 wall time.
 """
@@ -19,7 +20,9 @@ import codec
 from benchmarks.codecs import Codec
 from codec.effort import EFFORTS
 
-__all__ = ["LicCodec", "lic_name", "lic_efforts"]
+__all__ = ["LicCodec", "lic_name", "lic_efforts", "TORCH_RUNTIME"]
+
+TORCH_RUNTIME = "lic-torch"  # lic at effort 0 on the torch runtime
 
 LIC_QUALITIES = tuple(float(q) for q in range(1, 9))
 LIC_FINE_QUALITIES = tuple(1.0 + 0.5 * k for k in range(15))
@@ -40,33 +43,36 @@ class LicCodec(Codec):
     mid_quality = 4.0
 
     def __init__(self, fine: bool = False, threads: int = 2, effort: int = 0,
-                 qualities: tuple[float, ...] | None = None) -> None:
+                 qualities: tuple[float, ...] | None = None, runtime: str = "auto") -> None:
         if threads < 1:
             raise ValueError("threads must be >= 1")
         self.qualities = tuple(qualities) if qualities else LIC_FINE_QUALITIES if fine else LIC_QUALITIES
         self.threads = threads
         self.effort = effort
-        self.name = lic_name(effort)
+        self.runtime = runtime
+        self.name = TORCH_RUNTIME if runtime == "torch" else lic_name(effort)
         if effort:
             self.description = f"lic, encoder effort {effort} (latents refined per image; same decoder)"
-        self._module = codec
-        self._threads_set = False
+        elif runtime == "torch":
+            self.description = "lic on the torch runtime (same files)"
+        self._codec: codec.Codec | None = None
 
-    def _set_threads(self) -> None:
-        if not self._threads_set:
-            import torch
+    def _lic(self) -> codec.Codec:
+        """The adapter's own ``codec.Codec``, made on first use (a registry lists codecs it never runs)."""
+        if self._codec is None:
+            self._codec = codec.Codec(effort=self.effort, runtime=self.runtime, threads=self.threads)
+            if self._codec.runtime == "torch":
+                import torch
 
-            torch.set_num_threads(self.threads)
-            self._threads_set = True
+                torch.set_num_threads(self.threads)
+        return self._codec
 
     def encode(self, img: Image.Image, quality: float) -> bytes:
-        self._set_threads()
-        return self._module.compress(img.convert("RGB"), quality=float(quality), effort=self.effort)
+        return self._lic().compress(img.convert("RGB"), quality=float(quality))
 
     def decode(self, data: bytes) -> Image.Image:
-        self._set_threads()
-        return self._module.decompress(data).convert("RGB")
+        return self._lic().decompress(data).convert("RGB")
 
     def timings(self) -> dict[str, float]:
-        """Network and entropy-coding seconds of the last call, from the shared ``Codec`` behind ``compress``."""
-        return dataclasses.asdict(self._module.default_codec().last_timings)
+        """Network and entropy-coding seconds of the last call."""
+        return dataclasses.asdict(self._lic().last_timings)

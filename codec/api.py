@@ -91,12 +91,14 @@ class Codec:
     ``quality``: the default for ``compress``, a real number in [1, 8] (None: ``DEFAULT_QUALITY``),
     stored in steps of 1/256 (4.3 is kept as 4.30078); ``weights``: a directory of safetensors
     shards (default as in the module doc); ``runtime``: "auto", "onnx" or "torch"
-    (``codec.runtime``).  The bits do not depend on the device or the runtime: a file made on a
+    (``codec.runtime``); ``threads``: ONNX Runtime's CPU threads (None: one per core; the torch
+    runtime follows ``torch.set_num_threads``).  The bits do not depend on the device or the runtime: a file made on a
     GPU decodes on a CPU, one made by torch decodes on ONNX Runtime.
     """
 
     def __init__(self, device: str = "auto", quality: float | None = None,
-                 weights: str | os.PathLike | None = None, effort: int = DEFAULT_EFFORT, runtime: str = "auto"):
+                 weights: str | os.PathLike | None = None, effort: int = DEFAULT_EFFORT, runtime: str = "auto",
+                 threads: int | None = None):
         from .runtime import load, resolve_runtime
 
         self.quality = default_quality() if quality is None else check_quality(quality)
@@ -107,7 +109,7 @@ class Codec:
                                        self.weights)
         # Before the model loads: a bad device fails fast.
         self.device = resolve_device(device) if self.runtime == "torch" else device.replace("auto", "cpu")
-        loaded = load(self.weights, self.runtime, self.device)
+        loaded = load(self.weights, self.runtime, self.device, threads)
         self.coder, self.model_hash = loaded.coder, loaded.model_hash  # the hash covers every tensor: once
         self._refiner = self.coder if self.runtime == "torch" else None
         self.last_timings = Timings()

@@ -77,13 +77,13 @@ def run(image=None, quality: float | None = None, device: str = "auto",
     channels = decoded.mode  # "L", "RGB" or "RGBA": the coded layout
     report = {
         "image": name, "width": width, "height": height, "channels": channels,
-        "model_id": codec.model.config.model_id, "model_hash": codec.model_hash.hex(),
-        "device": codec.device, "quality": quality, "bytes": len(data),
+        "model_id": codec.coder.config.model_id, "model_hash": codec.model_hash.hex(),
+        "device": codec.device, "runtime": codec.runtime, "quality": quality, "bytes": len(data),
         "bpp": len(data) * 8 / (width * height), "psnr": psnr(image, decoded),
         "encode_s": encode, "decode_s": decode, "load_s": load, "first_call_s": first,
     }
     print(f"image    {name}  {width}x{height} {channels}", file=out)
-    print(f"model    {report['model_id']} ({report['model_hash']}) on {codec.device}, "
+    print(f"model    {report['model_id']} ({report['model_hash']}) on {codec.runtime}, {codec.device}, "
           f"quality {quality:g}, loaded in {load:.2f} s", file=out)
     print(f"size     {len(data):,} bytes  {report['bpp']:.4f} bpp", file=out)
     print(f"PSNR     {report['psnr']:.2f} dB", file=out)
