@@ -51,9 +51,10 @@ def _storage_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:
     return tensor.dtype
 
 
-def save_model(model: LicModel, directory: str | Path, metadata: dict | None = None) -> list[Path]:
+def save_model(model: LicModel, directory: str | Path, metadata: dict | None = None,
+               graphs: bool = True) -> list[Path]:
     """Write ``model`` as ``<model_id>-NN.safetensors`` shards, with the ONNX graphs of its float
-    transforms beside them (``graph_export.py``); returns the shards' paths.
+    transforms beside them (``graph_export.py``, unless not ``graphs``); returns the shards' paths.
 
     Builds the coding tables first (on a copy), so what ships is always consistent with the
     weights.  Encode with the *loaded* model: fp16 storage changes the float weights, hence
@@ -77,8 +78,9 @@ def save_model(model: LicModel, directory: str | Path, metadata: dict | None = N
         size += nbytes
     from .graph_export import export_graphs
 
-    meta = {"config": model.config.to_json(), "shards": str(len(shards)),
-            "graphs": json.dumps(export_graphs(model, directory), sort_keys=True)}
+    meta = {"config": model.config.to_json(), "shards": str(len(shards))}
+    if graphs:
+        meta["graphs"] = json.dumps(export_graphs(model, directory), sort_keys=True)
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     stem = model.config.model_id
     for old in directory.glob(f"{stem}-*.safetensors"):

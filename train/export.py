@@ -23,10 +23,12 @@ __all__ = ["export", "main"]
 
 
 def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
-           replace: bool = False, raw: bool = False) -> list[Path]:
+           replace: bool = False, raw: bool = False, graphs: bool = True) -> list[Path]:
     """Write the checkpoint's model into ``out``; returns the shard paths.
 
-    The weight average (``--ema``) is what ships when the run kept one, unless ``raw``.
+    The weight average (``--ema``) is what ships when the run kept one, unless ``raw``.  ``graphs``:
+    also the ONNX graphs of the float transforms (they need the onnx package; weights without them
+    get them later from ``python -m codec.graph_export DIR``).
 
     ``replace`` first removes every other model's ``*.safetensors``, ``*-kodak.json`` and ``*-gate.json`` from
     ``out`` (the package loads all shards in ``codec/weights`` as one model).
@@ -39,7 +41,8 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
     model = checkpoint_model(ckpt, "ema" if averaged else "model", config)
     out = Path(out)
     if replace and out.is_dir():
-        for old in [*out.glob("*.safetensors"), *out.glob("*-kodak.json"), *out.glob("*-gate.json")]:
+        for old in [*out.glob("*.safetensors"), *out.glob("*.onnx"), *out.glob("*-kodak.json"),
+                    *out.glob("*-gate.json")]:
             if not old.name.startswith(f"{config.model_id}-"):
                 old.unlink()
     tc = ckpt["train_config"]
@@ -50,7 +53,7 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
         "batch_size": tc["batch_size"], "patch": tc["patch"], "lr": tc["lr"],
         "quality_sampling": tc["quality_sampling"], "trained_with": f"torch {ckpt.get('torch_version', '?')}",
     }
-    paths = save_model(model, out, metadata)
+    paths = save_model(model, out, metadata, graphs=graphs)
     loaded = load_model(out if not any(p.parent != out for p in paths) else paths[0].parent)
     print(f"exported {config.model_id} step {ckpt['step']} -> {', '.join(str(p) for p in paths)} "
           f"(fingerprint {fingerprint(loaded).hex()})")

@@ -201,7 +201,7 @@ def finish(efforts: bool = True, run: Path = RUN) -> bool:
     print(f"campaign: gate {bd_gate:+.2f} %, Kodak {bd_kodak:+.2f} % against the shipped weights: "
           f"{'shipping' if ship else 'not shipped'}", flush=True)
     if ship:
-        for old in WEIGHTS.glob("*.safetensors"):
+        for old in [*WEIGHTS.glob("*.safetensors"), *WEIGHTS.glob("*.onnx")]:
             old.unlink()
         for file in candidate.iterdir():
             shutil.copy2(file, WEIGHTS / file.name)

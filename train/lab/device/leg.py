@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     if a.run.exists():
         shutil.rmtree(a.run)
     summary = train(leg_config(a.data, a.run, a.minutes, a.batch, a.dry_run))
-    export(a.run, a.out / "weights", replace=True)
+    export(a.run, a.out / "weights", replace=True, graphs=False)  # onnx is not carried: graphs are made here
     shutil.copy2(a.run / "log.csv", a.out / "log.csv")
     print(f"leg: step {summary.get('step')} in {time.time() - t0:.0f} s; shards in {a.out / 'weights'}", flush=True)
 
