@@ -59,7 +59,7 @@ from . import colour16, open_image
 from .effort import DEFAULT_EFFORT, MAX_EFFORT
 from .images import Image16, to_8bit
 from .limits import check_pixels, decode_limit
-from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality
+from .quality import MAX_QUALITY, MIN_QUALITY, default_quality, quantize_quality
 
 __all__ = ["main"]
 
@@ -119,12 +119,16 @@ class _Version(argparse.Action):
 
 
 def _quality(text: str) -> float:
+    """``-q``: a number, then the stored quality ``codec.quality`` makes of it.  That is the one
+    check of the command's quality: the API takes the ``StoredQuality`` as it is."""
     try:
-        return check_quality(float(text))
-    except InputError as e:  # out of range: the one message every entry point gives
-        raise argparse.ArgumentTypeError(str(e)) from None
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"quality must be a number, got {text!r}") from None
+    try:
+        return quantize_quality(value)
+    except InputError as e:  # out of range: the one message every entry point gives
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _max_error(text: str) -> int:
