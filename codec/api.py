@@ -16,7 +16,7 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -31,6 +31,9 @@ from .metrics import psnr
 from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality, quantize_quality
 from .target import TargetResult, fit_psnr, fit_size
 from .timings import Timings
+
+if TYPE_CHECKING:  # coding imports torch, which the API loads on first use only
+    from .coding import Progress
 
 __all__ = [
     "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Image16", "Timings", "TargetResult",
@@ -90,6 +93,15 @@ class Codec:
     of 1/256 (4.3 is kept as 4.30078); ``weights``: a directory of safetensors shards (default as in
     the module doc).
     The bits do not depend on the device: a file made on a GPU decodes on a CPU.
+
+    Progress: ``compress``, ``decompress`` and the target searches take ``progress``, a callable
+    ``progress(done, total)`` with integers: (0, total) before a coding pass starts, then after
+    each unit of work, ending at (total, total).  The units are what the pass's time grows with:
+    the tiles the transform runs in (one for most images, several for a large one; encoder and
+    decoder alike), or the refinement's descent steps at effort 1-3.  A target
+    search makes several passes (one per candidate it codes or scores), each from 0 to its total,
+    and cannot say ahead how many.  Lossless and near-lossless files (``max_error``) report
+    nothing: their coder is one pass of compiled code.
     """
 
     def __init__(self, device: str = "auto", quality: float | None = None,
@@ -107,12 +119,12 @@ class Codec:
 
     # -- coding ----------------------------------------------------------------------------------
     def compress(self, image, quality: float | None = None, *, effort: int | None = None,
-                 progress: Callable[[], object] | None = None, max_error: int | None = None) -> bytes:
+                 progress: Progress | None = None, max_error: int | None = None) -> bytes:
         """Encode ``image`` (PIL image, path, numpy array or tensor) into a ``.lic`` file.
 
         ``effort`` (default: the Codec's): 0 codes g_a's latents as they are; 1-3 spend encode
         time refining them for this image (``codec.refine``), never making a costlier file; the
-        decoder is the same.  ``progress()`` is called after each refinement step.
+        decoder is the same.  ``progress(done, total)``: see the class doc.
 
         ``max_error``: None for a lossy file; an integer K >= 0 for a file whose every decoded
         sample is within K of the input (0: lossless), at the input's bit depth (8 or 16 bits);
@@ -125,19 +137,21 @@ class Codec:
         quality = quantize_quality(self.quality if quality is None else quality)  # the one check
         return self._encode(coded, quality, self._effort(effort), progress)
 
-    def decompress(self, data, *, max_pixels: int | None = None) -> Image.Image | Image16:
+    def decompress(self, data, *, max_pixels: int | None = None,
+                   progress: Progress | None = None) -> Image.Image | Image16:
         """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
         (then it is not parsed again).  ``LicFormatError`` for anything that is not a valid one, and
         for a file of more than ``max_pixels`` pixels (None: Pillow's decompression-bomb limit,
         ``codec.limits``), refused before any decoding.  A 16-bit colour file decodes to an
-        ``Image16``."""
+        ``Image16``.  ``progress(done, total)``: see the class doc."""
         from .coding import decode_rgb
 
         t = Timings()  # the whole container is validated before any network runs
         container = _lic_file(data, max_pixels)
         if isinstance(container.header, bitstream.ResidualHeader):
             return decompress_exact(container, max_pixels=max_pixels)
-        rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash)
+        rgb, header, alpha_blob = decode_rgb(self.model, container, timings=t, model_hash=self.model_hash,
+                                             progress=progress)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
@@ -158,7 +172,7 @@ class Codec:
 
     # -- targets (the searches are in codec.target) -----------------------------------------------
     def compress_to_size(self, image, max_bytes: int, *, effort: int | None = None,
-                         progress: Callable[[], object] | None = None) -> TargetResult:
+                         progress: Progress | None = None) -> TargetResult:
         """The highest-quality file of at most ``max_bytes`` bytes (each candidate really coded,
         at the same ``effort``).
 
@@ -168,14 +182,14 @@ class Codec:
         return fit_size(lambda q: self._encode(coded, q, effort, progress), max_bytes)
 
     def compress_to_bpp(self, image, bpp: float, *, effort: int | None = None,
-                        progress: Callable[[], object] | None = None) -> TargetResult:
+                        progress: Progress | None = None) -> TargetResult:
         """The highest-quality file at or under ``bpp`` bits per pixel (file bytes * 8 / pixels)."""
         coded = to_coded(image)
         width, height = coded.size
         return self.compress_to_size(coded, math.floor(bpp * width * height / 8), effort=effort, progress=progress)
 
     def compress_to_psnr(self, image, min_psnr: float, *, effort: int | None = None,
-                         progress: Callable[[], object] | None = None) -> TargetResult:
+                         progress: Progress | None = None) -> TargetResult:
         """The lowest-quality file whose decoded image has PSNR >= ``min_psnr`` dB.
 
         Candidates are scored without entropy coding, on exactly what the decoder will output

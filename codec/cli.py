@@ -18,8 +18,8 @@ loads, so they answer quickly.
 Folders: ``encode DIR`` codes the images in DIR (``-r``: and in its subfolders, keeping the tree
 under ``-d``), skipping hidden files.  A bad file in a batch is reported and skipped; the summary
 names it and the exit status is 1.  ``--skip-existing`` resumes a batch that was cut short.
-Progress bars are drawn on a terminal only: over the images of a batch, and over the transform's
-tiles while one large image codes.
+Progress bars are drawn on a terminal only: over the images of a batch, and over the units of
+work that ``Codec`` reports (a large image's tiles, the refinement's steps) while one image codes.
 
 Decoding a 16-bit file (lossless or near-lossless, gray or colour) writes 16 bits to PNG, TIFF
 and PPM (PPM without alpha); JPEG and WebP hold 8 bits, so the samples are reduced to 8 bits
@@ -27,9 +27,10 @@ and PPM (PPM without alpha); JPEG and WebP hold 8 bits, so the samples are reduc
 that declares more pixels than ``--max-pixels`` (default: Pillow's decompression-bomb limit) is
 refused in one line before anything is decoded.
 
-The command uses lic's public API only (``codec.Codec``, ``codec.open_image``, ``codec.Image16``,
-``codec.images.to_8bit``, ``codec.limits``, ``bitstream``), and reads, decodes or parses each
-input once.
+The command drives lic through its face, never the networks: ``codec.Codec`` (whose progress
+callback counts the work), ``compress_exact``, ``decompress_exact``, ``open_image``, ``Image16``,
+and the torch-free ``codec.quality``, ``effort``, ``limits``, ``images``, ``colour16`` and
+``bitstream``.  It reads, decodes or parses each input once.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import tempfile
 import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -456,34 +457,33 @@ class _Console:
 
 
 @contextmanager
-def _tile_progress(console: _Console, codec, size: tuple[int, int], encoding: bool, known_total: bool = True):
-    """On a terminal, a bar over the tiles that g_a (encoding) or g_s runs in, for one image
-    large enough to be tiled; nothing otherwise.  ``known_total`` False (target searches code
-    several times) shows a bare count."""
-    width, height = size
-    tiles = codec.model.tile_count(height, width)
-    if tiles == 1 or not console.terminal():  # one piece: quick enough without a bar
-        yield
-        return
-    label = f"{'encoding' if encoding else 'decoding'} {width}x{height}"
-    with console.progress(total=tiles if known_total else None, desc=label, unit="tile") as bar:
-        with codec.model.counting_tiles(bar.update, encoding):
-            yield
+def _coding_bar(console: _Console, desc: str, unit: str, known_total: bool = True, least: int = 1,
+                delay: float = 0.0):
+    """Yields the ``progress(done, total)`` callback of one image's coding (None off a terminal):
+    a bar over its units of work, drawn once a pass reports ``least`` units or more in all.
 
-
-@contextmanager
-def _refine_progress(console: _Console, codec, size: tuple[int, int], effort: int, known_total: bool = True):
-    """Yields the ``progress`` callback of a refined encode: on a terminal, a bar over its descent
-    steps, drawn once the encode has taken 2 s (a quick one never flickers one up)."""
-    from .refine import steps_for
-
-    width, height = size
+    ``known_total`` False (a target search codes several candidates, each a pass of its own)
+    shows a bare count of the units, all passes together.  ``delay``: seconds before the bar
+    appears, so that quick work never flickers one up."""
     if not console.terminal():
         yield None
         return
-    total = steps_for(effort, *codec.model.latent_size(height, width)) if known_total else None
-    with console.progress(total=total, desc=f"refining {width}x{height}", unit="step", delay=2.0) as bar:
-        yield lambda: bar.update(1)
+    with ExitStack() as bars:
+        bar, counted = None, 0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar, counted
+            if bar is None:
+                if total < least:  # one piece: quick enough without a bar
+                    return
+                bar = bars.enter_context(console.progress(total=total if known_total else None, desc=desc,
+                                                          unit=unit, delay=delay))
+            if done == 0:  # a new pass: a search's next candidate
+                counted = 0
+            bar.update(done - counted)
+            counted = done
+
+        yield progress
 
 
 # -- encode ------------------------------------------------------------------------------------------
@@ -617,7 +617,7 @@ def cmd_encode(args) -> int:
                     t = time.perf_counter()
                     codec = _load_codec(args)
                     load_s = time.perf_counter() - t
-                _encode_file(codec, job, image, size_in, args, console, tally, tiles=not batch)
+                _encode_file(codec, job, image, size_in, args, console, tally, bars=not batch)
             except (CliError, InputError, OSError, MemoryError) as e:  # this file's fault: next one
                 if not batch:
                     raise
@@ -636,19 +636,13 @@ def _about(name: str, error: Exception) -> str:
 
 
 def _encode_file(codec, job: _Job, image: Image.Image, size_in: int, args, console: _Console, tally: _Tally,
-                 tiles: bool) -> None:
-    search = args.target_size is not None or args.target_bpp is not None or args.target_psnr is not None
+                 bars: bool) -> None:
+    """Code one image (``codec`` None: lossless or near-lossless, no model) and write its file;
+    ``bars``: draw the image's own progress bar (a batch has one over the images instead)."""
     with warnings.catch_warnings(record=True) as caught:  # bit depth, frames: said once, by name
         warnings.simplefilter("always")
-        if codec is None:
-            data = _encode_one(codec, image, job.input, args, console, caught)
-        elif args.effort and tiles:  # one image: its own bar (a batch has one over the images)
-            with _refine_progress(console, codec, image.size, args.effort, known_total=not search) as step:
-                data = _encode_one(codec, image, job.input, args, console, caught, step)
-        else:
-            with _tile_progress(console, codec, image.size, encoding=True, known_total=not search) if tiles \
-                    else _nothing():
-                data = _encode_one(codec, image, job.input, args, console, caught)
+        with _bar(console, image.size, args) if bars and codec is not None else nullcontext() as progress:
+            data = _encode_one(codec, image, job.input, args, console, caught, progress)
     if args.dir and job.output != STDIO:
         _make_parent(job.output)  # -d folders appear only once there is something to put in them
     with _atomic_output(job.output) as f:
@@ -660,9 +654,15 @@ def _encode_file(codec, job: _Job, image: Image.Image, size_in: int, args, conso
     tally.bpp_sum += len(data) * 8 / (width * height)
 
 
-@contextmanager
-def _nothing():
-    yield
+def _bar(console: _Console, size: tuple[int, int], args):
+    """One image's bar: over the refinement's steps at effort > 0, drawn once the encode has
+    taken 2 s (a quick one never flickers one up); else over the transform's tiles, for an image
+    large enough to be tiled.  A target search codes several times: a bare count then."""
+    width, height = size
+    search = args.target_size is not None or args.target_bpp is not None or args.target_psnr is not None
+    if args.effort:
+        return _coding_bar(console, f"refining {width}x{height}", "step", known_total=not search, delay=2.0)
+    return _coding_bar(console, f"encoding {width}x{height}", "tile", known_total=not search, least=2)
 
 
 def _encode_one(codec, image: Image.Image, name: str, args, console: _Console, caught: list,
@@ -749,8 +749,9 @@ def cmd_decode(args) -> int:
             img = decompress_exact(container, max_pixels=args.max_pixels)
         else:
             codec = _load_codec(args)
-            with _tile_progress(_Console(), codec, (header.width, header.height), encoding=False):
-                img = codec.decompress(container, max_pixels=args.max_pixels)
+            size = f"{header.width}x{header.height}"
+            with _coding_bar(_Console(), f"decoding {size}", "tile", least=2) as progress:
+                img = codec.decompress(container, max_pixels=args.max_pixels, progress=progress)
     except LicFormatError as e:
         raise CliError(f"{_shown(args.input)}: {e}") from None
     img = _fit_format(img, fmt, out)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,11 +27,14 @@ from bitstream import Container, Header, LicFormatError
 from .effort import effort_config
 from .model import LicModel
 from .quality import rd_cost
-from .refine import refine_latents
+from .refine import refine_latents, steps_for
 from .timings import Timings
 from .weights import fingerprint
 
-__all__ = ["Timings", "encode_rgb", "decode_rgb", "reconstruct_rgb"]
+__all__ = ["Timings", "Progress", "encode_rgb", "decode_rgb", "reconstruct_rgb"]
+
+# ``progress(done, total)``: one coding pass's units of work, done so far and in all (``_counting``).
+Progress = Callable[[int, int], object]
 
 
 class _SymbolChecksum:
@@ -69,6 +73,36 @@ def _to_rgb(x_hat: torch.Tensor) -> np.ndarray:
     return torch.round(x_hat[0].permute(1, 2, 0) * 255).to(torch.uint8).cpu().numpy()
 
 
+@contextmanager
+def _counting(model: LicModel, progress: Progress | None, size: tuple[int, int], effort: int = 0,
+              encoding: bool = True) -> Iterator[Callable[[], None] | None]:
+    """Report one coding pass of an image of ``size`` (H, W) to ``progress(done, total)``: (0, total)
+    first, then once after each unit of work, ending at (total, total).
+
+    The units are what the pass's time grows with: the refinement's descent steps at ``effort`` > 0
+    (this yields their per-step callback for ``refine_latents``), else the tiles that g_a
+    (``encoding``) or g_s runs in, counted as they finish (this yields None).  Nothing without
+    ``progress``."""
+    if progress is None:
+        yield None
+        return
+    height, width = size
+    total = steps_for(effort, *model.latent_size(height, width)) if effort else model.tile_count(height, width)
+    done = 0
+
+    def unit() -> None:
+        nonlocal done
+        done += 1
+        progress(done, total)
+
+    progress(0, total)
+    if effort:
+        yield unit
+    else:
+        with model.counting_tiles(unit, encoding):
+            yield None
+
+
 def _tables(model: LicModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tables = model.coding_tables
     return tables.z_pmf.cpu().numpy(), tables.z_offset.cpu().numpy(), tables.scales.cpu().numpy()
@@ -76,13 +110,14 @@ def _tables(model: LicModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def encode_rgb(model: LicModel, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
                icc: bytes | None = None, alpha: bytes | None = None, effort: int = 0,
-               progress: Callable[[], object] | None = None,
+               progress: Progress | None = None,
                timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
     """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file.
 
     ``quality`` must be a stored value (``codec.quality.quantize_quality``): the header holds it.
-    ``effort`` > 0 refines the latents for this image first (``refine.py``; ``progress()`` after
-    each step) and never does worse than effort 0: both files are made, and the one with the lower
+    ``progress(done, total)`` follows the pass (``_counting``: g_a's tiles, or the refinement's
+    steps).  ``effort`` > 0 refines the latents for this image first (``refine.py``) and never does
+    worse than effort 0: both files are made, and the one with the lower
     real cost (``rd_cost`` of its size and of its decoded samples' error) is returned."""
     return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash)[0]
 
@@ -96,12 +131,13 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     device = model.device
     start = time.perf_counter()
     x = _to_tensor(rgb, device)
-    x_padded, y, hyper = model.analyse(x, quality)
-    codes = [model.code_latents(y, hyper)]
-    if config.steps:
-        refined = refine_latents(model, x_padded, (height, width), y, hyper.features.float(), quality,
-                                 config, progress)
-        codes.append(model.code_latents(refined, hyper))
+    with _counting(model, progress, (height, width), effort) as step:
+        x_padded, y, hyper = model.analyse(x, quality)
+        codes = [model.code_latents(y, hyper)]
+        if config.steps:
+            refined = refine_latents(model, x_padded, (height, width), y, hyper.features.float(), quality,
+                                     config, step)
+            codes.append(model.code_latents(refined, hyper))
     _sync(device)
     timings.network = time.perf_counter() - start
 
@@ -151,10 +187,12 @@ def check_model(model: LicModel, header: Header, model_hash: bytes | None = None
 
 
 def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | None = None,
-               model_hash: bytes | None = None) -> tuple[np.ndarray, Header, bytes | None]:
+               model_hash: bytes | None = None,
+               progress: Progress | None = None) -> tuple[np.ndarray, Header, bytes | None]:
     """Decode a ``.lic`` file to an (H, W, 3) uint8 RGB array, its header and its alpha blob.
 
-    ``data``: the file's bytes, or what ``bitstream.unpack`` made of them (not parsed again)."""
+    ``data``: the file's bytes, or what ``bitstream.unpack`` made of them (not parsed again).
+    ``progress(done, total)`` follows the tiles g_s runs in (``_counting``)."""
     timings = timings if timings is not None else Timings()
     header, streams, alpha = data if isinstance(data, Container) else bitstream.unpack(data)
     if not isinstance(header, Header):
@@ -185,7 +223,9 @@ def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | N
         coding += time.perf_counter() - t
         return torch.from_numpy(symbols).to(device)
 
-    x_hat = model.decompress(z_symbols, read_slice, header.quality, (header.height, header.width))
+    size = (header.height, header.width)
+    with _counting(model, progress, size, encoding=False):
+        x_hat = model.decompress(z_symbols, read_slice, header.quality, size)
     if checksum.value != header.symbol_crc:
         raise LicFormatError("corrupt: decoded content does not match the encoder's checksum")
     rgb = _to_rgb(x_hat)
@@ -196,13 +236,14 @@ def decode_rgb(model: LicModel, data: bytes | Container, *, timings: Timings | N
 
 
 def reconstruct_rgb(model: LicModel, rgb: np.ndarray, quality: float, effort: int = 0,
-                    progress: Callable[[], object] | None = None) -> np.ndarray:
+                    progress: Progress | None = None) -> np.ndarray:
     """The (H, W, 3) uint8 samples that decoding ``encode_rgb(model, rgb, quality, effort=...)``
     returns: the encoder's ŷ is exactly what the decoder rebuilds (what a PSNR target search
     scores).  At effort 0 without entropy coding; above it, the encoder's choice of file needs
-    the coded sizes.  ``quality``: a stored value."""
+    the coded sizes.  ``quality``: a stored value; ``progress`` as in ``encode_rgb``."""
     if effort:
         y_hat = _encode(model, rgb, quality, effort=effort, progress=progress)[1]
     else:
-        y_hat = model.compress(_to_tensor(rgb, model.device), quality).y_hat
+        with _counting(model, progress, rgb.shape[:2]):
+            y_hat = model.compress(_to_tensor(rgb, model.device), quality).y_hat
     return _to_rgb(model.reconstruct(y_hat, quality, rgb.shape[:2]))
