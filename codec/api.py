@@ -17,7 +17,7 @@ import functools
 import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -32,6 +32,9 @@ from .metrics import psnr
 from .quality import MAX_QUALITY, MIN_QUALITY, check_quality, default_quality, quantize_quality
 from .target import TargetResult, fit_psnr, fit_size
 from .timings import Timings
+
+if TYPE_CHECKING:  # coding is imported on first use, so that `import codec` stays cheap
+    from .coding import Progress
 
 __all__ = [
     "DEFAULT_QUALITY", "DEFAULT_EFFORT", "MIN_QUALITY", "MAX_QUALITY", "Codec", "Image16", "Timings", "TargetResult",
@@ -92,8 +95,17 @@ class Codec:
     stored in steps of 1/256 (4.3 is kept as 4.30078); ``weights``: a directory of safetensors
     shards (default as in the module doc); ``runtime``: "auto", "onnx" or "torch"
     (``codec.runtime``); ``threads``: ONNX Runtime's CPU threads (None: one per core; the torch
-    runtime follows ``torch.set_num_threads``).  The bits do not depend on the device or the runtime: a file made on a
-    GPU decodes on a CPU, one made by torch decodes on ONNX Runtime.
+    runtime follows ``torch.set_num_threads``).  The bits do not depend on the device or the
+    runtime: a file made on a GPU decodes on a CPU, one made by torch decodes on ONNX Runtime.
+
+    Progress: ``compress``, ``decompress`` and the target searches take ``progress``, a callable
+    ``progress(done, total)`` with integers: (0, total) before a coding pass starts, then after
+    each unit of work, ending at (total, total).  The units are what the pass's time grows with:
+    the tiles the transform runs in (one for most images, several for a large one; encoder and
+    decoder alike), or the refinement's descent steps at effort 1-3.  A target
+    search makes several passes (one per candidate it codes or scores), each from 0 to its total,
+    and cannot say ahead how many.  Lossless and near-lossless files (``max_error``) report
+    nothing: their coder is one pass of compiled code.
     """
 
     def __init__(self, device: str = "auto", quality: float | None = None,
@@ -126,12 +138,12 @@ class Codec:
 
     # -- coding ----------------------------------------------------------------------------------
     def compress(self, image, quality: float | None = None, *, effort: int | None = None,
-                 progress: Callable[[], object] | None = None, max_error: int | None = None) -> bytes:
+                 progress: Progress | None = None, max_error: int | None = None) -> bytes:
         """Encode ``image`` (PIL image, path, numpy array or tensor) into a ``.lic`` file.
 
         ``effort`` (default: the Codec's): 0 codes g_a's latents as they are; 1-3 spend encode
         time refining them for this image (``codec.refine``), never making a costlier file; the
-        decoder is the same.  ``progress()`` is called after each refinement step.
+        decoder is the same.  ``progress(done, total)``: see the class doc.
 
         ``max_error``: None for a lossy file; an integer K >= 0 for a file whose every decoded
         sample is within K of the input (0: lossless), at the input's bit depth (8 or 16 bits);
@@ -144,19 +156,21 @@ class Codec:
         quality = quantize_quality(self.quality if quality is None else quality)  # the one check
         return self._encode(coded, quality, self._effort(effort), progress)
 
-    def decompress(self, data, *, max_pixels: int | None = None) -> Image.Image | Image16:
+    def decompress(self, data, *, max_pixels: int | None = None,
+                   progress: Progress | None = None) -> Image.Image | Image16:
         """Decode a ``.lic`` file: its bytes, a path, or what ``bitstream.unpack`` returned for it
         (then it is not parsed again).  ``LicFormatError`` for anything that is not a valid one, and
         for a file of more than ``max_pixels`` pixels (None: Pillow's decompression-bomb limit,
         ``codec.limits``), refused before any decoding.  A 16-bit colour file decodes to an
-        ``Image16``."""
+        ``Image16``.  ``progress(done, total)``: see the class doc."""
         from .coding import decode_rgb
 
         t = Timings()  # the whole container is validated before any network runs
         container = _lic_file(data, max_pixels)
         if isinstance(container.header, bitstream.ResidualHeader):
             return decompress_exact(container, max_pixels=max_pixels)
-        rgb, header, alpha_blob = decode_rgb(self.coder, container, timings=t, model_hash=self.model_hash)
+        rgb, header, alpha_blob = decode_rgb(self.coder, container, timings=t, model_hash=self.model_hash,
+                                             progress=progress)
         alpha = decode_alpha(alpha_blob, header.width, header.height) if alpha_blob is not None else None
         self.last_timings = t
         return from_decoded(rgb, header.channels, alpha, header.icc)
@@ -177,7 +191,7 @@ class Codec:
 
     # -- targets (the searches are in codec.target) -----------------------------------------------
     def compress_to_size(self, image, max_bytes: int, *, effort: int | None = None,
-                         progress: Callable[[], object] | None = None) -> TargetResult:
+                         progress: Progress | None = None) -> TargetResult:
         """The highest-quality file of at most ``max_bytes`` bytes (each candidate really coded,
         at the same ``effort``).
 
@@ -187,14 +201,14 @@ class Codec:
         return fit_size(lambda q: self._encode(coded, q, effort, progress), max_bytes)
 
     def compress_to_bpp(self, image, bpp: float, *, effort: int | None = None,
-                        progress: Callable[[], object] | None = None) -> TargetResult:
+                        progress: Progress | None = None) -> TargetResult:
         """The highest-quality file at or under ``bpp`` bits per pixel (file bytes * 8 / pixels)."""
         coded = to_coded(image)
         width, height = coded.size
         return self.compress_to_size(coded, math.floor(bpp * width * height / 8), effort=effort, progress=progress)
 
     def compress_to_psnr(self, image, min_psnr: float, *, effort: int | None = None,
-                         progress: Callable[[], object] | None = None) -> TargetResult:
+                         progress: Progress | None = None) -> TargetResult:
         """The lowest-quality file whose decoded image has PSNR >= ``min_psnr`` dB.
 
         Candidates are scored without entropy coding, on exactly what the decoder will output

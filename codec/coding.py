@@ -15,19 +15,23 @@ from __future__ import annotations
 import struct
 import time
 import zlib
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
 import bitstream
 from bitstream import Container, Header, InputError, LicFormatError
 
-from .coder import Coder, Compressed, hyper_latent_size
+from .coder import Coder, Compressed, hyper_latent_size, latent_size, tile_count
 from .effort import effort_config
 from .quality import rd_cost
 from .timings import Timings
 
-__all__ = ["Timings", "encode_rgb", "decode_rgb", "reconstruct_rgb", "as_coder"]
+__all__ = ["Timings", "Progress", "encode_rgb", "decode_rgb", "reconstruct_rgb", "as_coder"]
+
+# ``progress(done, total)``: one coding pass's units of work, done so far and in all (``_counting``).
+Progress = Callable[[int, int], object]
 
 
 def as_coder(model) -> Coder:
@@ -66,34 +70,64 @@ def _to_rgb(x_hat: np.ndarray) -> np.ndarray:
     return np.round(x_hat[0].transpose(1, 2, 0) * np.float32(255)).astype(np.uint8)
 
 
+@contextmanager
+def _counting(progress: Progress | None, size: tuple[int, int], effort: int = 0) -> Iterator[Callable[[], None] | None]:
+    """Report one coding pass of an image of ``size`` (H, W) to ``progress(done, total)``: (0, total)
+    first, then once after each unit of work, ending at (total, total).  Yields the per-unit
+    callback (None without ``progress``).
+
+    The units are what the pass's time grows with: the refinement's descent steps at ``effort`` > 0
+    (the callback goes to ``refine_latents``), else the tiles that g_a or g_s runs in (it goes to
+    the coder)."""
+    if progress is None:
+        yield None
+        return
+    if effort:
+        from .refine import steps_for  # torch: only the torch runtime refines
+
+        total = steps_for(effort, *latent_size(*size))
+    else:
+        total = tile_count(*size)
+    done = 0
+
+    def unit() -> None:
+        nonlocal done
+        done += 1
+        progress(done, total)
+
+    progress(0, total)
+    yield unit
+
+
 def encode_rgb(model, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
                icc: bytes | None = None, alpha: bytes | None = None, effort: int = 0,
-               progress: Callable[[], object] | None = None,
-               timings: Timings | None = None, model_hash: bytes | None = None,
-               tile_done: Callable[[], object] | None = None) -> bytes:
+               progress: Progress | None = None,
+               timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
     """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file.
 
     ``model``: a ``Coder`` (``codec.runtime.load``) or a torch ``LicModel``.
     ``quality`` must be a stored value (``codec.quality.quantize_quality``): the header holds it.
-    ``effort`` > 0 refines the latents for this image first (``refine.py``; ``progress()`` after
-    each step; the torch runtime only); ``tile_done()`` after each tile of g_a and never does worse than effort 0: both files are made, and the one with the lower
+    ``progress(done, total)`` follows the pass (``_counting``: g_a's tiles, or the refinement's
+    steps).  ``effort`` > 0 (the torch runtime) refines the latents for this image first
+    (``refine.py``) and never does worse than effort 0: both files are made, and the one with the lower
     real cost (``rd_cost`` of its size and of its decoded samples' error) is returned."""
-    return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash, tile_done)[0]
+    return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash)[0]
 
 
 def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0, progress=None,
-            timings=None, model_hash=None, tile_done=None) -> tuple[bytes, np.ndarray]:
+            timings=None, model_hash=None) -> tuple[bytes, np.ndarray]:
     """``encode_rgb``, also returning the chosen file's ŷ (its decoded image, for PSNR targets)."""
     coder = as_coder(model)
     timings = timings if timings is not None else Timings()
     height, width = rgb.shape[:2]
     config = effort_config(effort)
     start = time.perf_counter()
-    x_padded, y, z_symbols = coder.analyse(_to_array(rgb), quality, tile_done)
-    codes = [coder.code_latents(y, z_symbols)]
-    if config.steps:
-        codes.append(coder.code_latents(_refined(coder, x_padded, (height, width), y, z_symbols, quality,
-                                                 config, progress), z_symbols))
+    with _counting(progress, (height, width), effort) as unit:
+        x_padded, y, z_symbols = coder.analyse(_to_array(rgb), quality, None if config.steps else unit)
+        codes = [coder.code_latents(y, z_symbols)]
+        if config.steps:
+            codes.append(coder.code_latents(_refined(coder, x_padded, (height, width), y, z_symbols, quality,
+                                                     config, unit), z_symbols))
     timings.network = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -163,10 +197,10 @@ def check_model(coder: Coder, header: Header, model_hash: bytes | None = None) -
 
 
 def decode_rgb(model, data: bytes | Container, *, timings: Timings | None = None,
-               model_hash: bytes | None = None, tile_done: Callable[[], object] | None = None
+               model_hash: bytes | None = None, progress: Progress | None = None
                ) -> tuple[np.ndarray, Header, bytes | None]:
     """Decode a ``.lic`` file to an (H, W, 3) uint8 RGB array, its header and its alpha blob.
-    ``tile_done()`` after each tile of g_s (``coder.tile_count``).
+    ``progress(done, total)`` follows the tiles g_s runs in (``_counting``).
 
     ``data``: the file's bytes, or what ``bitstream.unpack`` made of them (not parsed again)."""
     coder = as_coder(model)
@@ -197,8 +231,9 @@ def decode_rgb(model, data: bytes | Container, *, timings: Timings | None = None
         coding += time.perf_counter() - t
         return symbols
 
-    x_hat = coder.decompress(z.reshape(1, -1, hz, wz), read_slice, header.quality, (header.height, header.width),
-                             tile_done)
+    size = (header.height, header.width)
+    with _counting(progress, size) as unit:
+        x_hat = coder.decompress(z.reshape(1, -1, hz, wz), read_slice, header.quality, size, unit)
     if checksum.value != header.symbol_crc:
         raise LicFormatError("corrupt: decoded content does not match the encoder's checksum")
     rgb = _to_rgb(x_hat)
@@ -208,14 +243,16 @@ def decode_rgb(model, data: bytes | Container, *, timings: Timings | None = None
 
 
 def reconstruct_rgb(model, rgb: np.ndarray, quality: float, effort: int = 0,
-                    progress: Callable[[], object] | None = None) -> np.ndarray:
+                    progress: Progress | None = None) -> np.ndarray:
     """The (H, W, 3) uint8 samples that decoding ``encode_rgb(model, rgb, quality, effort=...)``
     returns: the encoder's ŷ is exactly what the decoder rebuilds (what a PSNR target search
     scores).  At effort 0 without entropy coding; above it, the encoder's choice of file needs
-    the coded sizes.  ``quality``: a stored value."""
+    the coded sizes.  ``quality``: a stored value; ``progress`` as in ``encode_rgb``."""
     coder = as_coder(model)
     if effort:
         y_hat = _encode(coder, rgb, quality, effort=effort, progress=progress)[1]
     else:
-        y_hat = coder.compress(_to_array(rgb), quality).y_hat
+        with _counting(progress, rgb.shape[:2]) as unit:
+            _, y, z_symbols = coder.analyse(_to_array(rgb), quality, unit)
+            y_hat = coder.code_latents(y, z_symbols).y_hat
     return _to_rgb(coder.reconstruct(y_hat, quality, rgb.shape[:2]))

@@ -5,8 +5,10 @@ Everything lic means by a quality lives here, and nothing here needs torch:
 - the range and the step: a header stores ``round(q · 256)`` (``bitstream``'s quality field, which
   bounds it; FORMAT.md), so the qualities a file can hold are the multiples of 1/256 in [1, 8];
 - ``check_quality`` and ``quantize_quality``: a caller's number as a stored quality, with one message
-  for a bad one.  Each entry point (``codec.api``, the ``lic`` command) checks once; the layers below
-  take stored qualities (``rd_cost`` does not check again) and the header field refuses anything else;
+  for a bad one.  A quality is checked once, where it enters lic (``codec.api``, the ``lic`` command's
+  ``-q``): ``quantize_quality`` returns a ``StoredQuality``, which it passes through unchecked when given
+  one back, so the command's quality is not checked again by the API it calls; the layers below take
+  stored qualities (``rd_cost`` does not check again) and the header field refuses anything else;
 - the trade-off it sets: one λ per integer quality (the model's levels), interpolated geometrically
   between them (``lambda_for_quality``, float or tensor), ``level_position`` for any per-level table,
   and ``rd_cost``, the objective J = R + λ(q)·255²·D that training and the encoder minimise;
@@ -22,8 +24,8 @@ import numbers
 
 from bitstream import MAX_QUALITY, MIN_QUALITY, QUALITY_STEPS, InputError
 
-__all__ = ["MIN_QUALITY", "MAX_QUALITY", "QUALITY_STEPS", "QUALITY_LAMBDAS", "FALLBACK_QUALITY", "check_quality",
-           "quantize_quality", "level_position", "lambda_for_quality", "rd_cost", "default_quality"]
+__all__ = ["MIN_QUALITY", "MAX_QUALITY", "QUALITY_STEPS", "QUALITY_LAMBDAS", "FALLBACK_QUALITY", "StoredQuality",
+           "check_quality", "quantize_quality", "level_position", "lambda_for_quality", "rd_cost", "default_quality"]
 
 # Rate-distortion trade-off per integer quality level 1..8 (CompressAI's zoo, MSE on 0..255).
 QUALITY_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -47,9 +49,19 @@ def check_quality(quality) -> float:
     return value
 
 
-def quantize_quality(quality) -> float:
-    """The quality a header stores for ``quality``: the nearest multiple of 1/256 (checked)."""
-    return round(check_quality(quality) * QUALITY_STEPS) / QUALITY_STEPS
+class StoredQuality(float):
+    """A quality that ``quantize_quality`` checked and rounded to a stored value: a plain float in
+    every use, marked so that it is not checked a second time."""
+
+    __slots__ = ()
+
+
+def quantize_quality(quality) -> StoredQuality:
+    """The quality a header stores for ``quality``: the nearest multiple of 1/256 (checked, unless
+    it is a ``StoredQuality`` already)."""
+    if isinstance(quality, StoredQuality):
+        return quality
+    return StoredQuality(round(check_quality(quality) * QUALITY_STEPS) / QUALITY_STEPS)
 
 
 def level_position(quality, dtype=None):

@@ -55,7 +55,7 @@ def test_targets_search_at_the_same_effort(make_image):
     refined = codec.Codec(device="cpu", effort=1)
     steps = []
     size = len(refined.compress(image, 5.0))
-    result = refined.compress_to_size(image, size, progress=lambda: steps.append(1))
+    result = refined.compress_to_size(image, size, progress=lambda done, total: steps.append(1))
     assert result.met and len(result.data) <= size and result.quality >= 5.0
     assert steps  # every candidate was refined
     assert result.data == refined.compress(image, result.quality)

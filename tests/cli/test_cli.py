@@ -18,6 +18,7 @@ from PIL import Image
 
 import codec
 from codec import cli
+from codec.cli import outputs
 
 pytestmark = pytest.mark.usefixtures("use_tiny_weights")
 TIMEOUT = 300
@@ -259,13 +260,13 @@ def test_force_overwrites_and_without_it_output_is_untouched(workspace, tmp_path
 def test_interrupted_write_leaves_no_file(tmp_path):
     target = tmp_path / "x.lic"
     with pytest.raises(KeyboardInterrupt):
-        with cli._atomic_output(str(target)) as f:
+        with outputs.atomic_output(str(target)) as f:
             f.write(b"half")
             raise KeyboardInterrupt
     assert os.listdir(tmp_path) == []
     target.write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with cli._atomic_output(str(target)) as f:
+        with outputs.atomic_output(str(target)) as f:
             f.write(b"new")
             raise RuntimeError("boom")
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["x.lic"]

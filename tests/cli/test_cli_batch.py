@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from codec import cli
+from codec.cli import decode, encode
 
 pytestmark = pytest.mark.usefixtures("use_tiny_weights")
 
@@ -129,7 +130,8 @@ def no_model(monkeypatch):
     """Fail the test if the model loads: these errors must come before any coding."""
     def refuse(args):
         raise AssertionError("the model was loaded before the output was checked")
-    monkeypatch.setattr(cli, "_load_codec", refuse)
+    for command in (encode, decode):  # where each command looks it up
+        monkeypatch.setattr(command, "load_codec", refuse)
 
 
 @pytest.fixture
@@ -216,7 +218,7 @@ def test_output_folder_dash_is_refused(photo, tmp_path, capsys, no_model, monkey
 
 
 def test_output_folder_is_created_only_when_something_is_written(photo, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_load_codec", lambda args: (_ for _ in ()).throw(RuntimeError("no model today")))
+    monkeypatch.setattr(encode, "load_codec", lambda args: (_ for _ in ()).throw(RuntimeError("no model today")))
     status, err = run(capsys, "encode", photo, "-d", tmp_path / "new" / "deeper")
     assert status == 1 and "no model today" in err
     assert not (tmp_path / "new").exists()

@@ -159,9 +159,9 @@ def test_animated_gif_warns_that_only_the_first_frame_is_coded(tmp_path, capsys)
 # -- progress on one large image -----------------------------------------------------------------------
 
 def test_one_large_image_shows_progress_on_a_terminal(tmp_path, capsys, monkeypatch, make_image):
-    import codec.model
+    import codec.coder
 
-    monkeypatch.setattr(codec.model, "TRANSFORM_TILE", 64)  # "large" = more than one tile, cheaply
+    monkeypatch.setattr(codec.coder, "TRANSFORM_TILE", 64)  # "large" = more than one tile, cheaply
     Image.fromarray(make_image(150, 200, 3)).save(tmp_path / "big.png")  # 12 tiles of 64
     status, _, err = run(capsys, "encode", tmp_path / "big.png")
     assert status == 0 and "\r" not in err

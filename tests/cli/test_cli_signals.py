@@ -40,12 +40,13 @@ if pause == "replace":
         return real_replace(src, dst, **kw)
     os.replace = replace
 import codec.cli
+import codec.cli.encode
 if pause == "load":
-    real_load = codec.cli._load_codec
+    real_load = codec.cli.encode.load_codec
     def load(args):
         hold()
         return real_load(args)
-    codec.cli._load_codec = load
+    codec.cli.encode.load_codec = load
 sys.exit(codec.cli.main(sys.argv[1:]))
 """
 

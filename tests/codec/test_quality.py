@@ -46,6 +46,21 @@ def test_every_entry_point_refuses_a_bad_quality_with_the_same_message(bad, make
     assert error.value.status == 2 and expected in str(error.value)
 
 
+@pytest.mark.usefixtures("use_tiny_weights")
+def test_the_command_checks_its_quality_once_and_the_api_takes_it_as_stored(tmp_path, make_image, monkeypatch):
+    import codec.quality
+    from PIL import Image
+
+    checked, real = [], codec.quality.check_quality
+    monkeypatch.setattr(codec.quality, "check_quality", lambda q: checked.append(q) or real(q))
+    Image.fromarray(make_image(9, 11, 3)).save(tmp_path / "in.png")
+    assert cli.main(["encode", str(tmp_path / "in.png"), "-q", "4.3"]) == 0
+    assert checked == [4.3]
+    assert bitstream.read_header((tmp_path / "in.lic").read_bytes()).quality == quantize_quality(4.3)
+    stored = quantize_quality(4.3)
+    assert quantize_quality(stored) is stored and stored == round(4.3 * 256) / 256
+
+
 def test_a_file_with_a_quality_outside_the_range_is_corrupt():
     data = bytearray(bitstream.pack(bitstream.Header("m", b"abcd", 4.0, 3, 2, "RGB", 0), [b""]))
     at = data.index((4 * 256).to_bytes(2, "little"))
