@@ -1,8 +1,9 @@
 /* lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (codec/exact2.py has
  * the Python face and the description of the model; bitstream/FORMAT.md the format).  Version 3
- * differs from version 2 in two places only: fewer sub-predictions (those that added no bits'
- * worth to the blend) and how q's size is binarised (a unary code that starts from the context's
- * likeliest size instead of from zero, so fewer bits are coded).
+ * differs from version 2 in three places only: fewer sub-predictions (those that earn their place
+ * in the blend), how q's size is binarised (a unary code that starts from the context's likeliest
+ * size instead of from zero, so fewer bits are coded), and R and B taken as G where they equalled
+ * it next door (no blend there).
  *
  * Samples are visited in raster order, pixel by pixel, channel by channel (G, R, B or one gray
  * channel); each is predicted from samples already coded, its prediction error q quantised in the
@@ -27,6 +28,7 @@
 #define ONE (1 << SHIFT)
 #define MAX_PRED 12
 #define N_SCALE 64       /* classes of the expected error, 4 per octave */
+#define N_CLASS (N_SCALE + 1) /* and version 3's class of R and B where they equal G next door */
 #define N_REF 6          /* classes of G's |q| at the same pixel, for R and B */
 #define N_SIGN 18        /* sign contexts: the flip, and the signs of q at W and at N */
 #define N_BUCKET 18      /* bit lengths of |q| - 1: 0..16, and one spare */
@@ -41,16 +43,16 @@ typedef struct {
     int n_pred;
     int64_t bias_sum[N_BIAS];
     int32_t bias_count[N_BIAS];
-    bc_bit zero[N_SCALE][N_REF];
-    bc_bit sign[N_SCALE][N_SIGN];
-    bc_bit bucket[N_SCALE][N_REF][N_BUCKET];
-    bc_bit mantissa[N_SCALE][N_BUCKET][3];
+    bc_bit zero[N_CLASS][N_REF];
+    bc_bit sign[N_CLASS][N_SIGN];
+    bc_bit bucket[N_CLASS][N_REF][N_BUCKET];
+    bc_bit mantissa[N_CLASS][N_BUCKET][3];
     /* Version 3's token t: is t above the class's likeliest token t0 (first), then unary upwards
      * (up[i]: t > i, given t >= i) or downwards (down[i]: t < i, given t <= i). */
-    bc_bit first[N_SCALE][N_REF];
-    bc_bit up[N_SCALE][N_REF][N_TOKEN];
-    bc_bit down[N_SCALE][N_REF][N_TOKEN];
-    uint8_t start[N_SCALE]; /* t0 */
+    bc_bit first[N_CLASS][N_REF];
+    bc_bit up[N_CLASS][N_REF][N_TOKEN];
+    bc_bit down[N_CLASS][N_REF][N_TOKEN];
+    uint8_t start[N_CLASS]; /* t0 */
     int32_t *rows;  /* RING rows of width + 2 PAD samples */
     int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
     uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
@@ -88,14 +90,16 @@ static inline int log_class(int64_t v) {
     return c < N_SCALE ? c : N_SCALE - 1;
 }
 
-/* The lower edge of a class: the expected error it stands for. */
-static inline int64_t class_value(int c) { return c < 8 ? c : (int64_t)(4 + c % 4) << (c / 4 - 1); }
+/* The lower edge of a class: the expected error it stands for (the gray class starts as class 0). */
+static inline int64_t class_value(int c) {
+    return c < 8 || c == N_SCALE ? c % N_SCALE : (int64_t)(4 + c % 4) << (c / 4 - 1);
+}
 
 /* Starting probabilities: |q| two-sided geometric with the class's mean (about E / (5 ONE), as
  * in lic-exact-1's priors), theta = mean / (1 + mean) in units of 2^-16; then
  * P(q != 0) = 2 theta / (1 + theta),  P(bucket > i | bucket >= i) = theta^(2^(i-1)) (theta for i = 0). */
 static void init_models(Channel *ch) {
-    for (int c = 0; c < N_SCALE; c++) {
+    for (int c = 0; c < N_CLASS; c++) {
         int64_t e = class_value(c);
         if (e < 3) e = 3;  /* mean |q| at least 1/13 */
         uint64_t theta = ((uint64_t)e << 16) / (uint64_t)(e + 5 * ONE);
@@ -117,7 +121,7 @@ static void init_models(Channel *ch) {
  * P(t > i | t >= i) the bucket probabilities above (P(q != 0) for i = 0); t0 is the largest token
  * with T(t0) >= 1/2 (the law's median). */
 static void init_token_models(Channel *ch) {
-    for (int c = 0; c < N_SCALE; c++) {
+    for (int c = 0; c < N_CLASS; c++) {
         int64_t e = class_value(c);
         if (e < 3) e = 3;
         uint64_t theta = ((uint64_t)e << 16) / (uint64_t)(e + 5 * ONE);
@@ -334,56 +338,64 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     int32_t *cur = r->cur, *up = r->up, *up2 = r->up2;
     predictors(rows, version, C, c, x, p);
 
-    /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
-    const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
-    const uint32_t *ea = r->above + (size_t)x * np;
-    uint32_t least = UINT32_MAX;
-    for (int k = 0; k < np; k++) {
-        sum[k] = ea[k] + ew[k] + (eww[k] >> 1) + ONE;
-        least = sum[k] < least ? sum[k] : least;
-    }
-    int sh = bit_length(least) - 7;
-    sh = sh > 0 ? sh : 0;
-    int64_t total = 0, blend_num = 0, expected_num = 0;
-    for (int k = 0; k < np; k++) {
-        uint32_t m = sum[k] >> sh;
-        int64_t w = inverse_square[m < N_INVERSE ? m : 0]; /* 0 for m < 8 and m >= N_INVERSE */
-        total += w;
-        blend_num += w * (int64_t)p[k];
-        expected_num += w * (int64_t)sum[k];
-    }
-    int64_t blend = floor_div(blend_num, total);
-    int64_t expected = floor_div(expected_num, total) - ONE;
+    /* Where R (or B) has equalled G at W, N, NW and NE (gray content in a colour image, lossless
+     * or not), G' is the prediction and q has a class of its own: no blend, no bias correction. */
+    const int32_t *g = rows[0].cur, *gup = rows[0].up;
+    const int gray = version > 2 && c > 0 && cur[x - 1] == g[x - 1] && up[x] == gup[x] && up[x - 1] == gup[x - 1]
+                  && up[x + 1] == gup[x + 1];
+    int64_t blend = 0, expected = 0, correction = 0, pred = g[x];
+    int bctx = 0, cls = N_SCALE;
+    if (!gray) {
+        /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
+        const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
+        const uint32_t *ea = r->above + (size_t)x * np;
+        uint32_t least = UINT32_MAX;
+        for (int k = 0; k < np; k++) {
+            sum[k] = ea[k] + ew[k] + (eww[k] >> 1) + ONE;
+            least = sum[k] < least ? sum[k] : least;
+        }
+        int sh = bit_length(least) - 7;
+        sh = sh > 0 ? sh : 0;
+        int64_t total = 0, blend_num = 0, expected_num = 0;
+        for (int k = 0; k < np; k++) {
+            uint32_t m = sum[k] >> sh;
+            int64_t w = inverse_square[m < N_INVERSE ? m : 0]; /* 0 for m < 8 and m >= N_INVERSE */
+            total += w;
+            blend_num += w * (int64_t)p[k];
+            expected_num += w * (int64_t)sum[k];
+        }
+        blend = floor_div(blend_num, total);
+        expected = floor_div(expected_num, total) - ONE;
 
-    /* CALIC's error feedback: the mean error of the blend in its texture and energy context. */
-    int64_t n8 = ONE * (int64_t)up[x], w8 = ONE * (int64_t)cur[x - 1];
-    int64_t nn8 = ONE * (int64_t)up2[x], ww8 = ONE * (int64_t)cur[x - 2];
-    int texture = (n8 > blend) | (w8 > blend) << 1 | (ONE * (int64_t)up[x - 1] > blend) << 2
-                | (ONE * (int64_t)up[x + 1] > blend) << 3 | (nn8 > blend) << 4 | (ww8 > blend) << 5
-                | (2 * n8 - nn8 > blend) << 6 | (2 * w8 - ww8 > blend) << 7;
-    const int64_t scaled = unit == 1 ? expected : expected / unit; /* E in steps of 2K + 1 */
-    int energy = bit_length((uint64_t)(scaled >> SHIFT));
-    int bctx = texture * 8 + (energy < 7 ? energy : 7);
-    int32_t count = ch->bias_count[bctx];
-    int64_t correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
-    int64_t pred = floor_shr(blend + correction + ONE / 2, SHIFT);
-    pred = pred < 0 ? 0 : pred > maxval ? maxval : pred;
-    if (c > 0 && K > 0) {
-        /* Snap to G' where R (or B) has equalled G at W and N: gray content stays gray. */
-        const int32_t *g = rows[0].cur, *gup = rows[0].up;
-        int64_t gv = g[x];
-        int64_t dist = llabs((int64_t)cur[x - 1] - g[x - 1]) + llabs((int64_t)up[x] - gup[x]);
-        if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
-    }
+        /* CALIC's error feedback: the mean error of the blend in its texture and energy context. */
+        int64_t n8 = ONE * (int64_t)up[x], w8 = ONE * (int64_t)cur[x - 1];
+        int64_t nn8 = ONE * (int64_t)up2[x], ww8 = ONE * (int64_t)cur[x - 2];
+        int texture = (n8 > blend) | (w8 > blend) << 1 | (ONE * (int64_t)up[x - 1] > blend) << 2
+                    | (ONE * (int64_t)up[x + 1] > blend) << 3 | (nn8 > blend) << 4 | (ww8 > blend) << 5
+                    | (2 * n8 - nn8 > blend) << 6 | (2 * w8 - ww8 > blend) << 7;
+        const int64_t scaled = unit == 1 ? expected : expected / unit; /* E in steps of 2K + 1 */
+        int energy = bit_length((uint64_t)(scaled >> SHIFT));
+        bctx = texture * 8 + (energy < 7 ? energy : 7);
+        int32_t count = ch->bias_count[bctx];
+        correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
+        pred = floor_shr(blend + correction + ONE / 2, SHIFT);
+        pred = pred < 0 ? 0 : pred > maxval ? maxval : pred;
+        if (c > 0 && K > 0) {
+            /* Snap to G' where R (or B) has equalled G at W and N: gray content stays gray. */
+            int64_t gv = g[x];
+            int64_t dist = llabs((int64_t)cur[x - 1] - g[x - 1]) + llabs((int64_t)up[x] - gup[x]);
+            if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
+        }
 
-    int cls = log_class(scaled);
+        cls = log_class(scaled);
+    }
     int ref = 0;
     if (c > 0) {
         int r = bit_length((uint64_t)(*q_ref < 0 ? -*q_ref : *q_ref));
         ref = r < N_REF - 1 ? r : N_REF - 1;
     }
     /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
-    int flip = blend + correction < pred * ONE;
+    int flip = !gray && blend + correction < pred * ONE;
     /* Residual signs come in patches: the sign's context adds those of q at W and N. */
     const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
     int sctx = flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
@@ -411,11 +423,13 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         d = d < 0 ? -d : d;
         e[k] = (uint32_t)(d < ERR_CAP ? d : ERR_CAP);
     }
-    int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
-    ch->bias_sum[bctx] += err < -limit ? -limit : err > limit ? limit : err;
-    if (++ch->bias_count[bctx] >= BIAS_RESET) {
-        ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
-        ch->bias_count[bctx] >>= 1;
+    if (!gray) {
+        int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
+        ch->bias_sum[bctx] += err < -limit ? -limit : err > limit ? limit : err;
+        if (++ch->bias_count[bctx] >= BIAS_RESET) {
+            ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
+            ch->bias_count[bctx] >>= 1;
+        }
     }
 
     /* Edges: outside neighbours repeat the nearest sample coded (first column: W = N;

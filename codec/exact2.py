@@ -22,7 +22,7 @@ What changes is the order and the coding:
   E / 5.
 - **Weights by table.** 1 / S^2 from a table of S's top 8 bits, so a blend costs one division.
 
-**lic-exact-3** is lic-exact-2 with two changes that cut its work per sample:
+**lic-exact-3** is lic-exact-2 with three changes that cut its work per sample:
 
 - **Fewer sub-predictions.** lic-exact-2 blends 12 (gray) or 9, 9, 11 (G, R, B), among them N
   twice; lic-exact-3 blends 7 (gray) or 4, 5, 7, those that pay for their place in the blend
@@ -33,6 +33,9 @@ What changes is the order and the coding:
   |q| - 1) is coded as: is t above t0, the median token of the context class's starting law; then
   unary upwards or downwards from t0, each step its own adaptive bit.  lic-exact-2 coded "q != 0"
   and then the bit length in unary from zero: more coded bits wherever errors are large.
+- **Gray content in colour.** Where R (or B) equals G at W, N, NW and NE, G' is the prediction,
+  with no blend or bias correction, and q has a context class of its own, nearly always zero.
+  Mostly gray colour images (ultrasound, scanned documents) code faster and smaller.
 
 All integer, as lic-exact-1: encoder and decoder agree on every machine.  lic-exact-1's files
 still decode (``codec.residual``), and lic-exact-2's (this module, ``coder="lic-exact-2"``); new
