@@ -35,10 +35,11 @@
 #define BC_PRIOR 2      /* a prior weighs as much as this many observations */
 #define BC_TOP (1u << 24)
 
-/* A modelled bit: two estimates of P(bit = 1) in units of 2^-16, and how often it was seen. */
+/* A modelled bit: two estimates of P(bit = 1) in units of 2^-16, and the slow estimate's rate:
+ * its shift, and how many more updates keep that shift (0: it stays). */
 typedef struct {
     uint16_t fast, slow;
-    uint16_t seen;
+    uint8_t shift, left;
 } bc_bit;
 
 /* The number of bits of v: 0 for 0, 1 for 1, 2 for 2..3, ... */
@@ -55,7 +56,10 @@ static inline int bc_bit_length(uint64_t v) {
 #endif
 }
 
-/* The slow estimate's rate after n observations: about 1 / (n + 2), as a shift, down to 2^-BC_SLOW_MAX. */
+/* The slow estimate's rate after n observations (the prior's BC_PRIOR included): about 1 / (n + 2),
+ * as the shift min(bit length of n + 1, BC_SLOW_MAX).  Shift s < BC_SLOW_MAX holds for the 2^(s-1)
+ * values of n from 2^(s-1) - 1 to 2^s - 2, so a bit counts down the updates left at its shift
+ * instead of computing it. */
 static inline int bc_slow_shift(unsigned n) {
     int shift = bc_bit_length(n + 1);
     return shift < BC_SLOW_MAX ? shift : BC_SLOW_MAX;
@@ -65,7 +69,8 @@ static inline void bc_bit_init(bc_bit *b, uint32_t p1) {
     if (p1 < BC_PMIN) p1 = BC_PMIN;
     if (p1 > BC_ONE - BC_PMIN) p1 = BC_ONE - BC_PMIN;
     b->fast = b->slow = (uint16_t)p1;
-    b->seen = BC_PRIOR;
+    b->shift = (uint8_t)bc_slow_shift(BC_PRIOR);
+    b->left = (uint8_t)(b->shift < BC_SLOW_MAX ? (1u << b->shift) - 1 - BC_PRIOR : 0);
 }
 
 /* P(bit = 1) to code with. */
@@ -76,7 +81,7 @@ static inline uint32_t bc_p1(const bc_bit *b) {
 
 /* Move both estimates towards the bit seen; stays in 0..65535 (a step never covers the whole gap). */
 static inline void bc_bit_update(bc_bit *b, int bit) {
-    int s = bc_slow_shift(b->seen);
+    int s = b->shift;
     if (bit) {
         b->fast = (uint16_t)(b->fast + ((BC_ONE - b->fast) >> BC_FAST));
         b->slow = (uint16_t)(b->slow + ((BC_ONE - b->slow) >> s));
@@ -84,7 +89,10 @@ static inline void bc_bit_update(bc_bit *b, int bit) {
         b->fast = (uint16_t)(b->fast - (b->fast >> BC_FAST));
         b->slow = (uint16_t)(b->slow - (b->slow >> s));
     }
-    if (b->seen < 0xFFFF) b->seen++;
+    if (b->left && --b->left == 0) {
+        b->shift = (uint8_t)(s + 1);
+        b->left = (uint8_t)(s + 1 < BC_SLOW_MAX ? 1u << s : 0);
+    }
 }
 
 /* ---- encoder ------------------------------------------------------------------------------ */

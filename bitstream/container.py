@@ -21,7 +21,7 @@ __all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "RESIDUAL_CODER", "MAX
 MAGIC = b"LIC1"  # the first four bytes of every .lic file (is_lic; Pillow's plugin sniffs them)
 FORMAT_VERSION = 1  # lossy files; written byte for byte as before the residual layer existed
 RESIDUAL_VERSION = 2  # lossless and near-lossless files: the residual stream only, no lossy layer (FORMAT.md)
-RESIDUAL_CODER = "lic-exact-2"  # the residual coder of new version-2 files (codec/exact2.py; codec/near_lossless.py reads older ones)
+RESIDUAL_CODER = "lic-exact-3"  # the residual coder of new version-2 files (codec/exact2.py; codec/near_lossless.py reads older ones)
 MAX_BITS = 16
 
 MAX_MODEL_ID = 32

@@ -1,5 +1,9 @@
-/* lic-exact-2: the residual layer's scanline coder, compiled (codec/exact2.py has the Python face
- * and the description of the model; bitstream/FORMAT.md the format).
+/* lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (codec/exact2.py has
+ * the Python face and the description of the model; bitstream/FORMAT.md the format).  Version 3
+ * differs from version 2 in three places only: fewer sub-predictions (those that earn their place
+ * in the blend), how q's size is binarised (a unary code that starts from the context's likeliest
+ * size instead of from zero, so fewer bits are coded), and R and B taken as G where they equalled
+ * it next door (no blend there).
  *
  * Samples are visited in raster order, pixel by pixel, channel by channel (G, R, B or one gray
  * channel); each is predicted from samples already coded, its prediction error q quantised in the
@@ -12,13 +16,23 @@
 
 #include "binary_coder.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define ALWAYS_INLINE __forceinline
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 #define SHIFT 3  /* predictions carry 3 fraction bits */
 #define ONE (1 << SHIFT)
 #define MAX_PRED 12
 #define N_SCALE 64       /* classes of the expected error, 4 per octave */
+#define N_CLASS (N_SCALE + 1) /* and version 3's class of R and B where they equal G next door */
 #define N_REF 6          /* classes of G's |q| at the same pixel, for R and B */
 #define N_SIGN 18        /* sign contexts: the flip, and the signs of q at W and at N */
 #define N_BUCKET 18      /* bit lengths of |q| - 1: 0..16, and one spare */
+#define N_TOKEN (N_BUCKET + 1) /* version 3's size token: 0 for q = 0, else 1 + the bit length of |q| - 1 */
 #define N_BIAS (256 * 8) /* CALIC's texture (8 bits) x error energy (8 classes) */
 #define BIAS_RESET 64    /* halve a bias context's statistics at this count */
 #define ERR_CAP ((1 << 20) - 1)
@@ -29,10 +43,16 @@ typedef struct {
     int n_pred;
     int64_t bias_sum[N_BIAS];
     int32_t bias_count[N_BIAS];
-    bc_bit zero[N_SCALE][N_REF];
-    bc_bit sign[N_SCALE][N_SIGN];
-    bc_bit bucket[N_SCALE][N_REF][N_BUCKET];
-    bc_bit mantissa[N_SCALE][N_BUCKET][3];
+    bc_bit zero[N_CLASS][N_REF];
+    bc_bit sign[N_CLASS][N_SIGN];
+    bc_bit bucket[N_CLASS][N_REF][N_BUCKET];
+    bc_bit mantissa[N_CLASS][N_BUCKET][3];
+    /* Version 3's token t: is t above the class's likeliest token t0 (first), then unary upwards
+     * (up[i]: t > i, given t >= i) or downwards (down[i]: t < i, given t <= i). */
+    bc_bit first[N_CLASS][N_REF];
+    bc_bit up[N_CLASS][N_REF][N_TOKEN];
+    bc_bit down[N_CLASS][N_REF][N_TOKEN];
+    uint8_t start[N_CLASS]; /* t0 */
     int32_t *rows;  /* RING rows of width + 2 PAD samples */
     int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
     uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
@@ -48,7 +68,7 @@ typedef struct {
 } Rows;
 
 typedef struct {
-    int channels, height, width, maxval, max_error, unit, bucket_max;
+    int version, channels, height, width, maxval, max_error, unit, bucket_max;
     size_t stride;  /* width + 2 PAD */
     Channel *ch;
 } Scan;
@@ -70,14 +90,16 @@ static inline int log_class(int64_t v) {
     return c < N_SCALE ? c : N_SCALE - 1;
 }
 
-/* The lower edge of a class: the expected error it stands for. */
-static inline int64_t class_value(int c) { return c < 8 ? c : (int64_t)(4 + c % 4) << (c / 4 - 1); }
+/* The lower edge of a class: the expected error it stands for (the gray class starts as class 0). */
+static inline int64_t class_value(int c) {
+    return c < 8 || c == N_SCALE ? c % N_SCALE : (int64_t)(4 + c % 4) << (c / 4 - 1);
+}
 
 /* Starting probabilities: |q| two-sided geometric with the class's mean (about E / (5 ONE), as
  * in lic-exact-1's priors), theta = mean / (1 + mean) in units of 2^-16; then
  * P(q != 0) = 2 theta / (1 + theta),  P(bucket > i | bucket >= i) = theta^(2^(i-1)) (theta for i = 0). */
 static void init_models(Channel *ch) {
-    for (int c = 0; c < N_SCALE; c++) {
+    for (int c = 0; c < N_CLASS; c++) {
         int64_t e = class_value(c);
         if (e < 3) e = 3;  /* mean |q| at least 1/13 */
         uint64_t theta = ((uint64_t)e << 16) / (uint64_t)(e + 5 * ONE);
@@ -93,6 +115,36 @@ static void init_models(Channel *ch) {
     }
     memset(ch->bias_sum, 0, sizeof ch->bias_sum);
     memset(ch->bias_count, 0, sizeof ch->bias_count);
+}
+
+/* Version 3's token models, from the same geometric law: T(i) = P(t >= i), with
+ * P(t > i | t >= i) the bucket probabilities above (P(q != 0) for i = 0); t0 is the largest token
+ * with T(t0) >= 1/2 (the law's median). */
+static void init_token_models(Channel *ch) {
+    for (int c = 0; c < N_CLASS; c++) {
+        int64_t e = class_value(c);
+        if (e < 3) e = 3;
+        uint64_t theta = ((uint64_t)e << 16) / (uint64_t)(e + 5 * ONE);
+        uint64_t above[N_TOKEN], T[N_TOKEN + 1], t = theta;
+        above[0] = (2 * theta << 16) / (BC_ONE + theta);
+        for (int i = 1; i < N_TOKEN; i++) {
+            if (i >= 3) t = (t * t) >> 16;
+            above[i] = t;
+        }
+        T[0] = BC_ONE;
+        for (int i = 0; i < N_TOKEN; i++) T[i + 1] = (T[i] * above[i]) >> 16;
+        int t0 = 0;
+        while (t0 + 1 < N_TOKEN && 2 * T[t0 + 1] >= BC_ONE) t0++;
+        ch->start[c] = (uint8_t)t0;
+        for (int r = 0; r < N_REF; r++) {
+            bc_bit_init(&ch->first[c][r], (uint32_t)T[t0 + 1]);
+            for (int i = 0; i < N_TOKEN; i++) {
+                uint64_t at_most = BC_ONE - T[i + 1]; /* P(t <= i) */
+                bc_bit_init(&ch->up[c][r][i], (uint32_t)above[i]);
+                bc_bit_init(&ch->down[c][r][i], at_most ? (uint32_t)(((BC_ONE - T[i]) << 16) / at_most) : BC_ONE / 2);
+            }
+        }
+    }
 }
 
 /* Where row y (y >= -2) starts in a ring buffer, counted in positions, x = 0 at the offset. */
@@ -119,26 +171,29 @@ static inline void inter(const int32_t *cur, const int32_t *up, const int32_t *x
     *ne = v + dne;
 }
 
-/* The sub-predictions of channel c at x, in ONE units; returns how many. */
-static inline int predictors(const Rows *r, int channels, int c, int x, int32_t *p) {
+/* The sub-predictions of channel c at x, in ONE units; returns how many (n_predictors).  Version 3
+ * keeps those that earn their place in the blend: each costs time, and a blend of many similar
+ * predictions dilutes the best one's weight. */
+static ALWAYS_INLINE int predictors(const Rows *r, int version, int channels, int c, int x, int32_t *p) {
     const int32_t *cur = r[c].cur, *up = r[c].up;
     int32_t w = cur[x - 1], n = up[x], nw = up[x - 1], ne = up[x + 1];
     int32_t lo = w < n ? w : n, hi = w < n ? n : w;
     int32_t med = nw >= hi ? lo : nw <= lo ? hi : w + n - nw;
+    const int v2 = version == 2;
     int k = 0;
-    p[k++] = ONE * (w + ne - n);
+    if (v2 || channels == 1) p[k++] = ONE * (w + ne - n);
     p[k++] = ONE * n;
     p[k++] = ONE * w;
-    p[k++] = ONE * (w + n - nw);
-    p[k++] = ONE * med;
+    if (v2) p[k++] = ONE * (w + n - nw);
+    if (v2) p[k++] = ONE * med;
     if (c == 0) {
-        p[k++] = ONE * n;
+        if (v2) p[k++] = ONE * n; /* N again: version 2 weighs it twice */
         p[k++] = ONE * ne;
         if (channels == 1) {
             p[k++] = ONE * (2 * n - r[c].up2[x]);
-            p[k++] = ONE * (2 * w - cur[x - 2]);
+            if (v2) p[k++] = ONE * (2 * w - cur[x - 2]);
         }
-        p[k++] = (ONE / 2) * (w + ne);
+        if (v2) p[k++] = (ONE / 2) * (w + ne);
         p[k++] = (ONE / 2) * (w + n);
         if (channels == 1) p[k++] = (ONE / 2) * (n + ne);
     } else {
@@ -150,7 +205,7 @@ static inline int predictors(const Rows *r, int channels, int c, int x, int32_t 
             inter(cur, up, r[1].cur, r[1].up, x, &rmed, &rmean2, &rne);
             p[k++] = ONE * rmed;
         }
-        p[k++] = (ONE / 2) * (w + ne);
+        if (v2) p[k++] = (ONE / 2) * (w + ne);
         p[k++] = (ONE / 2) * gmean2;
         if (c == 2) p[k++] = (ONE / 2) * rmean2;
     }
@@ -187,15 +242,35 @@ static void init_tables(void) {
 /* Code (or decode) q of one sample in its context: is it zero; its sign (in the sign context
  * sctx); the bit length b of |q| - 1 in unary; the two bits below that length's top bit
  * modelled; the rest direct. */
-static inline void encode_q(bc_encoder *e, Channel *ch, int cls, int ref, int sctx, int bucket_max, int64_t v) {
-    bc_encode(e, &ch->zero[cls][ref], v != 0);
-    if (v == 0) return;
-    bc_encode(e, &ch->sign[cls][sctx], v < 0);
-    uint64_t a = (uint64_t)(v < 0 ? -v : v) - 1;
+static ALWAYS_INLINE void encode_q(bc_encoder *e, Channel *ch, int version, int cls, int ref, int sctx,
+                                   int bucket_max, int64_t v) {
+    uint64_t a = v ? (uint64_t)(v < 0 ? -v : v) - 1 : 0;
     int b = bit_length(a);
-    for (int i = 0; i < bucket_max; i++) {
-        bc_encode(e, &ch->bucket[cls][ref][i], b > i);
-        if (b <= i) break;
+    if (version == 2) {
+        bc_encode(e, &ch->zero[cls][ref], v != 0);
+        if (v == 0) return;
+        bc_encode(e, &ch->sign[cls][sctx], v < 0);
+        for (int i = 0; i < bucket_max; i++) {
+            bc_encode(e, &ch->bucket[cls][ref][i], b > i);
+            if (b <= i) break;
+        }
+    } else {
+        /* The token t in 0 .. bucket_max + 1, from t0 up or down. */
+        int t = v ? 1 + b : 0, t0 = ch->start[cls] < bucket_max ? ch->start[cls] : bucket_max;
+        bc_encode(e, &ch->first[cls][ref], t > t0);
+        if (t > t0) {
+            for (int i = t0 + 1; i <= bucket_max; i++) {
+                bc_encode(e, &ch->up[cls][ref][i], t > i);
+                if (t <= i) break;
+            }
+        } else {
+            for (int i = t0; i > 0; i--) {
+                bc_encode(e, &ch->down[cls][ref][i], t < i);
+                if (t >= i) break;
+            }
+        }
+        if (v == 0) return;
+        bc_encode(e, &ch->sign[cls][sctx], v < 0);
     }
     if (b >= 2) {
         int top = (int)((a >> (b - 2)) & 1);
@@ -207,11 +282,26 @@ static inline void encode_q(bc_encoder *e, Channel *ch, int cls, int ref, int sc
     }
 }
 
-static inline int64_t decode_q(bc_decoder *d, Channel *ch, int cls, int ref, int sctx, int bucket_max) {
-    if (!bc_decode(d, &ch->zero[cls][ref])) return 0;
-    int negative = bc_decode(d, &ch->sign[cls][sctx]);
-    int b = 0;
-    while (b < bucket_max && bc_decode(d, &ch->bucket[cls][ref][b])) b++;
+static ALWAYS_INLINE int64_t decode_q(bc_decoder *d, Channel *ch, int version, int cls, int ref, int sctx,
+                                      int bucket_max) {
+    int b = 0, negative;
+    if (version == 2) {
+        if (!bc_decode(d, &ch->zero[cls][ref])) return 0;
+        negative = bc_decode(d, &ch->sign[cls][sctx]);
+        while (b < bucket_max && bc_decode(d, &ch->bucket[cls][ref][b])) b++;
+    } else {
+        int t0 = ch->start[cls] < bucket_max ? ch->start[cls] : bucket_max, t;
+        if (bc_decode(d, &ch->first[cls][ref])) {
+            t = t0 + 1;
+            while (t <= bucket_max && bc_decode(d, &ch->up[cls][ref][t])) t++;
+        } else {
+            t = t0;
+            while (t > 0 && bc_decode(d, &ch->down[cls][ref][t])) t--;
+        }
+        if (t == 0) return 0;
+        b = t - 1;
+        negative = bc_decode(d, &ch->sign[cls][sctx]);
+    }
     uint64_t a = b > 0;
     if (b >= 2) {
         int top = bc_decode(d, &ch->mantissa[cls][b][0]);
@@ -225,128 +315,161 @@ static inline int64_t decode_q(bc_decoder *d, Channel *ch, int cls, int ref, int
     return negative ? -m : m;
 }
 
-/* The coding loop of both sides.  Encoding: src holds the samples and out receives the
- * reconstruction; decoding: out receives the samples.  Returns 0, or -1 for a q that decodes to
- * a sample outside -K .. maxval + K (a corrupt stream). */
-static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc_decoder *dec) {
-    const int C = s->channels, H = s->height, W = s->width, K = s->max_error, unit = s->unit;
+/* How many sub-predictions predictors() gives. */
+static ALWAYS_INLINE int n_predictors(int version, int channels, int c) {
+    if (version == 2) return channels == 1 ? 12 : c == 2 ? 11 : 9;
+    return channels == 1 ? 7 : c == 0 ? 4 : c == 1 ? 5 : 7;
+}
+
+/* Code (or decode) the sample of channel c at (x, y); version, C and c are constants where this is
+ * expanded, so that the loops over the sub-predictions unroll.  Returns 0, or -1 for a q that
+ * decodes to a sample outside -K .. maxval + K (a corrupt stream).  *q_ref: G's q at this pixel. */
+static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *src, uint16_t *out, bc_encoder *enc,
+                                     bc_decoder *dec, int x, int y, int64_t *q_ref, const int version, const int C,
+                                     const int c) {
+    const int H = s->height, W = s->width, K = s->max_error, unit = s->unit;
     const int64_t maxval = s->maxval;
     const size_t plane = (size_t)H * (size_t)W;
     int32_t p[MAX_PRED]; /* |p| < 2^21 for 16-bit samples */
     uint32_t sum[MAX_PRED];
+    Channel *ch = &s->ch[c];
+    const int np = n_predictors(version, C, c); /* a constant where expanded */
+    const Rows *r = &rows[c];
+    int32_t *cur = r->cur, *up = r->up, *up2 = r->up2;
+    predictors(rows, version, C, c, x, p);
+
+    /* Where R (or B) has equalled G at W, N, NW and NE (gray content in a colour image, lossless
+     * or not), G' is the prediction and q has a class of its own: no blend, no bias correction. */
+    const int32_t *g = rows[0].cur, *gup = rows[0].up;
+    const int gray = version > 2 && c > 0 && cur[x - 1] == g[x - 1] && up[x] == gup[x] && up[x - 1] == gup[x - 1]
+                  && up[x + 1] == gup[x + 1];
+    int64_t blend = 0, expected = 0, correction = 0, pred = g[x];
+    int bctx = 0, cls = N_SCALE;
+    if (!gray) {
+        /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
+        const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
+        const uint32_t *ea = r->above + (size_t)x * np;
+        uint32_t least = UINT32_MAX;
+        for (int k = 0; k < np; k++) {
+            sum[k] = ea[k] + ew[k] + (eww[k] >> 1) + ONE;
+            least = sum[k] < least ? sum[k] : least;
+        }
+        int sh = bit_length(least) - 7;
+        sh = sh > 0 ? sh : 0;
+        int64_t total = 0, blend_num = 0, expected_num = 0;
+        for (int k = 0; k < np; k++) {
+            uint32_t m = sum[k] >> sh;
+            int64_t w = inverse_square[m < N_INVERSE ? m : 0]; /* 0 for m < 8 and m >= N_INVERSE */
+            total += w;
+            blend_num += w * (int64_t)p[k];
+            expected_num += w * (int64_t)sum[k];
+        }
+        blend = floor_div(blend_num, total);
+        expected = floor_div(expected_num, total) - ONE;
+
+        /* CALIC's error feedback: the mean error of the blend in its texture and energy context. */
+        int64_t n8 = ONE * (int64_t)up[x], w8 = ONE * (int64_t)cur[x - 1];
+        int64_t nn8 = ONE * (int64_t)up2[x], ww8 = ONE * (int64_t)cur[x - 2];
+        int texture = (n8 > blend) | (w8 > blend) << 1 | (ONE * (int64_t)up[x - 1] > blend) << 2
+                    | (ONE * (int64_t)up[x + 1] > blend) << 3 | (nn8 > blend) << 4 | (ww8 > blend) << 5
+                    | (2 * n8 - nn8 > blend) << 6 | (2 * w8 - ww8 > blend) << 7;
+        const int64_t scaled = unit == 1 ? expected : expected / unit; /* E in steps of 2K + 1 */
+        int energy = bit_length((uint64_t)(scaled >> SHIFT));
+        bctx = texture * 8 + (energy < 7 ? energy : 7);
+        int32_t count = ch->bias_count[bctx];
+        correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
+        pred = floor_shr(blend + correction + ONE / 2, SHIFT);
+        pred = pred < 0 ? 0 : pred > maxval ? maxval : pred;
+        if (c > 0 && K > 0) {
+            /* Snap to G' where R (or B) has equalled G at W and N: gray content stays gray. */
+            int64_t gv = g[x];
+            int64_t dist = llabs((int64_t)cur[x - 1] - g[x - 1]) + llabs((int64_t)up[x] - gup[x]);
+            if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
+        }
+
+        cls = log_class(scaled);
+    }
+    int ref = 0;
+    if (c > 0) {
+        int r = bit_length((uint64_t)(*q_ref < 0 ? -*q_ref : *q_ref));
+        ref = r < N_REF - 1 ? r : N_REF - 1;
+    }
+    /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
+    int flip = !gray && blend + correction < pred * ONE;
+    /* Residual signs come in patches: the sign's context adds those of q at W and N. */
+    const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
+    int sctx = flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
+    int64_t q, value;
+    if (enc) {
+        int64_t diff = (int64_t)src[c * plane + (size_t)y * W + x] - pred;
+        q = diff >= 0 ? (diff + K) / unit : -((-diff + K) / unit);
+        encode_q(enc, ch, version, cls, ref, sctx, s->bucket_max, flip ? -q : q);
+    } else {
+        q = decode_q(dec, ch, version, cls, ref, sctx, s->bucket_max);
+        q = flip ? -q : q;
+    }
+    value = pred + q * unit;
+    if (value < -K || value > maxval + K) return -1;
+    value = value < 0 ? 0 : value > maxval ? maxval : value;
+    if (c == 0) *q_ref = q;
+    r->qcur[x] = (int32_t)q;
+    cur[x] = (int32_t)value;
+    out[c * plane + (size_t)y * W + x] = (uint16_t)value;
+
+    uint32_t *e = r->ecur + (size_t)x * np;
+    const int32_t v8 = ONE * (int32_t)value;
+    for (int k = 0; k < np; k++) {
+        int32_t d = v8 - p[k];
+        d = d < 0 ? -d : d;
+        e[k] = (uint32_t)(d < ERR_CAP ? d : ERR_CAP);
+    }
+    if (!gray) {
+        int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
+        ch->bias_sum[bctx] += err < -limit ? -limit : err > limit ? limit : err;
+        if (++ch->bias_count[bctx] >= BIAS_RESET) {
+            ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
+            ch->bias_count[bctx] >>= 1;
+        }
+    }
+
+    /* Edges: outside neighbours repeat the nearest sample coded (first column: W = N;
+     * last column: NE = N; first row: N = NE = NW = W). */
+    if (x == 0 && y + 1 < H) r->next[-1] = r->next[-2] = (int32_t)value;
+    if (x == W - 1) cur[W] = (int32_t)value;
+    if (y == 0) {
+        up[x + 1] = up[x + 2] = up2[x + 1] = up2[x + 2] = (int32_t)value;
+    }
+    return 0;
+}
+
+/* The coding loop of both sides, for one coder version and channel count (constants where it is
+ * expanded).  Encoding: src holds the samples and out receives the reconstruction; decoding: out
+ * receives the samples.  Returns 0, or -1 for a corrupt stream. */
+static ALWAYS_INLINE int scan_version(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc,
+                                      bc_decoder *dec, const int version, const int C) {
     Rows rows[3];
-    for (int y = 0; y < H; y++) {
+    for (int y = 0; y < s->height; y++) {
         for (int c = 0; c < C; c++) start_row(s, c, y, &rows[c]);
-        for (int x = 0; x < W; x++) {
+        for (int x = 0; x < s->width; x++) {
             int64_t q_ref = 0;
-            for (int c = 0; c < C; c++) {
-                Channel *ch = &s->ch[c];
-                const int np = ch->n_pred;
-                const Rows *r = &rows[c];
-                int32_t *cur = r->cur, *up = r->up, *up2 = r->up2;
-                predictors(rows, C, c, x, p);
-
-                /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
-                const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
-                const uint32_t *ea = r->above + (size_t)x * np;
-                uint32_t least = UINT32_MAX;
-                for (int k = 0; k < np; k++) {
-                    sum[k] = ea[k] + ew[k] + (eww[k] >> 1) + ONE;
-                    least = sum[k] < least ? sum[k] : least;
-                }
-                int sh = bit_length(least) - 7;
-                sh = sh > 0 ? sh : 0;
-                int64_t total = 0, blend_num = 0, expected_num = 0;
-                for (int k = 0; k < np; k++) {
-                    uint32_t m = sum[k] >> sh;
-                    int64_t w = m < N_INVERSE ? inverse_square[m] : 0;
-                    total += w;
-                    blend_num += w * (int64_t)p[k];
-                    expected_num += w * (int64_t)sum[k];
-                }
-                int64_t blend = floor_div(blend_num, total);
-                int64_t expected = floor_div(expected_num, total) - ONE;
-
-                /* CALIC's error feedback: the mean error of the blend in its texture and energy context. */
-                int64_t n8 = ONE * (int64_t)up[x], w8 = ONE * (int64_t)cur[x - 1];
-                int64_t nn8 = ONE * (int64_t)up2[x], ww8 = ONE * (int64_t)cur[x - 2];
-                int texture = (n8 > blend) | (w8 > blend) << 1 | (ONE * (int64_t)up[x - 1] > blend) << 2
-                            | (ONE * (int64_t)up[x + 1] > blend) << 3 | (nn8 > blend) << 4 | (ww8 > blend) << 5
-                            | (2 * n8 - nn8 > blend) << 6 | (2 * w8 - ww8 > blend) << 7;
-                const int64_t scaled = unit == 1 ? expected : expected / unit; /* E in steps of 2K + 1 */
-                int energy = bit_length((uint64_t)(scaled >> SHIFT));
-                int bctx = texture * 8 + (energy < 7 ? energy : 7);
-                int32_t count = ch->bias_count[bctx];
-                int64_t correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
-                int64_t pred = floor_shr(blend + correction + ONE / 2, SHIFT);
-                pred = pred < 0 ? 0 : pred > maxval ? maxval : pred;
-                if (c > 0 && K > 0) {
-                    /* Snap to G' where R (or B) has equalled G at W and N: gray content stays gray. */
-                    const int32_t *g = rows[0].cur, *gup = rows[0].up;
-                    int64_t gv = g[x];
-                    int64_t dist = llabs((int64_t)cur[x - 1] - g[x - 1]) + llabs((int64_t)up[x] - gup[x]);
-                    if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
-                }
-
-                int cls = log_class(scaled);
-                int ref = 0;
-                if (c > 0) {
-                    int r = bit_length((uint64_t)(q_ref < 0 ? -q_ref : q_ref));
-                    ref = r < N_REF - 1 ? r : N_REF - 1;
-                }
-                /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
-                int flip = blend + correction < pred * ONE;
-                /* Residual signs come in patches: the sign's context adds those of q at W and N. */
-                const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
-                int sctx = flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
-                int64_t q, value;
-                if (enc) {
-                    int64_t diff = (int64_t)src[c * plane + (size_t)y * W + x] - pred;
-                    q = diff >= 0 ? (diff + K) / unit : -((-diff + K) / unit);
-                    encode_q(enc, ch, cls, ref, sctx, s->bucket_max, flip ? -q : q);
-                } else {
-                    q = decode_q(dec, ch, cls, ref, sctx, s->bucket_max);
-                    q = flip ? -q : q;
-                }
-                value = pred + q * unit;
-                if (value < -K || value > maxval + K) return -1;
-                value = value < 0 ? 0 : value > maxval ? maxval : value;
-                if (c == 0) q_ref = q;
-                r->qcur[x] = (int32_t)q;
-                cur[x] = (int32_t)value;
-                out[c * plane + (size_t)y * W + x] = (uint16_t)value;
-
-                uint32_t *e = r->ecur + (size_t)x * np;
-                const int32_t v8 = ONE * (int32_t)value;
-                for (int k = 0; k < np; k++) {
-                    int32_t d = v8 - p[k];
-                    d = d < 0 ? -d : d;
-                    e[k] = (uint32_t)(d < ERR_CAP ? d : ERR_CAP);
-                }
-                int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
-                ch->bias_sum[bctx] += err < -limit ? -limit : err > limit ? limit : err;
-                if (++ch->bias_count[bctx] >= BIAS_RESET) {
-                    ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
-                    ch->bias_count[bctx] >>= 1;
-                }
-
-                /* Edges: outside neighbours repeat the nearest sample coded (first column: W = N;
-                 * last column: NE = N; first row: N = NE = NW = W). */
-                if (x == 0 && y + 1 < H) r->next[-1] = r->next[-2] = (int32_t)value;
-                if (x == W - 1) cur[W] = (int32_t)value;
-                if (y == 0) {
-                    up[x + 1] = up[x + 2] = up2[x + 1] = up2[x + 2] = (int32_t)value;
-                }
-            }
+            if (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 0) < 0) return -1;
+            if (C == 3 && (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 1) < 0
+                           || code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 2) < 0))
+                return -1;
         }
     }
     return 0;
 }
 
-static int n_predictors(int channels, int c) { return channels == 1 ? 12 : c == 2 ? 11 : 9; }
+static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc_decoder *dec) {
+    if (s->version == 2)
+        return s->channels == 1 ? scan_version(s, src, out, enc, dec, 2, 1) : scan_version(s, src, out, enc, dec, 2, 3);
+    return s->channels == 1 ? scan_version(s, src, out, enc, dec, 3, 1) : scan_version(s, src, out, enc, dec, 3, 3);
+}
 
 /* Set up the scan's buffers; -1 (MemoryError set) on failure. */
-static int scan_open(Scan *s, int channels, int height, int width, int maxval, int max_error) {
+static int scan_open(Scan *s, int version, int channels, int height, int width, int maxval, int max_error) {
+    s->version = version;
     s->channels = channels;
     s->height = height;
     s->width = width;
@@ -359,8 +482,9 @@ static int scan_open(Scan *s, int channels, int height, int width, int maxval, i
     if (s->ch == NULL) goto fail;
     for (int c = 0; c < channels; c++) {
         Channel *ch = &s->ch[c];
-        ch->n_pred = n_predictors(channels, c);
+        ch->n_pred = n_predictors(version, channels, c);
         init_models(ch);
+        if (version > 2) init_token_models(ch);
         ch->rows = (int32_t *)malloc(RING * s->stride * sizeof(int32_t));
         ch->err = (uint32_t *)calloc(RING * s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
         ch->qs = (int32_t *)calloc(RING * s->stride, sizeof(int32_t));
@@ -389,16 +513,20 @@ static void scan_close(Scan *s) {
 static PyObject *StreamError;
 
 /* Checks the geometry and that buffer holds channels x height x width uint16 samples. */
-static int check(int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
+static int check(int version, int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
+    if (version != 2 && version != 3) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact: coder version must be 2 or 3");
+        return -1;
+    }
     if (!(channels == 1 || channels == 3) || height < 1 || width < 1 || maxval < 1 || maxval > 65535
         || max_error < 0 || max_error > maxval) {
-        PyErr_SetString(PyExc_ValueError, "lic-exact-2: channels must be 1 or 3, sizes positive, "
+        PyErr_SetString(PyExc_ValueError, "lic-exact: channels must be 1 or 3, sizes positive, "
                                           "maxval in 1..65535 and max_error in 0..maxval");
         return -1;
     }
     if ((uint64_t)height * (uint64_t)width > ((uint64_t)1 << 40) / (uint64_t)channels
         || (uint64_t)len != (uint64_t)channels * height * width * 2) {
-        PyErr_SetString(PyExc_ValueError, "lic-exact-2: sample buffers must hold channels x height x width uint16");
+        PyErr_SetString(PyExc_ValueError, "lic-exact: sample buffers must hold channels x height x width uint16");
         return -1;
     }
     return 0;
@@ -406,23 +534,24 @@ static int check(int channels, int height, int width, int maxval, int max_error,
 
 static PyObject *encode(PyObject *self, PyObject *args) {
     Py_buffer src, out;
-    int channels, height, width, maxval, max_error;
-    if (!PyArg_ParseTuple(args, "y*w*iiiii", &src, &out, &channels, &height, &width, &maxval, &max_error)) return NULL;
+    int channels, height, width, maxval, max_error, version = 2;
+    if (!PyArg_ParseTuple(args, "y*w*iiiii|i", &src, &out, &channels, &height, &width, &maxval, &max_error, &version))
+        return NULL;
     PyObject *result = NULL;
     Scan s = {0};
     bc_encoder e = {0};
-    if (src.len != out.len || check(channels, height, width, maxval, max_error, src.len) < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "lic-exact-2: buffers differ in size");
+    if (src.len != out.len || check(version, channels, height, width, maxval, max_error, src.len) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "lic-exact: buffers differ in size");
         goto done;
     }
     const uint16_t *samples = (const uint16_t *)src.buf;
     for (Py_ssize_t i = 0; i < src.len / 2; i++) {
         if (samples[i] > maxval) {
-            PyErr_SetString(PyExc_ValueError, "lic-exact-2: a sample exceeds maxval");
+            PyErr_SetString(PyExc_ValueError, "lic-exact: a sample exceeds maxval");
             goto done;
         }
     }
-    if (scan_open(&s, channels, height, width, maxval, max_error) < 0) goto done;
+    if (scan_open(&s, version, channels, height, width, maxval, max_error) < 0) goto done;
     bc_encoder_init(&e, (size_t)src.len / 4 + 1024);
     Py_BEGIN_ALLOW_THREADS
     scan(&s, samples, (uint16_t *)out.buf, &e, NULL);
@@ -443,18 +572,19 @@ done:
 
 static PyObject *decode(PyObject *self, PyObject *args) {
     Py_buffer data, out;
-    int channels, height, width, maxval, max_error;
-    if (!PyArg_ParseTuple(args, "y*w*iiiii", &data, &out, &channels, &height, &width, &maxval, &max_error)) return NULL;
+    int channels, height, width, maxval, max_error, version = 2;
+    if (!PyArg_ParseTuple(args, "y*w*iiiii|i", &data, &out, &channels, &height, &width, &maxval, &max_error, &version))
+        return NULL;
     PyObject *result = NULL;
     Scan s = {0};
     bc_decoder d;
     int status = 0;
-    if (check(channels, height, width, maxval, max_error, out.len) < 0) goto done;
+    if (check(version, channels, height, width, maxval, max_error, out.len) < 0) goto done;
     if (bc_decoder_init(&d, (const uint8_t *)data.buf, (size_t)data.len) < 0) {
         PyErr_SetString(StreamError, "corrupt: residual stream too short or without its leading zero byte");
         goto done;
     }
-    if (scan_open(&s, channels, height, width, maxval, max_error) < 0) goto done;
+    if (scan_open(&s, version, channels, height, width, maxval, max_error) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
     status = scan(&s, NULL, (uint16_t *)out.buf, NULL, &d);
     Py_END_ALLOW_THREADS
@@ -476,15 +606,16 @@ done:
 
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
-     "encode(samples, reconstruction, channels, height, width, maxval, max_error) -> bytes\n\n"
-     "Code uint16 samples (channel-major, coding order); writes the decoder's reconstruction."},
+     "encode(samples, reconstruction, channels, height, width, maxval, max_error, version=2) -> bytes\n\n"
+     "Code uint16 samples (channel-major, coding order) with coder lic-exact-<version> (2 or 3); writes the "
+     "decoder's reconstruction."},
     {"decode", decode, METH_VARARGS,
-     "decode(stream, samples, channels, height, width, maxval, max_error) -> None\n\n"
+     "decode(stream, samples, channels, height, width, maxval, max_error, version=2) -> None\n\n"
      "Decode into a writable uint16 buffer; StreamError for a corrupt stream."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2's coding loop (codec/exact2.py).",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2 and lic-exact-3: the coding loop (codec/exact2.py).",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__exact2(void) {

@@ -1,4 +1,4 @@
-"""lic-exact-2: the residual layer's scanline coder, compiled (``codec/exact2.c``).
+"""lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (``codec/exact2.c``).
 
 The same quantisation in the loop as lic-exact-1 (``codec.residual``; JPEG-LS near-lossless):
 
@@ -22,20 +22,45 @@ What changes is the order and the coding:
   E / 5.
 - **Weights by table.** 1 / S^2 from a table of S's top 8 bits, so a blend costs one division.
 
+**lic-exact-3** is lic-exact-2 with three changes that cut its work per sample:
+
+- **Fewer sub-predictions.** lic-exact-2 blends 12 (gray) or 9, 9, 11 (G, R, B), among them N
+  twice; lic-exact-3 blends 7 (gray) or 4, 5, 7, those that pay for their place in the blend
+  (``codec/exact2.c``, ``predictors``; ``bitstream/FORMAT.md``).  In colour this makes files
+  smaller as well as the loop shorter: a blend of many similar predictions dilutes the best
+  one's weight.  In gray it costs a little (0.1 %) for the time saved.
+- **q's size from the likeliest size.** The size token t (0 for q = 0, else 1 + the bit length of
+  |q| - 1) is coded as: is t above t0, the median token of the context class's starting law; then
+  unary upwards or downwards from t0, each step its own adaptive bit.  lic-exact-2 coded "q != 0"
+  and then the bit length in unary from zero: more coded bits wherever errors are large.
+- **Gray content in colour.** Where R (or B) equals G at W, N, NW and NE, G' is the prediction,
+  with no blend or bias correction, and q has a context class of its own, nearly always zero.
+  Mostly gray colour images (ultrasound, scanned documents) code faster and smaller.
+
 All integer, as lic-exact-1: encoder and decoder agree on every machine.  lic-exact-1's files
-still decode (``codec.residual``); new files use this coder (``bitstream.RESIDUAL_CODER``).
+still decode (``codec.residual``), and lic-exact-2's (this module, ``coder="lic-exact-2"``); new
+files use ``bitstream.RESIDUAL_CODER``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bitstream import LicFormatError
+from bitstream import RESIDUAL_CODER, LicFormatError
 
 from . import _exact2
 from .residual import channel_order
 
-__all__ = ["encode_residual", "decode_residual"]
+__all__ = ["encode_residual", "decode_residual", "VERSIONS"]
+
+# The coders of this module, by the id a file's header names them with.
+VERSIONS = {"lic-exact-2": 2, "lic-exact-3": 3}
+
+
+def _version(coder: str) -> int:
+    if coder not in VERSIONS:
+        raise ValueError(f"unknown residual coder {coder!r} (this module codes {', '.join(VERSIONS)})")
+    return VERSIONS[coder]
 
 
 def _check(shape, maxval: int, max_error: int) -> tuple[int, int, int]:
@@ -46,31 +71,35 @@ def _check(shape, maxval: int, max_error: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in shape)
 
 
-def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0) -> tuple[bytes, np.ndarray]:
-    """Code (C, H, W) integer ``samples`` in 0..maxval, every one within ``max_error``.
+def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
+                    coder: str = RESIDUAL_CODER) -> tuple[bytes, np.ndarray]:
+    """Code (C, H, W) integer ``samples`` in 0..maxval, every one within ``max_error``, with ``coder``.
 
     Returns the stream and the decoder's reconstruction, (C, H, W) uint16 (``samples`` itself
     for ``max_error`` 0)."""
     samples = np.asarray(samples)
+    version = _version(coder)
     channels, height, width = _check(samples.shape, maxval, max_error)
     if samples.min() < 0 or samples.max() > maxval:
         raise ValueError("samples must lie in 0..maxval")
     order = channel_order(channels)
     source = np.ascontiguousarray(samples[order], dtype=np.uint16)
     rec = np.empty_like(source)
-    data = _exact2.encode(source, rec, channels, height, width, int(maxval), int(max_error))
+    data = _exact2.encode(source, rec, channels, height, width, int(maxval), int(max_error), version)
     return data, rec[np.argsort(order)]
 
 
-def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_error: int = 0) -> np.ndarray:
-    """Inverse of ``encode_residual``: the (C, H, W) uint16 reconstruction.
+def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_error: int = 0,
+                    coder: str = RESIDUAL_CODER) -> np.ndarray:
+    """Inverse of ``encode_residual`` with the same ``coder``: the (C, H, W) uint16 reconstruction.
 
     ``LicFormatError`` for a stream that decodes to a sample outside [-K, maxval + K], ends early
     or has data left over."""
+    version = _version(coder)
     channels, height, width = _check(shape, maxval, max_error)
     out = np.empty((channels, height, width), dtype=np.uint16)
     try:
-        _exact2.decode(data, out, channels, height, width, int(maxval), int(max_error))
+        _exact2.decode(data, out, channels, height, width, int(maxval), int(max_error), version)
     except _exact2.StreamError as e:
         raise LicFormatError(str(e)) from None
     return out[np.argsort(channel_order(channels))]

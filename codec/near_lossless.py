@@ -4,7 +4,8 @@
     the loop, adaptive context coding) ─► residual stream ─► version-2 .lic file
 
 The residual coder is named in the header (``bitstream.RESIDUAL_CODER``): new files are
-``lic-exact-2`` (``codec.exact2``, compiled); ``lic-exact-1`` files (``codec.residual``) still decode.
+``lic-exact-3`` (``codec.exact2``, compiled); ``lic-exact-2`` files (the same module) and
+``lic-exact-1`` files (``codec.residual``) still decode.
 
 No lossy layer goes under the residual layer.  Bai et al. (CVPR 2021) code the residual left by a
 lossy reconstruction x̂; measured here with the shipped model (README, "Lossless and
@@ -15,13 +16,14 @@ would also tie the exact samples to the float synthesis transform, which does no
 same x̂ on every machine.  Without it a file decodes without the model's weights.
 
 ``sample_crc`` in the header (CRC32 of the decoded samples, uint16 little-endian, channel-major,
-then in lic-exact-2 files the alpha plane's) checks the end result: a damaged stream is a
+then in lic-exact-2 and lic-exact-3 files the alpha plane's) checks the end result: a damaged stream is a
 ``LicFormatError``, never a wrong image.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import zlib
 
 import numpy as np
@@ -36,7 +38,8 @@ from .images import ExactImage
 __all__ = ["encode_exact", "decode_exact"]
 
 # The decoder of each residual coder a file may name; new files use bitstream.RESIDUAL_CODER.
-DECODERS = {"lic-exact-1": residual.decode_residual, "lic-exact-2": exact2.decode_residual}
+DECODERS = {"lic-exact-1": residual.decode_residual,
+            **{coder: functools.partial(exact2.decode_residual, coder=coder) for coder in exact2.VERSIONS}}
 
 
 def _sample_crc(samples: np.ndarray, alpha: np.ndarray | None = None) -> int:
@@ -58,7 +61,7 @@ def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
     # The header first: an image too large for the format is refused before minutes of coding.
     header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), 0), icc=image.icc)
     alpha = encode_alpha(image.alpha, image.bits) if image.alpha is not None else None
-    stream, rec = exact2.encode_residual(samples, maxval, int(max_error))
+    stream, rec = exact2.encode_residual(samples, maxval, int(max_error), bitstream.RESIDUAL_CODER)
     crc = _sample_crc(rec, image.alpha)
     header = dataclasses.replace(header, residual=dataclasses.replace(header.residual, sample_crc=crc))
     return bitstream.pack(header, [stream], alpha)

@@ -115,7 +115,10 @@ def test_decoding_with_one_or_two_threads_gives_identical_images(setup):
 
 @pytest.fixture(scope="module")
 def residual_setup():
-    """A near-lossless 16-bit gray file and a lossless RGB one (version 2: one residual stream)."""
+    """A near-lossless 16-bit gray file and a lossless RGB one of the residual coder of new files
+    (version 2: one residual stream), and the golden files of lic-exact-2, which still decode."""
+    from pathlib import Path
+
     from codec.images import ExactImage
     from codec.near_lossless import decode_exact, encode_exact
 
@@ -123,11 +126,13 @@ def residual_setup():
     gray = np.clip(rng.normal(2000, 300, (21, 27, 1)), 0, 4095).astype(np.uint16)
     rgb = rng.integers(0, 256, (9, 13, 3)).astype(np.uint8)
     files = [encode_exact(ExactImage(gray, 16, "L"), 1), encode_exact(ExactImage(rgb, 8, "RGB"), 0)]
+    data_dir = Path(__file__).resolve().parent / "data"
+    files += [(data_dir / name).read_bytes() for name in ("golden-exact2-16.lic", "golden-exact2-rgb.lic")]
     return [(data, decode_exact(data)[0]) for data in files], decode_exact
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 1))
+@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 3))
 def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residual_setup, op, fix_crc, which):
     files, decode_exact = residual_setup
     tampered, reference = _tamper(files[which], op, fix_crc)

@@ -128,13 +128,13 @@ def _make_golden():
 
 
 def test_golden_exact_files_decode_and_encode_byte_for_byte():
-    """Pins the residual coder of new files (``lic-exact-2``): a change to its model or coding breaks
+    """Pins the residual coder of new files (``lic-exact-3``): a change to its model or coding breaks
     this test, and then needs a new coder id (files already written must keep decoding)."""
     make, data_dir = _make_golden()
     rgb_name, gray_name = make.names(bitstream.RESIDUAL_CODER)
     rgb = Image.open(data_dir / "sample.png").convert("RGB")
     golden = (data_dir / rgb_name).read_bytes()
-    assert bitstream.read_header(golden).model_id == bitstream.RESIDUAL_CODER == "lic-exact-2"
+    assert bitstream.read_header(golden).model_id == bitstream.RESIDUAL_CODER == "lic-exact-3"
     assert np.array_equal(np.asarray(codec.decompress(golden)), np.asarray(rgb))
     assert codec.compress_exact(rgb, 0) == golden
     gray, golden = make.gray16(), (data_dir / gray_name).read_bytes()
@@ -158,6 +158,23 @@ def test_lic_exact_1_files_still_decode_and_its_coder_is_unchanged():
         assert encode_residual(np.moveaxis(image, -1, 0), maxval, max_error)[0] == container.streams[0]
 
 
+def test_lic_exact_2_files_still_decode_and_its_coder_is_unchanged():
+    """Files of the second residual coder decode as they did; its streams are re-made byte for byte."""
+    from codec.exact2 import encode_residual
+
+    make, data_dir = _make_golden()
+    rgb_name, gray_name = make.names("lic-exact-2")
+    rgb = np.asarray(Image.open(data_dir / "sample.png").convert("RGB"))
+    for name, image, max_error, maxval in ((rgb_name, rgb, 0, 255), (gray_name, make.gray16()[..., None], 1, 65535)):
+        golden = (data_dir / name).read_bytes()
+        container = bitstream.unpack(golden)
+        assert container.header.model_id == "lic-exact-2"
+        decoded = np.asarray(codec.decompress(golden)).astype(np.int64).reshape(image.shape)
+        assert np.abs(decoded - image).max() <= max_error
+        stream, _ = encode_residual(np.moveaxis(image, -1, 0), maxval, max_error, "lic-exact-2")
+        assert stream == container.streams[0]
+
+
 def test_an_unknown_residual_coder_is_refused_in_one_line(make_image):
     import dataclasses
 
@@ -169,8 +186,9 @@ def test_an_unknown_residual_coder_is_refused_in_one_line(make_image):
 
 
 def test_a_changed_constant_alpha_plane_is_refused_by_the_sample_checksum():
-    """In lic-exact-2 files the sample CRC covers the alpha plane, whose constant form has no checksum
-    of its own: a changed alpha value (file CRC made good again) is refused, never decoded."""
+    """In lic-exact-2 and later files the sample CRC covers the alpha plane, whose constant form has
+    no checksum of its own: a changed alpha value (file CRC made good again) is refused, never
+    decoded."""
     rgba = np.zeros((5, 6, 4), np.uint8)
     rgba[..., :3] = np.arange(30, dtype=np.uint8).reshape(5, 6)[..., None] * 7
     rgba[..., 3] = 200

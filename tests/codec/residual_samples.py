@@ -1,4 +1,4 @@
-"""The test image of the residual coders' tests (lic-exact-1 and lic-exact-2)."""
+"""The test image of the residual coders' tests (lic-exact-1, lic-exact-2 and lic-exact-3)."""
 
 import numpy as np
 

@@ -5,7 +5,8 @@ when that coder changes, together with a new coder id: files written before must
 
 ``golden-<coder>-rgb.lic``: ``sample.png`` (RGB, 8-bit), lossless; ``golden-<coder>-16.lic``: the
 16-bit gray image of ``gray16()`` at max error 1; ``<coder>`` is ``exact`` for ``lic-exact-1`` (whose
-files stay, to be decoded), ``exact2`` for ``lic-exact-2``.  None needs model weights.
+files stay, to be decoded), ``exact2`` for ``lic-exact-2`` (likewise), ``exact3`` for ``lic-exact-3``.
+None needs model weights.
 """
 
 import sys
