@@ -25,7 +25,8 @@ from .shards import SHIPPED_WEIGHTS, read_metadata, read_state, state_fingerprin
 __all__ = ["RUNTIMES", "LoadedModel", "load", "resolve_runtime", "TORCH_MISSING"]
 
 RUNTIMES = ("auto", "onnx", "torch")
-TORCH_MISSING = "needs torch, which this install lacks: pip install 'lic-codec[torch]'"
+TORCH_MISSING = ("the torch runtime (effort above 0, CUDA devices) needs torch, which this install lacks: "
+                 "pip install 'lic-codec[torch]'")
 
 
 class LoadedModel(NamedTuple):
@@ -49,7 +50,7 @@ def resolve_runtime(runtime: str, weights: Path | None = None) -> str:
         has_graphs = "graphs" in read_metadata(weights or SHIPPED_WEIGHTS)
         runtime = "onnx" if has_graphs and _installed("onnxruntime") else "torch"
     if runtime == "torch" and not _installed("torch"):
-        raise InputError(f"this {TORCH_MISSING}")
+        raise InputError(TORCH_MISSING)
     if runtime == "onnx" and not _installed("onnxruntime"):
         raise InputError("the onnx runtime needs onnxruntime: pip install onnxruntime")
     return runtime
