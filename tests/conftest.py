@@ -59,3 +59,17 @@ def smooth_image(height: int, width: int, channels: int, seed: int = 0) -> np.nd
 def make_image():
     """``make_image(height, width, channels, seed=0)`` -> uint8 array (see ``smooth_image``)."""
     return smooth_image
+
+
+@pytest.fixture(scope="session")
+def without_torch() -> str:
+    """Python source that makes ``import torch`` fail, to run first in a child process: what the
+    runtime install (no torch) sees."""
+    return (
+        "import importlib.abc, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+    )

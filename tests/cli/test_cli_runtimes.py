@@ -46,22 +46,18 @@ def test_bad_input_is_the_same_line_and_status_on_both(tmp_path, capsys, make_im
         assert said["torch"] == said["onnx"]
 
 
-_NO_TORCH = """
-import importlib.abc, sys
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked")
-sys.meta_path.insert(0, NoTorch())
+_LIC = """
+import sys
 from codec import cli
 sys.exit(cli.main(sys.argv[1:]))
 """
 
 
 @pytest.mark.parametrize("option", [["--effort", "1"], ["--device", "cuda"], ["--runtime", "torch"]])
-def test_without_torch_what_needs_it_is_a_usage_error_naming_the_extra(tmp_path, make_image, option):
+def test_without_torch_what_needs_it_is_a_usage_error_naming_the_extra(tmp_path, make_image, without_torch,
+                                                                       option):
     Image.fromarray(make_image(24, 24, 3)).save(tmp_path / "a.png")
-    out = subprocess.run([sys.executable, "-c", _NO_TORCH, "encode", str(tmp_path / "a.png"), *option],
+    out = subprocess.run([sys.executable, "-c", without_torch + _LIC, "encode", str(tmp_path / "a.png"), *option],
                          capture_output=True, text=True, cwd=SOURCE_ROOT, timeout=120)
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1, out.stderr
