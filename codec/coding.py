@@ -174,21 +174,16 @@ def _pack(coder: Coder, code: Compressed, quality: float, width: int, height: in
         checksum.update(symbols)
         streams.append(bitstream.encode_gaussian(symbols, indexes, entropy.scales))
     header = Header(
-        model_id=coder.config.model_id, model_hash=model_hash or _fingerprint(coder),
+        model_id=coder.config.model_id, model_hash=model_hash or coder.fingerprint(),
         quality=quality, width=width, height=height, channels=channels,
         symbol_crc=checksum.value, icc=icc,
     )
     return bitstream.pack(header, streams, alpha)
 
 
-def _fingerprint(coder: Coder) -> bytes:
-    """The fingerprint of the coder's weights, where the caller did not pass the one it holds."""
-    return coder.fingerprint()
-
-
 def check_model(coder: Coder, header: Header, model_hash: bytes | None = None) -> None:
     """Refuse a file that another model made: its symbols would decode to garbage."""
-    expected = model_hash or _fingerprint(coder)
+    expected = model_hash or coder.fingerprint()
     if header.model_id != coder.config.model_id or header.model_hash != expected:
         raise LicFormatError(
             f"made by another model ({header.model_id}, {header.model_hash.hex()}); "
