@@ -80,12 +80,14 @@ class LicModel(nn.Module):
 
     # -- training face --------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, quality, ste: bool = True,
-                amp_dtype: torch.dtype | None = None, arithmetic: Arithmetic = Arithmetic.FAKE) -> ForwardOutput:
+                amp_dtype: torch.dtype | None = None, arithmetic: Arithmetic = Arithmetic.FAKE,
+                rate_ste: bool = False) -> ForwardOutput:
         """x (B,3,H,W) in [0,1], quality a float or (B,) tensor in [1, 8].
 
         ``amp_dtype`` (e.g. bfloat16) autocasts the float transforms g_a and g_s only: the
         entropy path and the likelihoods always run in float32.  ``arithmetic`` is how the
         integer entropy path trains: FAKE (quantization-aware) or FLOAT (``integer.py``).
+        ``rate_ste``: the rate of y on rounded latents, straight-through, instead of the noisy proxy.
         """
         h, w = x.shape[-2:]
         q = _as_quality(quality, x.shape[0], x.device)
@@ -93,7 +95,7 @@ class LicModel(nn.Module):
             y = self.g_a(self._pad(x))
         y = y.float() * self.gain.gain(q)
         hyper = self.hyper(y, arithmetic)
-        y_hat, y_likelihoods = self.rate(y, hyper.features, ste=ste, arithmetic=arithmetic)
+        y_hat, y_likelihoods = self.entropy(y, hyper.features, ste=ste, mode=arithmetic, rate_ste=rate_ste)
         x_hat = self.synthesise(y_hat, q, amp_dtype)
         return ForwardOutput(x_hat[..., :h, :w], y_likelihoods, hyper.z_likelihoods)
 

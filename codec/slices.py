@@ -127,11 +127,14 @@ class ChannelConditional(nn.Module):
         return torch.split(y, self.slices, dim=1)
 
     def forward(self, y: torch.Tensor, features: torch.Tensor, ste: bool = True,
-                mode: Arithmetic = Arithmetic.FAKE, rounding: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                mode: Arithmetic = Arithmetic.FAKE, rounding: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                rate_ste: bool = False):
         """Training face: returns (ŷ, likelihoods of y).
 
-        The rate uses the noisy proxy ỹ = y + U(−½, ½) (dithered quantization).  What P_k, R_k
-        and g_s see is round(y − μ) + μ with a straight-through gradient if ``ste``, else ỹ.
+        The rate uses the noisy proxy ỹ = y + U(−½, ½) (dithered quantization), or with ``rate_ste``
+        the rounded latents with a straight-through gradient (the rate the coder spends; what the
+        encoder side learns from differs, Guo et al. 2021).  What P_k, R_k and g_s see is
+        round(y − μ) + μ with a straight-through gradient if ``ste``, else ỹ.
         In eval mode the rate is that of the rounded centred latents (what the coder spends, up to the
         σ table), so estimates are deterministic.  ``rounding`` (latent refinement, ``refine.py``)
         replaces both: rate and ŷ use rounding(y − μ), a relaxed rounding of the centred latents.
@@ -147,7 +150,9 @@ class ChannelConditional(nn.Module):
                 relaxed = rounding(centred)
                 likelihoods[k] = self._likelihood(relaxed, sigma)
                 return relaxed + mean
-            if self.training:
+            if self.training and rate_ste:
+                noisy = round_ste(centred)
+            elif self.training:
                 noisy = centred + torch.empty_like(centred).uniform_(-0.5, 0.5)
             else:
                 noisy = torch.round(centred)

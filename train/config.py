@@ -50,6 +50,7 @@ class TrainConfig:
     slow_params: str = "gain."  # comma-separated parameter-name prefixes trained at --slow-lr-scale
     frozen_params: str = ""  # comma-separated parameter-name prefixes not trained at all
     quality_sampling: str = "continuous"  # continuous (uniform in [1, 8]) | low (density falling to 0 at 8) | levels
+    rate_proxy: str = "noise"  # what the rate sees: noise (y + U(-½, ½)) | ste (round(y), straight-through)
     noise_frac: float = 0.0  # first fraction of steps: g_s sees noisy latents instead of STE
     arithmetic: str = "float"  # the integer entropy path trains in float | fake (quantization-aware)
     qat_frac: float = 0.0  # the last fraction of the planned steps trains it quantization-aware
@@ -83,6 +84,8 @@ class TrainConfig:
             raise ValueError("bank_size and bank_width must be >= patch")
         if self.quality_sampling not in ("continuous", "low", "levels"):
             raise ValueError("quality_sampling must be continuous, low or levels")
+        if self.rate_proxy not in ("noise", "ste"):
+            raise ValueError("rate_proxy must be noise or ste")
         if self.optimizer not in ("adam", "soap"):
             raise ValueError("optimizer must be adam or soap")
         if not 0 < self.downscale <= 1:

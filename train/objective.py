@@ -41,19 +41,24 @@ class RateDistortion(nn.Module):
     mode the latents are rounded and x̂ is clamped to [0, 1]: the decoder's output, so D is what the
     codec delivers and R the coded rate up to the σ table.  ``amp_dtype`` autocasts the float
     transforms g_a and g_s only; ``arithmetic``: how the integer entropy path trains
-    (``codec.integer.Arithmetic``).
+    (``codec.integer.Arithmetic``); ``rate_proxy``: what R sees in training, the dithered latents
+    ("noise") or the rounded ones with a straight-through gradient ("ste").
     """
 
     def __init__(self, model: LicModel, amp_dtype: torch.dtype | None = None,
-                 arithmetic: Arithmetic = Arithmetic.FAKE):
+                 arithmetic: Arithmetic = Arithmetic.FAKE, rate_proxy: str = "noise"):
         super().__init__()
+        if rate_proxy not in ("noise", "ste"):
+            raise ValueError(f"rate_proxy must be 'noise' or 'ste', not {rate_proxy!r}")
         self.model = model
         self.amp_dtype = amp_dtype
         self.arithmetic = arithmetic
+        self.rate_ste = rate_proxy == "ste"
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor, ste: bool = True) -> RDOutput:
         h, w = x.shape[-2:]
-        x_hat, y_lik, z_lik = self.model(x, quality, ste=ste, amp_dtype=self.amp_dtype, arithmetic=self.arithmetic)
+        x_hat, y_lik, z_lik = self.model(x, quality, ste=ste, amp_dtype=self.amp_dtype, arithmetic=self.arithmetic,
+                                         rate_ste=self.rate_ste)
         if not self.model.training:
             x_hat = x_hat.clamp(0, 1)
         bits = -(torch.log2(y_lik).sum((1, 2, 3)) + torch.log2(z_lik).sum((1, 2, 3)))

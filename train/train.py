@@ -160,7 +160,7 @@ def train(cfg: TrainConfig) -> dict:
     state = RunState(cfg, world)
     model, optimizer = state.model, state.optimizer
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and (world.cuda or cpu_has_native_bf16()))
-    rd = RateDistortion(model, torch.bfloat16 if amp else None)
+    rd = RateDistortion(model, torch.bfloat16 if amp else None, rate_proxy=cfg.rate_proxy)
     world.say(f"model {state.model_config.model_id}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
               f"parameters; device {world.device}, world {world.size}, amp {'bf16' if amp else 'off'}; "
               f"step {state.step}, total {state.total_steps}")

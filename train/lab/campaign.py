@@ -49,7 +49,7 @@ CAMPAIGN = TrainConfig(
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
     exclude=str(GATE_LIST),  # the gate's photos (gate.py)
     batch_size=8, patch=256, bank_size=256, crops_per_image=4, val_images=8,
-    lr=6.5e-5, lr_tau=8000, min_lr=1e-6, warmup_steps=100, decay_frac=0.2, grad_clip=1.0,
+    optimizer="soap", lr=6.5e-5, lr_tau=8000, min_lr=1e-6, warmup_steps=100, decay_frac=0.2, grad_clip=1.0,
     slow_params="gain.,hyper.h_a.", slow_lr_scale=0.05, frozen_params="g_a.",
     arithmetic="float", qat_frac=0.05, ema=0.999,
     log_every=100, eval_every=2000, checkpoint_minutes=5.0, threads=2, compile="on", diverge_factor=1.25,

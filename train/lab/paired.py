@@ -54,6 +54,7 @@ def main(argv=None) -> torch.nn.Module:
     p.add_argument("--slow-params", default=CAMPAIGN.slow_params)
     p.add_argument("--slow-lr-scale", type=float, default=CAMPAIGN.slow_lr_scale)
     p.add_argument("--clip", type=float, default=CAMPAIGN.grad_clip)
+    p.add_argument("--rate-proxy", default=CAMPAIGN.rate_proxy, choices=("noise", "ste"))
     p.add_argument("--compile", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="1: two runs share the two cores evenly")
     p.add_argument("--file-stride", type=int, default=3, help="bank from every n-th training photo")
@@ -65,7 +66,7 @@ def main(argv=None) -> torch.nn.Module:
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = load_model(a.weights).train().to(memory_format=torch.channels_last)
-    rd = RateDistortion(model, torch.bfloat16, Arithmetic.FLOAT)
+    rd = RateDistortion(model, torch.bfloat16, Arithmetic.FLOAT, a.rate_proxy)
     step_fn = torch.compile(rd) if a.compile else rd
     excluded = set(Path(CAMPAIGN.exclude).read_text().split()) if CAMPAIGN.exclude else set()
     files = [f for f in list_images(a.data) if f.name not in excluded]  # never the gate's photos
