@@ -95,6 +95,26 @@ def test_rate_distortion_is_the_models_forward():
     assert torch.allclose(bpp, bits / (64 * 128))
 
 
+def test_the_ste_rate_proxy_costs_the_rounded_latents_and_still_trains_the_analysis():
+    torch.manual_seed(0)
+    model = LicModel(ModelConfig.tiny()).train()
+    x, q = torch.rand(2, 3, 64, 64), torch.tensor([2.0, 6.0])
+    rates = {}
+    for proxy in ("noise", "ste"):
+        runs = []
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            runs.append(model(x, q, rate_ste=proxy == "ste").y_likelihoods)
+        rates[proxy] = runs
+    assert not torch.equal(*rates["noise"])  # dithered: each draw its own rate
+    assert torch.equal(*rates["ste"])  # rounded: the same latents cost the same
+    model.zero_grad()
+    RateDistortion(model, rate_proxy="ste")(x, q).bpp.sum().backward()
+    assert model.g_a[0].weight.grad.abs().sum() > 0  # straight-through: the rate still reaches g_a
+    with pytest.raises(ValueError, match="rate_proxy"):
+        RateDistortion(model, rate_proxy="round")
+
+
 def test_batches_are_crops_and_flips_of_the_bank():
     bank = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).reshape(2, 3, 8, 8).to(torch.uint8)
     gen = torch.Generator().manual_seed(0)
