@@ -94,6 +94,19 @@ def test_export_writes_graphs_that_the_onnx_runtime_runs(tiny_weights, sample):
     assert np.abs(a - b).max() <= 1
 
 
+@pytest.mark.parametrize("kernel,stride", [(5, 2), (3, 2), (7, 2), (9, 4), (5, 3)])
+def test_the_sub_pixel_form_of_a_transposed_convolution_computes_the_same(kernel, stride):
+    from codec.graph_export import SubPixelDeconv
+
+    torch.manual_seed(kernel * stride)
+    deconv = torch.nn.ConvTranspose2d(6, 5, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)
+    x = torch.randn(2, 6, 7, 4)
+    with torch.no_grad():
+        assert torch.allclose(SubPixelDeconv(deconv)(x), deconv(x), atol=1e-5)
+    with pytest.raises(ValueError, match="no sub-pixel form"):
+        SubPixelDeconv(torch.nn.ConvTranspose2d(6, 5, kernel, stride=stride, padding=kernel // 2))
+
+
 @pytest.mark.parametrize("damage", ["flip", "missing", "swap"])
 def test_a_damaged_or_foreign_graph_is_one_line_naming_it(tiny_weights, tmp_path, damage):
     import shutil
