@@ -1,7 +1,7 @@
 """ONNX graphs of the float transforms g_a, h_a and g_s, for the torch-free runtime.
 
 Run when weights are exported (``weights.save_model``), or on a folder of weights made without
-them (``python -m codec.graph_export DIR``): torch traces each transform and ONNX
+them (``python -m codec.weights add-graphs DIR``): torch traces each transform and ONNX
 records it with dynamic height and width.  g_s's transposed convolutions are recorded as their four
 sub-pixel convolutions (``SubPixelDeconv``), which ONNX Runtime runs faster.  The graphs keep no tensors: every initializer that is
 one of the model's tensors is declared as external data, and ``onnx_transforms.py`` supplies it from
@@ -23,7 +23,7 @@ import torch.nn as nn
 from .model import LicModel
 from .onnx_transforms import EXTERNAL_LOCATION, GRAPHS, graph_path
 
-__all__ = ["export_graphs", "add_graphs", "SubPixelDeconv"]
+__all__ = ["export_graphs", "SubPixelDeconv"]
 
 OPSET = 17
 
@@ -164,22 +164,3 @@ def export_graphs(model: LicModel, directory: str | Path) -> dict[str, dict]:
         path.write_bytes(data)
         digests[path.name] = {"sha256": hashlib.sha256(data).hexdigest(), "tensors": tensors}
     return digests
-
-
-def add_graphs(directory: str | Path) -> None:
-    """Export the graphs of the weights in ``directory`` beside them and list them in the shards'
-    metadata (the tensors, hence the fingerprint, are unchanged)."""
-    import json
-
-    from .weights import load_model, set_metadata
-
-    graphs = export_graphs(load_model(directory), directory)
-    set_metadata(directory, graphs=json.dumps(graphs, sort_keys=True))
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m codec.graph_export WEIGHTS_DIR")
-    add_graphs(sys.argv[1])

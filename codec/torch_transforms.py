@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .model import LicModel
 from .precision import native_bf16
 
 __all__ = ["TorchTransforms"]
@@ -21,7 +20,7 @@ __all__ = ["TorchTransforms"]
 class TorchTransforms:
     """``coder.FloatTransforms`` on a ``LicModel``'s networks, on the model's device."""
 
-    def __init__(self, model: LicModel):
+    def __init__(self, model: nn.Module):  # a LicModel, which makes its own (``LicModel.coder``)
         self.model = model
         self.device = model.device
 

@@ -137,7 +137,24 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return model.to(device).eval()
 
 
+def add_graphs(directory: str | Path) -> None:
+    """Export the ONNX graphs of the weights in ``directory`` beside them and list them in the
+    shards' metadata (the tensors, hence the fingerprint, are unchanged)."""
+    from .graph_export import export_graphs
+
+    graphs = export_graphs(load_model(directory), directory)
+    set_metadata(directory, graphs=json.dumps(graphs, sort_keys=True))
+
+
 def fingerprint(model: LicModel) -> bytes:
     """4-byte hash of the model's config and tensors (as loaded), recorded in every header
     (``codec.shards.state_fingerprint``: a torch-free runtime computes the same from the shards)."""
     return state_fingerprint(model.config.to_json(), {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "add-graphs":
+        raise SystemExit("usage: python -m codec.weights add-graphs WEIGHTS_DIR")
+    add_graphs(sys.argv[2])

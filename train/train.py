@@ -6,7 +6,7 @@
 
 Each step minimises J = R + λ(q)·255²·D (``objective.py``) on a batch of random crops, q drawn per
 sample *continuously* from U[1, 8] and λ(q) interpolated geometrically between the table's levels
-(``codec.config.lambda_for_quality``): the gain units interpolate between levels and the bitstream
+(``codec.quality.lambda_for_quality``): the gain units interpolate between levels and the bitstream
 stores real qualities, so the model is used between levels; training there costs nothing and spreads
 every level's gradient over its neighbours.  ``--quality-sampling levels`` draws the eight levels only.
 

@@ -438,8 +438,8 @@ def test_a_continued_run_with_the_campaigns_frozen_analysis_does_not_raise_the_c
     """Issue 30: from exported weights, the campaign's recipe (g_a frozen, gains and h_a slow) must
     not make the coded RD loss on fixed crops worse over its first steps, and g_a stays bit-identical.
 
-    At the shipped model's size the cause was measured (train/README.md, "Why continued training got
-    worse"); a tiny model trained for seconds is far from the equilibrium where g_a's surrogate
+    At the shipped model's size the cause was measured (train/lab/log.md, "Why continued training
+    made the model worse"); a tiny model trained for seconds is far from the equilibrium where g_a's surrogate
     gradient turns uphill, so at this size training g_a lowers the loss too: this test pins the
     mechanism of the fix, it does not reproduce the fault."""
     from codec.weights import load_model

@@ -14,7 +14,7 @@ six qualities) on fixed crops, for three steps:
 - ``descent``: −η·g/‖g‖, plain gradient descent with a step of norm η.
 
 It also splits the gradient of g_a's first layer into its rate and distortion parts.  Issue 30 found with
-it that g_a's gradient points uphill at the shipped weights (train/README.md).
+it that g_a's gradient points uphill at the shipped weights (train/lab/log.md).
 """
 
 from __future__ import annotations
