@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from codec.config import ModelConfig
+from codec.networks.config import ModelConfig
 
 __all__ = ["TrainConfig", "PRESETS", "model_config", "parse_args"]
 

@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from codec.config import ModelConfig
+from codec.networks.config import ModelConfig
 from codec.weights import fingerprint, load_model, save_model
 
 from .checkpoint import checkpoint_model, load_checkpoint

@@ -1,4 +1,4 @@
-"""Claims about the two runtimes (codec/runtime.py): ONNX Runtime without torch, and torch.
+"""Claims about the two runtimes (codec/engines/runtime.py): ONNX Runtime without torch, and torch.
 
 Files are the same either way: the exact entropy path is one implementation, so a file made by
 one runtime decodes on the other to the same symbols (the symbol checksum proves it), and the float
@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from codec.coding import decode_rgb, encode_rgb
-from codec.onnx_transforms import GRAPHS, graph_path
-from codec.runtime import load
+from codec.engines.onnx_transforms import GRAPHS, graph_path
+from codec.engines.runtime import load
 from codec.shards import read_metadata
 from codec.weights import default_weights_dir, load_model, save_model
 
@@ -96,7 +96,7 @@ def test_export_writes_graphs_that_the_onnx_runtime_runs(tiny_weights, sample):
 
 @pytest.mark.parametrize("kernel,stride", [(5, 2), (3, 2), (7, 2), (9, 4), (5, 3)])
 def test_the_sub_pixel_form_of_a_transposed_convolution_computes_the_same(kernel, stride):
-    from codec.graph_export import SubPixelDeconv
+    from codec.engines.graph_export import SubPixelDeconv
 
     torch.manual_seed(kernel * stride)
     deconv = torch.nn.ConvTranspose2d(6, 5, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from codec.config import ModelConfig
+from codec.networks.config import ModelConfig
+from codec.networks.model import LicModel
 from codec.quality import QUALITY_LAMBDAS, lambda_for_quality
-from codec.model import LicModel
 from train.checkpoint import checkpoint_model, load_checkpoint
 from train.data import get_batch
 from train.schedule import get_lr

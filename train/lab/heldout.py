@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from codec.integer import Arithmetic
-from codec.model import LicModel
+from codec.networks.integer import Arithmetic
+from codec.networks.model import LicModel
 
 from ..data import build_bank_center, list_images, split_heldout
 from ..objective import RateDistortion, estimate

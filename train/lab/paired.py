@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from codec.integer import Arithmetic
+from codec.networks.integer import Arithmetic
 
 from ..data import build_bank, get_batch, list_images, sample_quality
 from ..objective import RateDistortion

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .model import LicModel
+from ..networks.model import LicModel
 from .onnx_transforms import EXTERNAL_LOCATION, GRAPHS, graph_path
 
 __all__ = ["export_graphs", "SubPixelDeconv"]

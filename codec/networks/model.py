@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .coder import ALIGN, Coder
+from ..coder import ALIGN, Coder
 from .config import ModelConfig
 from .gain import GainUnits
 from .hyperprior import Hyperprior
@@ -108,7 +108,7 @@ class LicModel(nn.Module):
         bits, summed over whatever region is being costed).  Training sees the noisy proxy, or with
         ``rate_ste`` the rounded latents straight-through (eval mode: the rounded latents);
         ``rounding`` replaces the rounding of each slice's centred latents by a relaxation
-        (``refine.py``).  Shared by ``forward`` and latent refinement."""
+        (``codec/refine.py``).  Shared by ``forward`` and latent refinement."""
         return self.entropy(y, features, ste=ste, mode=arithmetic, rounding=rounding, rate_ste=rate_ste)
 
     def synthesise(self, y_hat: torch.Tensor, quality, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -126,7 +126,7 @@ class LicModel(nn.Module):
     def coder(self) -> Coder:
         """The coding face (``codec.coder``): image -> symbols -> image with these weights, the float
         transforms on torch (this model's device) and the exact entropy path shared by every runtime."""
-        from .torch_transforms import TorchTransforms
+        from ..engines.torch_transforms import TorchTransforms
 
         state = {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
         return Coder(self.config, state, TorchTransforms(self))

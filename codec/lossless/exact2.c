@@ -1,4 +1,4 @@
-/* lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (codec/exact2.py has
+/* lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (codec/lossless/exact2.py has
  * the Python face and the description of the model; bitstream/FORMAT.md the format).  Version 3
  * differs from version 2 in three places only: fewer sub-predictions (those that earn their place
  * in the blend), how q's size is binarised (a unary code that starts from the context's likeliest
@@ -631,14 +631,14 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2 and lic-exact-3: the coding loop (codec/exact2.py).",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2 and lic-exact-3: the coding loop (codec/lossless/exact2.py).",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__exact2(void) {
     init_tables();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    StreamError = PyErr_NewException("codec._exact2.StreamError", PyExc_ValueError, NULL);
+    StreamError = PyErr_NewException("codec.lossless._exact2.StreamError", PyExc_ValueError, NULL);
     if (StreamError == NULL || PyModule_AddObjectRef(m, "StreamError", StreamError) < 0) {
         Py_DECREF(m);
         return NULL;
