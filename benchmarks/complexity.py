@@ -17,10 +17,10 @@ from collections import defaultdict
 import torch
 import torch.nn as nn
 
-from codec.config import ModelConfig
-from codec.integer import IntConv2d
-from codec.model import LicModel
-from codec.transforms import GDN
+from codec.networks.config import ModelConfig
+from codec.networks.integer import IntConv2d
+from codec.networks.model import LicModel
+from codec.networks.transforms import GDN
 
 # Which part of the model each top-level module belongs to.
 PARTS = {

@@ -5,7 +5,7 @@ image``, ``q`` a real number in [1, 8] and ``e`` the encoder effort (0: one pass
 latents, same decoder). The sweep is q = 1..8, or 1, 1.5, ..., 8 with ``fine=True`` (``--lic-fine``), or the
 ``qualities`` given (``--lic-qualities``: fewer points for the slow high efforts); effort ``e`` > 0 is the codec
 ``lic-effort<e>`` (``--effort``). ``lic`` runs on the default runtime (ONNX Runtime), ``lic-torch`` on torch at
-effort 0, for a side-by-side of the two (``codec.runtime``); the adapter gives either ``--threads`` CPU threads.
+effort 0, for a side-by-side of the two (``codec.engines.runtime``); the adapter gives either ``--threads`` CPU threads.
 The stage times of the last call (network and entropy coding, ``codec.Timings``) are recorded next to the total
 wall time.
 """

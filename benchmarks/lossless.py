@@ -11,7 +11,7 @@ it, against the residual stream alone.  Writes ``lossy_layer.md``.
 
 Bits per pixel are whole files over width x height (all channels); times are one encode and one
 decode per image (lic: ``codec.compress_exact`` / ``decompress_exact``, one thread: the residual
-layer's compiled loop, ``codec/exact2.c``).  Every lic file is decoded and checked: each sample within K of the original.
+layer's compiled loop, ``codec/lossless/exact2.c``).  Every lic file is decoded and checked: each sample within K of the original.
 Writes ``lossless.json`` (per image) and ``lossless.md`` (means per set) into ``--out``.
 """
 
@@ -73,7 +73,7 @@ def lossy_layer(sets: list[str], limit: int | None, quality: float) -> str:
     """Mean bpp over each set's 8-bit images: residual alone, residual with x̂, lossy file, total."""
     import codec
     from codec.images import to_exact
-    from codec.residual import encode_residual
+    from codec.lossless.residual import encode_residual
 
     model = codec.Codec(device="cpu")
     lines = [f"lossy layer at quality {quality:g} (shipped model), mean bits per pixel:", "",

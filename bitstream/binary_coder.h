@@ -17,7 +17,7 @@
  * rate 2^-BC_SLOW_MAX, for the stationary part.  All integer: both sides compute the same
  * probabilities on every machine.
  *
- * Knows bits and probabilities, never images.  Header-only; used by codec/exact2.c.
+ * Knows bits and probabilities, never images.  Header-only; used by codec/lossless/exact2.c.
  */
 #ifndef LIC_BINARY_CODER_H
 #define LIC_BINARY_CODER_H

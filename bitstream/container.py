@@ -21,7 +21,7 @@ __all__ = ["MAGIC", "FORMAT_VERSION", "RESIDUAL_VERSION", "RESIDUAL_CODER", "MAX
 MAGIC = b"LIC1"  # the first four bytes of every .lic file (is_lic; Pillow's plugin sniffs them)
 FORMAT_VERSION = 1  # lossy files; written byte for byte as before the residual layer existed
 RESIDUAL_VERSION = 2  # lossless and near-lossless files: the residual stream only, no lossy layer (FORMAT.md)
-RESIDUAL_CODER = "lic-exact-3"  # the residual coder of new version-2 files (codec/exact2.py; codec/near_lossless.py reads older ones)
+RESIDUAL_CODER = "lic-exact-3"  # the residual coder of new version-2 files (codec/lossless/exact2.py; codec/lossless/near_lossless.py reads older ones)
 MAX_BITS = 16
 
 MAX_MODEL_ID = 32
@@ -59,7 +59,7 @@ class Residual:
 
     ``bits``: bits per stored sample (8 or 16 as written by lic; 1..16 accepted);
     ``max_error``: K, every sample within K of the original (0: lossless); ``sample_crc``:
-    CRC32 of the decoded samples (codec.near_lossless says which bytes).
+    CRC32 of the decoded samples (codec.lossless.near_lossless says which bytes).
     """
 
     bits: int

@@ -6,7 +6,7 @@
 
 ``Codec`` holds one loaded model (and its fingerprint, which every header records); the module
 functions use a default ``Codec`` per device, made on first use, so ``import codec`` stays cheap.
-Its runtime (``codec.runtime``) is ONNX Runtime where installed, which never imports torch; torch
+Its runtime (``codec.engines.runtime``) is ONNX Runtime where installed, which never imports torch; torch
 runs ``effort`` above 0 and CUDA devices.  Weights: ``weights=`` argument, else the ``LIC_WEIGHTS``
 environment variable, else the shards shipped in ``codec/weights``.
 """
@@ -94,7 +94,7 @@ class Codec:
     ``quality``: the default for ``compress``, a real number in [1, 8] (None: ``DEFAULT_QUALITY``),
     stored in steps of 1/256 (4.3 is kept as 4.30078); ``weights``: a directory of safetensors
     shards (default as in the module doc); ``runtime``: "auto", "onnx" or "torch"
-    (``codec.runtime``); ``threads``: ONNX Runtime's CPU threads (None: one per core; the torch
+    (``codec.engines.runtime``); ``threads``: ONNX Runtime's CPU threads (None: one per core; the torch
     runtime follows ``torch.set_num_threads``).  The bits do not depend on the device or the
     runtime: a file made on a GPU decodes on a CPU, one made by torch decodes on ONNX Runtime.
 
@@ -111,7 +111,7 @@ class Codec:
     def __init__(self, device: str = "auto", quality: float | None = None,
                  weights: str | os.PathLike | None = None, effort: int = DEFAULT_EFFORT, runtime: str = "auto",
                  threads: int | None = None):
-        from .runtime import load, resolve_runtime
+        from .engines.runtime import load, resolve_runtime
 
         self.quality = default_quality() if quality is None else check_quality(quality)
         self.effort = check_effort(effort)
@@ -131,7 +131,7 @@ class Codec:
         if not effort:
             return self.coder
         if self._refiner is None:
-            from .runtime import load
+            from .engines.runtime import load
 
             self._refiner = load(self.weights, "torch", "cpu").coder
         return self._refiner
@@ -273,7 +273,7 @@ def compress_exact(image, max_error: int) -> bytes:
     ``max_error`` of the input's, at its bit depth: 8-bit gray, RGB and RGBA, and 16-bit gray, RGB
     and RGBA (alpha always exact; ``codec.images.to_exact`` says which inputs are 16-bit).  Needs
     no model weights.  ``InputError`` for what cannot be kept exactly (floats, 32-bit samples)."""
-    from .near_lossless import encode_exact
+    from .lossless.near_lossless import encode_exact
 
     return encode_exact(to_exact(image), max_error)  # checks max_error against the bit depth
 
@@ -281,7 +281,7 @@ def compress_exact(image, max_error: int) -> bytes:
 def decompress_exact(data, *, max_pixels: int | None = None) -> Image.Image | Image16:
     """Decode a lossless or near-lossless file (bytes, a path or a parsed container); no weights.
     ``max_pixels`` as in ``decompress``."""
-    from .near_lossless import decode_exact
+    from .lossless.near_lossless import decode_exact
 
     samples, header, alpha = decode_exact(_lic_file(data, max_pixels))
     return from_exact(samples, header.residual.bits, header.channels, alpha, header.icc)

@@ -5,10 +5,10 @@
     ŷ' ─⊙g⁻¹(q)─► g_s ─crop, clamp─► x̂
 
 The float transforms g_a, h_a and g_s (``FloatTransforms``) run on whichever engine the runtime
-chose: ONNX Runtime (``onnx_transforms.py``, no torch) or torch (``torch_transforms.py``).  Nothing
+chose: ONNX Runtime (``engines/onnx_transforms.py``, no torch) or torch (``engines/torch_transforms.py``).  Nothing
 they compute reaches a probability, so engines may differ in the last bits of a float and files
 still decode everywhere.  Everything that does reach one is ``exact_entropy.py``, shared by every
-engine.  The gains g(q), g⁻¹(q) (``gain.py``, Cui et al. 2021) are evaluated here from the same
+engine.  The gains g(q), g⁻¹(q) (``networks/gain.py``, Cui et al. 2021) are evaluated here from the same
 weights.
 """
 
@@ -19,9 +19,9 @@ from typing import Callable, Mapping, NamedTuple, Protocol
 
 import numpy as np
 
-from .config import ModelConfig
 from .exact_entropy import ExactEntropyPath, SliceCode
 from .fixed_point import INPUT_LIMIT
+from .networks.config import ModelConfig
 from .quality import MAX_QUALITY, MIN_QUALITY
 from .shards import state_fingerprint
 

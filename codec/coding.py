@@ -105,7 +105,7 @@ def encode_rgb(model, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
                timings: Timings | None = None, model_hash: bytes | None = None) -> bytes:
     """Compress an (H, W, 3) uint8 RGB array into a complete ``.lic`` file.
 
-    ``model``: a ``Coder`` (``codec.runtime.load``) or a torch ``LicModel``.
+    ``model``: a ``Coder`` (``codec.engines.runtime.load``) or a torch ``LicModel``.
     ``quality`` must be a stored value (``codec.quality.quantize_quality``): the header holds it.
     ``progress(done, total)`` follows the pass (``_counting``: g_a's tiles, or the refinement's
     steps).  ``effort`` > 0 (the torch runtime) refines the latents for this image first

@@ -1,7 +1,7 @@
 """The exact entropy path of coding, in numpy: ẑ -> ψ -> (μ_k, σ-index_k, LRP) for every slice.
 
 Everything that decides a probability the range coder uses is computed here, by integer networks
-(Ballé, Johnston & Minnen, ICLR 2019) whose fixed-point format is ``codec.integer``'s:
+(Ballé, Johnston & Minnen, ICLR 2019) whose fixed-point format is ``codec.networks.integer``'s:
 
     a_int = round(a · 2^ACT_FRAC),   acc = W_int ∗ a_int + b_int,   a_out = acc / 2^(W_FRAC+ACT_FRAC)
 
@@ -10,7 +10,7 @@ Every product and partial sum is an integer below 2^53 (``IntConv2d.check_exact`
 matrix products compute it exactly in any order, on any BLAS, thread count or machine.
 
 This is the only implementation of that path used for coding, by every runtime (torch or not):
-the hyper-synthesis h_s (``hyperprior.py``) and the slice networks P_k, R_k (``slices.py``) are
+the hyper-synthesis h_s (``networks/hyperprior.py``) and the slice networks P_k, R_k (``networks/slices.py``) are
 trained in torch, and their weights are read here from the same state dict.  It needs numpy only.
 """
 
@@ -20,8 +20,8 @@ from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
-from .config import ModelConfig
 from .fixed_point import ACT_FRAC, ACT_MAX, INPUT_LIMIT, SYMBOL_LIMIT, TANH_RANGE, W_FRAC, W_LIMIT
+from .networks.config import ModelConfig
 
 __all__ = ["ExactEntropyPath", "SliceCode"]
 

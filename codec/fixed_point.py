@@ -2,7 +2,7 @@
 
 Activations, means and LRP offsets live on a grid of 2^-ACT_FRAC, weights on a grid of 2^-W_FRAC;
 the bounds below keep every accumulator of an integer convolution under 2^53, where float64 holds
-integers exactly (``codec.integer`` trains under this format, ``codec.exact_entropy`` codes with it).
+integers exactly (``codec.networks.integer`` trains under this format, ``codec.exact_entropy`` codes with it).
 """
 
 __all__ = ["ACT_FRAC", "ACT_MAX", "INPUT_LIMIT", "W_FRAC", "W_LIMIT", "EXACT_LIMIT", "TANH_RANGE",

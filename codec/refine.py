@@ -21,7 +21,7 @@ the refined and the one-pass latents, and keeps the cheaper real file (``codec.c
 levels of ``--effort`` are in ``codec.effort``.
 
 The model's own rate and synthesis (``LicModel.rate``, ``LicModel.synthesise``) give the cost, with
-g_s in bf16 where the hardware computes it natively (``precision.py``): the search only needs good
+g_s in bf16 where the hardware computes it natively (``networks/precision.py``): the search only needs good
 gradients, and the file chosen is then scored exactly.  So refined files may differ between
 machines; each decodes the same everywhere.
 
@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from .effort import RefineConfig, effort_config
-from .integer import round_ste
-from .precision import native_bf16
+from .networks.integer import round_ste
+from .networks.precision import native_bf16
 from .quality import rd_cost
 
 __all__ = ["REFINE_TILE", "REFINE_HALO", "lr_at", "refine_latents", "sga_round", "steps_for"]

@@ -16,10 +16,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import ModelConfig
-from .integer import ACT_FRAC, W_FRAC, W_LIMIT, IntConv2d
+from .networks.config import ModelConfig
+from .networks.integer import ACT_FRAC, W_FRAC, W_LIMIT, IntConv2d
+from .networks.model import LicModel
 from .shards import SHIPPED_WEIGHTS, read_metadata, shard_files, state_fingerprint
-from .model import LicModel
 
 __all__ = ["save_model", "load_model", "load_metadata", "set_metadata", "default_weights_dir", "fingerprint",
            "snap_integer_weights"]
@@ -54,7 +54,7 @@ def _storage_dtype(name: str, tensor: torch.Tensor) -> torch.dtype:
 def save_model(model: LicModel, directory: str | Path, metadata: dict | None = None,
                graphs: bool = True) -> list[Path]:
     """Write ``model`` as ``<model_id>-NN.safetensors`` shards, with the ONNX graphs of its float
-    transforms beside them (``graph_export.py``, unless not ``graphs``); returns the shards' paths.
+    transforms beside them (``engines/graph_export.py``, unless not ``graphs``); returns the shards' paths.
 
     Builds the coding tables first (on a copy), so what ships is always consistent with the
     weights.  Encode with the *loaded* model: fp16 storage changes the float weights, hence
@@ -76,7 +76,7 @@ def save_model(model: LicModel, directory: str | Path, metadata: dict | None = N
             size = 0
         shards[-1][name] = state[name]
         size += nbytes
-    from .graph_export import export_graphs
+    from .engines.graph_export import export_graphs
 
     meta = {"config": model.config.to_json(), "shards": str(len(shards))}
     if graphs:
@@ -137,7 +137,24 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     return model.to(device).eval()
 
 
+def add_graphs(directory: str | Path) -> None:
+    """Export the ONNX graphs of the weights in ``directory`` beside them and list them in the
+    shards' metadata (the tensors, hence the fingerprint, are unchanged)."""
+    from .engines.graph_export import export_graphs
+
+    graphs = export_graphs(load_model(directory), directory)
+    set_metadata(directory, graphs=json.dumps(graphs, sort_keys=True))
+
+
 def fingerprint(model: LicModel) -> bytes:
     """4-byte hash of the model's config and tensors (as loaded), recorded in every header
     (``codec.shards.state_fingerprint``: a torch-free runtime computes the same from the shards)."""
     return state_fingerprint(model.config.to_json(), {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "add-graphs":
+        raise SystemExit("usage: python -m codec.weights add-graphs WEIGHTS_DIR")
+    add_graphs(sys.argv[2])

@@ -11,8 +11,8 @@ def tiny_weights(tmp_path_factory):
     """Directory of a freshly initialised ``ModelConfig.tiny()`` model (a few thousand parameters)."""
     import torch
 
-    from codec.config import ModelConfig
-    from codec.model import LicModel
+    from codec.networks.config import ModelConfig
+    from codec.networks.model import LicModel
     from codec.weights import save_model
 
     torch.manual_seed(0)
@@ -29,8 +29,8 @@ def active_tiny_model():
     """
     import torch
 
-    from codec.config import ModelConfig
-    from codec.model import LicModel
+    from codec.networks.config import ModelConfig
+    from codec.networks.model import LicModel
 
     torch.manual_seed(0)
     model = LicModel(ModelConfig.tiny())

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 import bitstream
 from bitstream import LicFormatError
-from codec.config import ModelConfig
 from codec.coding import decode_rgb, encode_rgb
-from codec.model import LicModel
+from codec.networks.config import ModelConfig
+from codec.networks.model import LicModel
 from codec.weights import fingerprint
 
 EXAMPLES = int(os.environ.get("LIC_FUZZ_EXAMPLES", "150"))
@@ -120,7 +120,7 @@ def residual_setup():
     from pathlib import Path
 
     from codec.images import ExactImage
-    from codec.near_lossless import decode_exact, encode_exact
+    from codec.lossless.near_lossless import decode_exact, encode_exact
 
     rng = np.random.default_rng(1)
     gray = np.clip(rng.normal(2000, 300, (21, 27, 1)), 0, 4095).astype(np.uint16)

@@ -54,8 +54,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 def checkpoint_model(ckpt: dict, key: str = "model", config=None, build_tables: bool = True):
     """The LicModel holding ``ckpt[key]`` ("model": the last iterate, "ema": the weight average),
     built from the checkpoint's own ``model_config`` unless ``config`` is given."""
-    from codec.config import ModelConfig
-    from codec.model import LicModel
+    from codec.networks.config import ModelConfig
+    from codec.networks.model import LicModel
 
     model = LicModel(config or ModelConfig(**ckpt["model_config"]), build_tables=build_tables)
     model.load_state_dict(ckpt[key])

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from codec.config import ModelConfig
+from codec.networks.config import ModelConfig
 
 __all__ = ["TrainConfig", "PRESETS", "model_config", "parse_args"]
 
@@ -113,7 +113,7 @@ PRESETS = {
     # The CPU placeholder: about a tenth of the default's work per pixel.
     "small": lambda: ModelConfig(model_id="lic-placeholder-cpu", N=64, M=96, Nz=48, hyper_channels=48,
                                  slices=(8, 8, 16, 64), param_width=48, lrp_width=32),
-    # Between the two: the size the CPU campaign trains (train/README.md, "Choosing the size").
+    # Between the two: the size the CPU campaign trains (the size's reasons: train/lab/log.md, "How the recipe was chosen").
     "medium": lambda: ModelConfig(model_id="lic-medium", N=128, M=192, Nz=128, hyper_channels=128,
                                   slices=(16, 16, 32, 128), param_width=128, lrp_width=64),
     "default": lambda: ModelConfig(),

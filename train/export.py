@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from codec.config import ModelConfig
+from codec.networks.config import ModelConfig
 from codec.weights import fingerprint, load_model, save_model
 
 from .checkpoint import checkpoint_model, load_checkpoint
@@ -28,7 +28,7 @@ def export(run_dir: str | Path, out: str | Path, model_id: str | None = None,
 
     The weight average (``--ema``) is what ships when the run kept one, unless ``raw``.  ``graphs``:
     also the ONNX graphs of the float transforms (they need the onnx package; weights without them
-    get them later from ``python -m codec.graph_export DIR``).
+    get them later from ``python -m codec.weights add-graphs DIR``).
 
     ``replace`` first removes every other model's ``*.safetensors``, ``*-kodak.json`` and ``*-gate.json`` from
     ``out`` (the package loads all shards in ``codec/weights`` as one model).

@@ -5,7 +5,7 @@ Per sample with quality q (Ballé et al. 2018; CompressAI's RateDistortionLoss):
     J = R + λ(q)·255²·D,   R = −Σ log2 p(ỹ) − Σ log2 p(z̃)  over all latents, divided by H·W (bpp)
                            D = mean over pixels and channels of (x̂ − x)²,  x in [0, 1]
 
-``codec.config.rd_cost`` is the formula; ``RateDistortion`` is the one place that applies it to a
+``codec.quality.rd_cost`` is the formula; ``RateDistortion`` is the one place that applies it to a
 model, for the trainer and for every probe of the lab.
 """
 
@@ -16,10 +16,10 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from codec.quality import QUALITY_LAMBDAS, rd_cost
-from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
-from codec.model import LicModel
+from codec.networks.integer import Arithmetic
+from codec.networks.model import LicModel
+from codec.quality import QUALITY_LAMBDAS, rd_cost
 
 __all__ = ["RateDistortion", "RDOutput", "estimate"]
 
@@ -41,7 +41,7 @@ class RateDistortion(nn.Module):
     mode the latents are rounded and x̂ is clamped to [0, 1]: the decoder's output, so D is what the
     codec delivers and R the coded rate up to the σ table.  ``amp_dtype`` autocasts the float
     transforms g_a and g_s only; ``arithmetic``: how the integer entropy path trains
-    (``codec.integer.Arithmetic``); ``rate_proxy``: what R sees in training, the dithered latents
+    (``codec.networks.integer.Arithmetic``); ``rate_proxy``: what R sees in training, the dithered latents
     ("noise") or the rounded ones with a straight-through gradient ("ste").
     """
 

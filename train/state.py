@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from codec.config import ModelConfig
-from codec.model import LicModel
+from codec.networks.config import ModelConfig
+from codec.networks.model import LicModel
 
 from .average import WeightAverage
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state

@@ -6,7 +6,7 @@
 
 Each step minimises J = R + λ(q)·255²·D (``objective.py``) on a batch of random crops, q drawn per
 sample *continuously* from U[1, 8] and λ(q) interpolated geometrically between the table's levels
-(``codec.config.lambda_for_quality``): the gain units interpolate between levels and the bitstream
+(``codec.quality.lambda_for_quality``): the gain units interpolate between levels and the bitstream
 stores real qualities, so the model is used between levels; training there costs nothing and spreads
 every level's gradient over its neighbours.  ``--quality-sampling levels`` draws the eight levels only.
 
@@ -16,7 +16,7 @@ the noisy ỹ for the first fraction f of the steps (towards the annealing of Ag
 The integer entropy path (h_s, the slice networks) trains in float (``--arithmetic float``: no
 rounding of its weights, activations, means or σ indexes, the clamps kept), which learns faster;
 ``--qat-frac f`` turns the fixed-point rounding on (straight-through) for the last fraction f of the
-planned steps, ``--arithmetic fake`` for all of them (``codec.integer.Arithmetic``).
+planned steps, ``--arithmetic fake`` for all of them (``codec.networks.integer.Arithmetic``).
 
 Speed: the training set is decoded once into a bank of uint8 crops on the device; each step draws
 random sub-crops, flips and qualities there (no DataLoader).  g_a and g_s run under bf16 autocast where
@@ -37,10 +37,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from codec.quality import QUALITY_LAMBDAS
-from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
-from codec.precision import cpu_has_native_bf16
+from codec.networks.integer import Arithmetic
+from codec.networks.precision import cpu_has_native_bf16
+from codec.quality import QUALITY_LAMBDAS
 
 from .config import TrainConfig
 from .data import build_bank, build_bank_center, get_batch, list_images, sample_quality, split_heldout

@@ -15,7 +15,7 @@ import re
 from bitstream import InputError
 
 from ..effort import DEFAULT_EFFORT, MAX_EFFORT
-from ..runtime import RUNTIMES
+from ..engines.runtime import RUNTIMES
 from ..limits import decode_limit
 from ..quality import MAX_QUALITY, MIN_QUALITY, default_quality, quantize_quality
 from .errors import USAGE, CliError

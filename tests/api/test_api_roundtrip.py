@@ -174,8 +174,8 @@ def test_bad_data_raises_lic_format_error(make_image):
 def test_file_from_another_model_is_refused(tmp_path, make_image):
     import torch
 
-    from codec.config import ModelConfig
-    from codec.model import LicModel
+    from codec.networks.config import ModelConfig
+    from codec.networks.model import LicModel
     from codec.weights import save_model
 
     torch.manual_seed(1)

@@ -16,7 +16,7 @@ import bitstream
 import codec
 import codec.api
 import codec.coding
-import codec.near_lossless
+import codec.lossless.near_lossless
 from bitstream import MAX_PIXELS, Header, LicFormatError, Residual, ResidualHeader
 from codec import InputError, cli
 from codec.limits import decode_limit
@@ -42,8 +42,8 @@ def no_decoding(monkeypatch):
     def started(*args, **kwargs):
         raise DecodingStarted("decoding started")
 
-    for coder in codec.near_lossless.DECODERS:
-        monkeypatch.setitem(codec.near_lossless.DECODERS, coder, started)
+    for coder in codec.lossless.near_lossless.DECODERS:
+        monkeypatch.setitem(codec.lossless.near_lossless.DECODERS, coder, started)
     monkeypatch.setattr(codec.coding, "decode_rgb", started)
     monkeypatch.setattr(codec.api, "default_codec", started)
 

@@ -158,13 +158,13 @@ def _older_coder(coder: str, remake) -> None:
 
 
 def test_lic_exact_1_files_still_decode_and_its_coder_is_unchanged():
-    from codec.residual import encode_residual
+    from codec.lossless.residual import encode_residual
 
     _older_coder("lic-exact-1", lambda planes, maxval, k: encode_residual(planes, maxval, k)[0])
 
 
 def test_lic_exact_2_files_still_decode_and_its_coder_is_unchanged():
-    from codec.exact2 import encode_residual
+    from codec.lossless.exact2 import encode_residual
 
     _older_coder("lic-exact-2", lambda planes, maxval, k: encode_residual(planes, maxval, k, "lic-exact-2")[0])
 

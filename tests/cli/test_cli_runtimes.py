@@ -1,4 +1,4 @@
-"""``lic`` on either runtime (codec/runtime.py): files cross between them, bad input gets the same
+"""``lic`` on either runtime (codec/engines/runtime.py): files cross between them, bad input gets the same
 one line and status on both, and without torch what needs it is a usage error that names the extra."""
 
 from __future__ import annotations

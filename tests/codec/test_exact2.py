@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bitstream import LicFormatError
-from codec.exact2 import VERSIONS, decode_residual, encode_residual
+from codec.lossless.exact2 import VERSIONS, decode_residual, encode_residual
 
 from residual_samples import ramp_with_noise
 
@@ -107,7 +107,7 @@ def test_bad_arguments_are_value_errors():
     with pytest.raises(ValueError, match="C = 1 or 3"):
         decode_residual(b"\0" * 8, (2, 4, 4), 255)
     with pytest.raises(ValueError, match="unknown residual coder 'lic-exact-1'"):
-        encode_residual(samples, 255, 0, "lic-exact-1")  # codec.residual's, not this module's
+        encode_residual(samples, 255, 0, "lic-exact-1")  # codec.lossless.residual's, not this module's
 
 
 def test_lic_exact_3_is_smaller_than_lic_exact_2_on_a_noisy_ramp():

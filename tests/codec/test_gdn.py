@@ -5,7 +5,7 @@ import warnings
 import pytest
 import torch
 
-from codec.gdn import GDN, LowerBound
+from codec.networks.gdn import GDN, LowerBound
 
 
 @pytest.mark.parametrize("inverse", [False, True])

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from codec.config import ModelConfig
+from codec.networks.config import ModelConfig
+from codec.networks.integer import IntConv2d
+from codec.networks.model import LicModel
 from codec.quality import QUALITY_LAMBDAS, lambda_for_quality
-from codec.integer import IntConv2d
-from codec.model import LicModel
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_coding_is_bit_identical_on_cpu_and_gpu(model, coder):
 
 
 def test_float_training_arithmetic_is_the_fake_quantized_one_without_rounding(model, coder):
-    from codec.integer import ACT_FRAC, Arithmetic
+    from codec.networks.integer import ACT_FRAC, Arithmetic
 
     g = torch.Generator().manual_seed(3)
     z = torch.randint(-4, 5, (1, model.config.Nz, 3, 5), generator=g).float()

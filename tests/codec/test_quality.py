@@ -1,4 +1,4 @@
-"""Quality has one owner: its range and 1/256 step (``bitstream.quality``), λ(q) (``codec.config``),
+"""Quality has one owner: its range and 1/256 step (``bitstream.quality``), λ(q) (``codec.quality``),
 and one validation with one message, whichever way a quality comes in."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bitstream import LicFormatError
-from codec.residual import RESIDUAL_TILE, decode_residual, encode_residual
+from codec.lossless.residual import RESIDUAL_TILE, decode_residual, encode_residual
 
 from residual_samples import ramp_with_noise
 

@@ -1,4 +1,4 @@
-"""Claims about the two runtimes (codec/runtime.py): ONNX Runtime without torch, and torch.
+"""Claims about the two runtimes (codec/engines/runtime.py): ONNX Runtime without torch, and torch.
 
 Files are the same either way: the exact entropy path is one implementation, so a file made by
 one runtime decodes on the other to the same symbols (the symbol checksum proves it), and the float
@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from codec.coding import decode_rgb, encode_rgb
-from codec.onnx_transforms import GRAPHS, graph_path
-from codec.runtime import load
+from codec.engines.onnx_transforms import GRAPHS, graph_path
+from codec.engines.runtime import load
 from codec.shards import read_metadata
 from codec.weights import default_weights_dir, load_model, save_model
 
@@ -92,6 +92,19 @@ def test_export_writes_graphs_that_the_onnx_runtime_runs(tiny_weights, sample):
     a = decode_rgb(onnx.coder, data, model_hash=onnx.model_hash)[0].astype(int)
     b = decode_rgb(torch_rt.coder, data, model_hash=torch_rt.model_hash)[0].astype(int)
     assert np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize("kernel,stride", [(5, 2), (3, 2), (7, 2), (9, 4), (5, 3)])
+def test_the_sub_pixel_form_of_a_transposed_convolution_computes_the_same(kernel, stride):
+    from codec.engines.graph_export import SubPixelDeconv
+
+    torch.manual_seed(kernel * stride)
+    deconv = torch.nn.ConvTranspose2d(6, 5, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)
+    x = torch.randn(2, 6, 7, 4)
+    with torch.no_grad():
+        assert torch.allclose(SubPixelDeconv(deconv)(x), deconv(x), atol=1e-5)
+    with pytest.raises(ValueError, match="no sub-pixel form"):
+        SubPixelDeconv(torch.nn.ConvTranspose2d(6, 5, kernel, stride=stride, padding=kernel // 2))
 
 
 @pytest.mark.parametrize("damage", ["flip", "missing", "swap"])

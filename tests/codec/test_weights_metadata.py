@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from codec.config import ModelConfig
+from codec.networks.config import ModelConfig
+from codec.networks.model import LicModel
 from codec.shards import read_metadata
-from codec.model import LicModel
 from codec.weights import default_weights_dir, fingerprint, load_model, save_model, set_metadata
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@
     python -m train.lab.campaign finish                # end of a session: export, Kodak, benchmarks, log
     python -m train.lab.campaign plot                  # redraw train/lab/campaign.png from train/lab/campaign.csv
 
-``CAMPAIGN`` below is the whole recipe (chosen by the comparisons in train/README.md); every leg
+``CAMPAIGN`` below is the whole recipe (its reasons in train/README.md, the comparisons in train/lab/log.md); every leg
 runs it unchanged.  One learning-rate schedule spans the campaign: ``campaign_minutes`` of training
 in all, planned into a step count once from the measured step rate and stored with the weights, so
 any later leg, on this machine or a fresh one, continues the same schedule.
@@ -43,7 +43,7 @@ LOG_FIELDS = ["date", "steps", "images_seen", "cpu_minutes", "model", "bd_jpeg",
               "psnr_q8", "bd_gate", "bd_kodak", "shipped"]
 
 
-# The recipe, decided by the comparisons in train/README.md; every leg runs it unchanged.
+# The recipe, decided by the comparisons in train/lab/log.md; every leg runs it unchanged.
 CAMPAIGN = TrainConfig(
     data=str(DATA), run=str(RUN), config="medium", resume=True, init_from=str(WEIGHTS),
     campaign_minutes=1400.0,  # about 10 sessions of 140 training minutes: one LR schedule over all
@@ -59,7 +59,7 @@ CAMPAIGN = TrainConfig(
 # A final leg ends the campaign's schedule with this leg: the end is re-planned to fall at its
 # budget's end (minus evaluation and checkpoint time), with a decay fraction wide enough that the
 # decay covers the whole leg, and the peak LR scaled so that the leg starts near FINAL_LR.  Why
-# (train/README.md, legs 5 and 6): at this stage's ~4.5e-5 the weights drift away from the shipped
+# (train/lab/log.md, legs 5 and 6): at this stage's ~4.5e-5 the weights drift away from the shipped
 # average (+8.6 % bits on held-out crops within 2,500 steps), so the decay starts lower.
 FINAL_DECAY_FRAC = 0.4
 FINAL_BUDGET_SHARE = 0.9

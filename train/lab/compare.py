@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.config import ModelConfig
-from codec.quality import lambda_for_quality, rd_cost
-from codec.integer import Arithmetic
 from codec.metrics import psnr_from_mse
-from codec.model import LicModel
+from codec.networks.config import ModelConfig
+from codec.networks.integer import Arithmetic
+from codec.networks.model import LicModel
+from codec.quality import lambda_for_quality, rd_cost
 
 from ..config import PRESETS
 from ..data import build_bank, get_batch, list_images

@@ -14,7 +14,7 @@ six qualities) on fixed crops, for three steps:
 - ``descent``: −η·g/‖g‖, plain gradient descent with a step of norm η.
 
 It also splits the gradient of g_a's first layer into its rate and distortion parts.  Issue 30 found with
-it that g_a's gradient points uphill at the shipped weights (train/README.md).
+it that g_a's gradient points uphill at the shipped weights (train/lab/log.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import argparse
 
 import torch
 
-from codec.integer import Arithmetic
+from codec.networks.integer import Arithmetic
 
 from ..data import build_bank, get_batch, list_images, sample_quality
 from ..objective import RateDistortion

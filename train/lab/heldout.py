@@ -8,7 +8,7 @@ The crops are the center crops of the ``--val-images`` photos every training run
 seed, same draw), scored by the training face in eval mode (latents rounded: the coded rate up to
 the σ table), so a checkpoint can be judged against the shipped weights in a minute, without an
 export or Kodak.  BD-rate: negative means fewer bits than ``--against`` at equal PSNR.  The campaign's
-legs 5 and 6 were judged this way (train/README.md).
+legs 5 and 6 were judged this way (train/lab/log.md).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from codec.integer import Arithmetic
-from codec.model import LicModel
+from codec.networks.integer import Arithmetic
+from codec.networks.model import LicModel
 
 from ..data import build_bank_center, list_images, split_heldout
 from ..objective import RateDistortion, estimate

@@ -12,7 +12,7 @@ noisy loss curve cannot.  Each ``--every`` steps a line gives the window's mean 
 (bpp + λ·255²·MSE), bpp and PSNR, the tensors that moved most (‖θ − θ₀‖ / ‖θ₀‖), and what decides:
 the coded loss J (latents rounded, ``train.lab.heldout.rd_loss``) on ``--eval-crops`` fixed crops of training
 photos, mean over six qualities, against the same J before the first step.
-Campaign leg 5 found with it why the campaign kept diverging (train/README.md).
+Campaign leg 5 found with it why the campaign kept diverging (train/lab/log.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from codec.integer import Arithmetic
+from codec.networks.integer import Arithmetic
 
 from ..data import build_bank, get_batch, list_images, sample_quality
 from ..objective import RateDistortion

@@ -40,7 +40,7 @@ def _step(rd, opt, x, q):
 
 def conv_flops(config: str, batch: int, patch: int, amp: bool) -> int:
     """Convolution FLOPs (forward and backward) of one training step."""
-    from codec.model import LicModel
+    from codec.networks.model import LicModel
 
     rd = RateDistortion(LicModel(PRESETS[config]()), torch.bfloat16 if amp else None)
     opt = torch.optim.Adam(rd.parameters(), lr=1e-4)
@@ -53,7 +53,7 @@ def conv_flops(config: str, batch: int, patch: int, amp: bool) -> int:
 
 
 def measure(config: str, amp: bool, compiled: bool, batch: int, patch: int, seconds: float) -> dict:
-    from codec.model import LicModel
+    from codec.networks.model import LicModel
 
     torch.manual_seed(0)
     model = LicModel(PRESETS[config]()).to(memory_format=torch.channels_last)

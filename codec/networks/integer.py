@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .fixed_point import ACT_FRAC, ACT_MAX, EXACT_LIMIT, INPUT_LIMIT, TANH_RANGE, W_FRAC, W_LIMIT
+from ..fixed_point import ACT_FRAC, ACT_MAX, EXACT_LIMIT, INPUT_LIMIT, TANH_RANGE, W_FRAC, W_LIMIT
 
 __all__ = [
     "Arithmetic",

@@ -5,7 +5,7 @@
            ``--effort`` > 0 (latent refinement descends through g_s) and for training
     auto   onnx where onnxruntime is installed and the weights carry graphs, else torch
 
-Either way the exact entropy path is ``exact_entropy.py`` and the coding face ``coder.Coder``, so
+Either way the exact entropy path is ``codec/exact_entropy.py`` and the coding face ``coder.Coder``, so
 a file made by one runtime decodes on the other to the same symbols; their pixels differ by at
 most one level (float32 engines round differently).
 """
@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 from bitstream import InputError
 
-from .coder import Coder
-from .config import ModelConfig
-from .shards import SHIPPED_WEIGHTS, read_metadata, read_state, state_fingerprint
+from ..coder import Coder
+from ..networks.config import ModelConfig
+from ..shards import SHIPPED_WEIGHTS, read_metadata, read_state, state_fingerprint
 
 __all__ = ["RUNTIMES", "LoadedModel", "load", "resolve_runtime", "TORCH_MISSING"]
 
@@ -62,7 +62,7 @@ def load(weights: Path | None = None, runtime: str = "auto", device: str = "cpu"
     runtime = resolve_runtime(runtime, weights)
     directory = Path(weights) if weights is not None else SHIPPED_WEIGHTS
     if runtime == "torch":
-        from .weights import fingerprint, load_model
+        from ..weights import fingerprint, load_model
 
         model = load_model(directory, device=device)
         return LoadedModel(model.coder(), fingerprint(model), runtime)

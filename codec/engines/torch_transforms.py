@@ -1,6 +1,6 @@
 """The float transforms on torch: the training model's g_a, h_a and g_s as a coding engine.
 
-g_a runs in bf16 where the device has native bf16 arithmetic (``precision.py``): it trains under
+g_a runs in bf16 where the device has native bf16 arithmetic (``codec/networks/precision.py``): it trains under
 bf16 autocast and only picks the latents (the file is exact whatever it computes), so it is faster
 there at the rate-distortion that training reached with it.  h_a and g_s run in float32.  On CPU the
 convolutions run on channels-last tensors, about twice as fast as NCHW in oneDNN.
@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .model import LicModel
-from .precision import native_bf16
+from ..networks.precision import native_bf16
 
 __all__ = ["TorchTransforms"]
 
@@ -21,7 +20,7 @@ __all__ = ["TorchTransforms"]
 class TorchTransforms:
     """``coder.FloatTransforms`` on a ``LicModel``'s networks, on the model's device."""
 
-    def __init__(self, model: LicModel):
+    def __init__(self, model: nn.Module):  # a LicModel, which makes its own (``LicModel.coder``)
         self.model = model
         self.device = model.device
 

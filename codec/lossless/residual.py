@@ -302,7 +302,7 @@ def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
     Returns the stream and the decoder's reconstruction (equal to ``samples`` for
     ``max_error`` 0, within ``max_error`` of it otherwise).  ``hint``: integer samples of the
     same shape that the decoder will have too (a lossy layer's reconstruction), blended in as one
-    more predictor.  lic's files use none (``codec.near_lossless`` says why);
+    more predictor.  lic's files use none (``codec.lossless.near_lossless`` says why);
     ``benchmarks.lossless --lossy-layer`` measures what one would save.
     """
     samples = np.asarray(samples)

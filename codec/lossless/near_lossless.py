@@ -1,11 +1,11 @@
 """Lossless and near-lossless files: the samples, coded exactly by the residual layer.
 
-    samples (8 or 16 bits, C = 1 or 3) ─► codec.exact2 (causal prediction, error quantised in
+    samples (8 or 16 bits, C = 1 or 3) ─► codec.lossless.exact2 (causal prediction, error quantised in
     the loop, adaptive context coding) ─► residual stream ─► version-2 .lic file
 
 The residual coder is named in the header (``bitstream.RESIDUAL_CODER``): new files are
-``lic-exact-3`` (``codec.exact2``, compiled); ``lic-exact-2`` files (the same module) and
-``lic-exact-1`` files (``codec.residual``) still decode.
+``lic-exact-3`` (``codec.lossless.exact2``, compiled); ``lic-exact-2`` files (the same module) and
+``lic-exact-1`` files (``codec.lossless.residual``) still decode.
 
 No lossy layer goes under the residual layer.  Bai et al. (CVPR 2021) code the residual left by a
 lossy reconstruction x̂; measured here with the shipped model (README, "Lossless and
@@ -31,9 +31,9 @@ import numpy as np
 import bitstream
 from bitstream import InputError, LicFormatError, Residual, ResidualHeader
 
+from ..alpha import decode_alpha, encode_alpha
+from ..images import ExactImage
 from . import exact2, residual
-from .alpha import decode_alpha, encode_alpha
-from .images import ExactImage
 
 __all__ = ["encode_exact", "decode_exact"]
 

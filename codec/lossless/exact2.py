@@ -1,6 +1,6 @@
-"""lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (``codec/exact2.c``).
+"""lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (``codec/lossless/exact2.c``).
 
-The same quantisation in the loop as lic-exact-1 (``codec.residual``; JPEG-LS near-lossless):
+The same quantisation in the loop as lic-exact-1 (``codec.lossless.residual``; JPEG-LS near-lossless):
 
     q  = sign(x - p) floor((|x - p| + K) / (2K + 1)),   x' = clip(p + (2K + 1) q),   |x' - x| <= K
 
@@ -26,7 +26,7 @@ What changes is the order and the coding:
 
 - **Fewer sub-predictions.** lic-exact-2 blends 12 (gray) or 9, 9, 11 (G, R, B), among them N
   twice; lic-exact-3 blends 7 (gray) or 4, 5, 7, those that pay for their place in the blend
-  (``codec/exact2.c``, ``predictors``; ``bitstream/FORMAT.md``).  In colour this makes files
+  (``codec/lossless/exact2.c``, ``predictors``; ``bitstream/FORMAT.md``).  In colour this makes files
   smaller as well as the loop shorter: a blend of many similar predictions dilutes the best
   one's weight.  In gray it costs a little (0.1 %) for the time saved.
 - **q's size from the likeliest size.** The size token t (0 for q = 0, else 1 + the bit length of
@@ -38,7 +38,7 @@ What changes is the order and the coding:
   Mostly gray colour images (ultrasound, scanned documents) code faster and smaller.
 
 All integer, as lic-exact-1: encoder and decoder agree on every machine.  lic-exact-1's files
-still decode (``codec.residual``), and lic-exact-2's (this module, ``coder="lic-exact-2"``); new
+still decode (``codec.lossless.residual``), and lic-exact-2's (this module, ``coder="lic-exact-2"``); new
 files use ``bitstream.RESIDUAL_CODER``.
 """
 

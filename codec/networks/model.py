@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .coder import ALIGN, Coder
+from ..coder import ALIGN, Coder
 from .config import ModelConfig
 from .gain import GainUnits
 from .hyperprior import Hyperprior
@@ -95,19 +95,21 @@ class LicModel(nn.Module):
             y = self.g_a(self._pad(x))
         y = y.float() * self.gain.gain(q)
         hyper = self.hyper(y, arithmetic)
-        y_hat, y_likelihoods = self.entropy(y, hyper.features, ste=ste, mode=arithmetic, rate_ste=rate_ste)
+        y_hat, y_likelihoods = self.rate(y, hyper.features, ste=ste, arithmetic=arithmetic, rate_ste=rate_ste)
         x_hat = self.synthesise(y_hat, q, amp_dtype)
         return ForwardOutput(x_hat[..., :h, :w], y_likelihoods, hyper.z_likelihoods)
 
     def rate(self, y: torch.Tensor, features: torch.Tensor, *, ste: bool = True,
              arithmetic: Arithmetic = Arithmetic.FAKE,
-             rounding: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             rounding: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             rate_ste: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The differentiable rate of latents y (gains applied) given the hyper features ψ:
         ``(ŷ', likelihoods)``, the likelihood of each latent in (0, 1] (its rate is −log2 of it, in
-        bits, summed over whatever region is being costed).  Training sees the noisy proxy (eval
-        mode: the rounded latents); ``rounding`` replaces the rounding of each slice's centred
-        latents by a relaxation (``refine.py``).  Shared by ``forward`` and latent refinement."""
-        return self.entropy(y, features, ste=ste, mode=arithmetic, rounding=rounding)
+        bits, summed over whatever region is being costed).  Training sees the noisy proxy, or with
+        ``rate_ste`` the rounded latents straight-through (eval mode: the rounded latents);
+        ``rounding`` replaces the rounding of each slice's centred latents by a relaxation
+        (``codec/refine.py``).  Shared by ``forward`` and latent refinement."""
+        return self.entropy(y, features, ste=ste, mode=arithmetic, rounding=rounding, rate_ste=rate_ste)
 
     def synthesise(self, y_hat: torch.Tensor, quality, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
         """x̂ = g_s(ŷ' ⊙ g⁻¹(q)) as float32 at the padded size, neither cropped nor clamped: the one
@@ -124,7 +126,7 @@ class LicModel(nn.Module):
     def coder(self) -> Coder:
         """The coding face (``codec.coder``): image -> symbols -> image with these weights, the float
         transforms on torch (this model's device) and the exact entropy path shared by every runtime."""
-        from .torch_transforms import TorchTransforms
+        from ..engines.torch_transforms import TorchTransforms
 
         state = {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
         return Coder(self.config, state, TorchTransforms(self))

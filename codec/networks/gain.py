@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .quality import QUALITY_LAMBDAS, level_position
+from ..quality import QUALITY_LAMBDAS, level_position
 
 __all__ = ["GainUnits"]
 

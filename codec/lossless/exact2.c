@@ -1,4 +1,4 @@
-/* lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (codec/exact2.py has
+/* lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (codec/lossless/exact2.py has
  * the Python face and the description of the model; bitstream/FORMAT.md the format).  Version 3
  * differs from version 2 in three places only: fewer sub-predictions (those that earn their place
  * in the blend), how q's size is binarised (a unary code that starts from the context's likeliest
@@ -512,8 +512,15 @@ static void scan_close(Scan *s) {
 
 static PyObject *StreamError;
 
-/* Checks the geometry and that buffer holds channels x height x width uint16 samples. */
-static int check(int version, int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
+/* The arguments of encode and decode: an input buffer, a writable uint16 output of the image's
+   size, and the geometry, checked. */
+typedef struct {
+    Py_buffer in, out;
+    int channels, height, width, maxval, max_error, version;
+} Call;
+
+/* Checks the geometry and that a buffer of len bytes holds channels x height x width uint16 samples. */
+static int check_geometry(int version, int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
     if (version != 2 && version != 3) {
         PyErr_SetString(PyExc_ValueError, "lic-exact: coder version must be 2 or 3");
         return -1;
@@ -532,29 +539,41 @@ static int check(int version, int channels, int height, int width, int maxval, i
     return 0;
 }
 
+/* Parses and checks a call; on failure the buffers are released and an exception is set. */
+static int parse_call(PyObject *args, Call *c) {
+    c->version = 2;
+    if (!PyArg_ParseTuple(args, "y*w*iiiii|i", &c->in, &c->out, &c->channels, &c->height, &c->width, &c->maxval,
+                          &c->max_error, &c->version))
+        return -1;
+    if (check_geometry(c->version, c->channels, c->height, c->width, c->maxval, c->max_error, c->out.len) < 0) {
+        PyBuffer_Release(&c->in);
+        PyBuffer_Release(&c->out);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *encode(PyObject *self, PyObject *args) {
-    Py_buffer src, out;
-    int channels, height, width, maxval, max_error, version = 2;
-    if (!PyArg_ParseTuple(args, "y*w*iiiii|i", &src, &out, &channels, &height, &width, &maxval, &max_error, &version))
-        return NULL;
+    Call c;
+    if (parse_call(args, &c) < 0) return NULL;
     PyObject *result = NULL;
     Scan s = {0};
     bc_encoder e = {0};
-    if (src.len != out.len || check(version, channels, height, width, maxval, max_error, src.len) < 0) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "lic-exact: buffers differ in size");
+    if (c.in.len != c.out.len) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact: buffers differ in size");
         goto done;
     }
-    const uint16_t *samples = (const uint16_t *)src.buf;
-    for (Py_ssize_t i = 0; i < src.len / 2; i++) {
-        if (samples[i] > maxval) {
+    const uint16_t *samples = (const uint16_t *)c.in.buf;
+    for (Py_ssize_t i = 0; i < c.in.len / 2; i++) {
+        if (samples[i] > c.maxval) {
             PyErr_SetString(PyExc_ValueError, "lic-exact: a sample exceeds maxval");
             goto done;
         }
     }
-    if (scan_open(&s, version, channels, height, width, maxval, max_error) < 0) goto done;
-    bc_encoder_init(&e, (size_t)src.len / 4 + 1024);
+    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error) < 0) goto done;
+    bc_encoder_init(&e, (size_t)c.in.len / 4 + 1024);
     Py_BEGIN_ALLOW_THREADS
-    scan(&s, samples, (uint16_t *)out.buf, &e, NULL);
+    scan(&s, samples, (uint16_t *)c.out.buf, &e, NULL);
     bc_encoder_finish(&e);
     Py_END_ALLOW_THREADS
     if (e.failed) {
@@ -565,28 +584,25 @@ static PyObject *encode(PyObject *self, PyObject *args) {
 done:
     free(e.buf);
     scan_close(&s);
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&out);
+    PyBuffer_Release(&c.in);
+    PyBuffer_Release(&c.out);
     return result;
 }
 
 static PyObject *decode(PyObject *self, PyObject *args) {
-    Py_buffer data, out;
-    int channels, height, width, maxval, max_error, version = 2;
-    if (!PyArg_ParseTuple(args, "y*w*iiiii|i", &data, &out, &channels, &height, &width, &maxval, &max_error, &version))
-        return NULL;
+    Call c;
+    if (parse_call(args, &c) < 0) return NULL;
     PyObject *result = NULL;
     Scan s = {0};
     bc_decoder d;
     int status = 0;
-    if (check(version, channels, height, width, maxval, max_error, out.len) < 0) goto done;
-    if (bc_decoder_init(&d, (const uint8_t *)data.buf, (size_t)data.len) < 0) {
+    if (bc_decoder_init(&d, (const uint8_t *)c.in.buf, (size_t)c.in.len) < 0) {
         PyErr_SetString(StreamError, "corrupt: residual stream too short or without its leading zero byte");
         goto done;
     }
-    if (scan_open(&s, version, channels, height, width, maxval, max_error) < 0) goto done;
+    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    status = scan(&s, NULL, (uint16_t *)out.buf, NULL, &d);
+    status = scan(&s, NULL, (uint16_t *)c.out.buf, NULL, &d);
     Py_END_ALLOW_THREADS
     int end = status == 0 ? bc_decoder_finish(&d) : 0;
     if (status < 0)
@@ -599,8 +615,8 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         result = Py_NewRef(Py_None);
 done:
     scan_close(&s);
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&out);
+    PyBuffer_Release(&c.in);
+    PyBuffer_Release(&c.out);
     return result;
 }
 
@@ -615,14 +631,14 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2 and lic-exact-3: the coding loop (codec/exact2.py).",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2 and lic-exact-3: the coding loop (codec/lossless/exact2.py).",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__exact2(void) {
     init_tables();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    StreamError = PyErr_NewException("codec._exact2.StreamError", PyExc_ValueError, NULL);
+    StreamError = PyErr_NewException("codec.lossless._exact2.StreamError", PyExc_ValueError, NULL);
     if (StreamError == NULL || PyModule_AddObjectRef(m, "StreamError", StreamError) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -8,7 +8,7 @@ The latent y is split along channels into slices y_1..y_K (uneven sizes after EL
     ŷ_k        = q_k + μ_k + R_k(ψ, ŷ_<k, q_k + μ_k),  R_k = ½·tanh(·) ∈ [−½, ½]  (LRP, sec. 3)
 
 R_k is the paper's latent residual prediction (LRP): a correction of the quantisation error of
-slice k, called a correction here (``residual`` in lic is the lossless layer, ``codec.residual``).
+slice k, called a correction here (``residual`` in lic is the lossless layer, ``codec.lossless.residual``).
 
 P_k and R_k are integer networks (``integer.py``): everything that decides a probability, the
 LRP corrections of earlier slices included, is computed exactly when coding
@@ -136,7 +136,7 @@ class ChannelConditional(nn.Module):
         encoder side learns from differs, Guo et al. 2021).  What P_k, R_k and g_s see is
         round(y − μ) + μ with a straight-through gradient if ``ste``, else ỹ.
         In eval mode the rate is that of the rounded centred latents (what the coder spends, up to the
-        σ table), so estimates are deterministic.  ``rounding`` (latent refinement, ``refine.py``)
+        σ table), so estimates are deterministic.  ``rounding`` (latent refinement, ``codec/refine.py``)
         replaces both: rate and ŷ use rounding(y − μ), a relaxed rounding of the centred latents.
         """
         parts = self._split(y)
