@@ -216,7 +216,9 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
     best, watch, descent = _Best(window), _Watch(config), _Descent(window, quality, config)
     hard_forward = config.relaxation == "ste"  # its forward pass is the hard-rounded cost itself
     if not hard_forward:
-        best.offer(_hard_cost(model, window, window.y, quality), window.y)
+        cost = _hard_cost(model, window, window.y, quality)
+        best.offer(cost, window.y)
+        watch.cost(0, cost)
     evaluated, stopped, step = False, False, 0
     for step in range(config.steps):
         current = descent.current()
