@@ -3,9 +3,10 @@
 ``python -m benchmarks.effort_trace record --out DIR`` runs the refinement of ``codec.refine`` at a fixed
 number of steps (the cap) on each image and quality, with the hard-rounded cost evaluated every ``CHECK``
 steps, and keeps for each of those steps k: the latents L_k and their hard-rounded cost; and for every step,
-the exponential moving variance of the reconstruction (ES-EMV, ``codec.stopping``) for several α.  ``... replay --out DIR`` then
-plays every stopping rule (fixed steps, a plateau of the cost, a plateau of the EMV; each with a patience)
-over those trajectories, codes the latents each rule keeps as a real file, and prints BD-rates against
+the exponential moving variance of the reconstruction (ES-EMV, ``codec.stopping``) for several α.
+``... replay --out DIR`` then plays every stopping rule (fixed steps, a plateau of the cost, a plateau of the
+EMV; each with a patience) over those trajectories, codes the latents each rule keeps as a real file
+(``benchmarks.effort_replay``), and prints BD-rates against
 effort 0 beside the CPU seconds each rule would have spent.
 
 Why a replay is exact: at an equal cap, the step size and SGA's temperature follow the same schedule and
