@@ -6,14 +6,14 @@ steps, and keeps for each of those steps k: the latents L_k and their hard-round
 the exponential moving variance of the reconstruction (ES-EMV, ``codec.stopping``) for several α.
 ``... replay --out DIR`` then plays every stopping rule (fixed steps, a plateau of the cost, a plateau of the
 EMV; each with a patience) over those trajectories, codes the latents each rule keeps as a real file
-(``benchmarks.effort_replay``), and prints BD-rates against
-effort 0 beside the CPU seconds each rule would have spent.
+(``benchmarks.effort_replay``), and prints BD-rates against effort 0 beside the CPU seconds each rule would
+have spent.
 
 Why a replay is exact: at an equal cap, the step size and SGA's temperature follow the same schedule and
 the Gumbel draws come from the same seeded generator whether or not a rule watches, so an early-stopped
 run is a prefix of the fixed-step one.  Only the choice of the kept latents and the time change.  The time
-of a rule is the measured CPU time of its descent steps and of its cost checks (``time.process_time``),
-plus the CPU time of the rest of the encode (analysis, coding both files, reconstructing both).
+of a rule is the measured CPU time of its descent steps and of its cost checks (``time.process_time``); the
+CPU time of the rest of the encode (analysis, coding both files, reconstructing both) is reported beside it.
 """
 
 from __future__ import annotations
