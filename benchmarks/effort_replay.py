@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bd import bd_rate
-from benchmarks.effort_trace import ALPHAS, CHECK, KODAK, crop, real_cost
+from benchmarks.effort_trace import ALPHAS, CHECK, KODAK, arguments, crop, real_cost
 from codec.stopping import EsEmv, Plateau
 
 PATIENCES = (4, 8, 12, 16, 24, 32)
@@ -112,3 +112,7 @@ def _report(base: dict, points: dict, path: Path, rest: float) -> None:
         lines.append(f"| {rule} | {bd:+.2f} % | {100 * cost:+.2f} % | {seconds:.2f} | {steps:.1f} |")
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    replay(arguments(__doc__.splitlines()[0]))

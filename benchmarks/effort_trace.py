@@ -1,13 +1,12 @@
 """Trajectories of latent refinement, recorded once and replayed under any stopping rule.
 
-``python -m benchmarks.effort_trace record --out DIR`` runs the refinement of ``codec.refine`` at a fixed
+``python -m benchmarks.effort_trace --out DIR`` runs the refinement of ``codec.refine`` at a fixed
 number of steps (the cap) on each image and quality, with the hard-rounded cost evaluated every ``CHECK``
 steps, and keeps for each of those steps k: the latents L_k and their hard-rounded cost; and for every step,
 the exponential moving variance of the reconstruction (ES-EMV, ``codec.stopping``) for several α.
-``... replay --out DIR`` then plays every stopping rule (fixed steps, a plateau of the cost, a plateau of the
-EMV; each with a patience) over those trajectories, codes the latents each rule keeps as a real file
-(``benchmarks.effort_replay``), and prints BD-rates against effort 0 beside the CPU seconds each rule would
-have spent.
+``python -m benchmarks.effort_replay --out DIR`` then plays every stopping rule (fixed steps, a plateau of the
+cost, a plateau of the EMV; each with a patience) over those trajectories, codes the latents each rule keeps
+as a real file, and prints BD-rates against effort 0 beside the CPU seconds each rule would have spent.
 
 Why a replay is exact: at an equal cap, the step size and SGA's temperature follow the same schedule and
 the Gumbel draws come from the same seeded generator whether or not a rule watches, so an early-stopped
@@ -142,9 +141,9 @@ def record(args) -> None:
                   f"hard {run['hard'][0]:.0f} -> {min(run['hard']):.0f}", flush=True)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["record", "replay"])
+def arguments(description: str) -> argparse.Namespace:
+    """The options of a recording, which its replay (``benchmarks.effort_replay``) takes again."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--out", required=True)
     p.add_argument("--images", default="kodim01,kodim05,kodim12,kodim23", help='Kodak names, or "all"')
     p.add_argument("--qualities", default="2,4,6,8")
@@ -153,13 +152,8 @@ def main() -> None:
     p.add_argument("--relaxation", default="sga")
     args = p.parse_args()
     args.crop = args.crop or None
-    if args.mode == "record":
-        record(args)
-    else:
-        from benchmarks.effort_replay import replay
-
-        replay(args)
+    return args
 
 
 if __name__ == "__main__":
-    main()
+    record(arguments(__doc__.splitlines()[0]))
