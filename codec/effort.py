@@ -17,7 +17,14 @@ __all__ = ["RefineConfig", "EFFORTS", "MAX_EFFORT", "DEFAULT_EFFORT", "check_eff
 
 @dataclass(frozen=True)
 class RefineConfig:
-    """One refinement schedule: ``steps`` descent steps per latent tile (0: no refinement)."""
+    """One refinement budget per latent tile: at most ``steps`` descent steps (0: no refinement), and
+    with a ``patience`` P > 0, fewer: the tile stops once the minimum of the value ``stop_on`` names
+    has not fallen for P steps (``codec.stopping``; ES-EMV, Wang et al., TMLR 2023, Algorithm 2).
+
+    ``stop_on``: "cost", the tile's hard-rounded rate-distortion cost (evaluated every
+    ``check_every`` steps, and every step with STE, whose forward pass is that cost), or "emv", the
+    moving variance of the tile's reconstruction with weight ``emv_alpha``.  The step size and SGA's
+    temperature follow the cap, so a stopped tile ran a prefix of the full schedule."""
 
     steps: int
     lr: float = 0.01  # Adam's step at quality 1, on latents whose quantisation step is 1 ...
@@ -27,23 +34,35 @@ class RefineConfig:
     tau_end: float = 0.05
     check_every: int = 2  # hard-rounded cost evaluated this often (and at the end)
     seed: int = 0  # SGA's Gumbel draws: the same image gives the same file
+    patience: int = 0  # steps without a new minimum before a tile stops (0: always run ``steps``)
+    stop_on: str = "cost"  # "cost" or "emv": the value whose minimum is watched
+    emv_alpha: float = 0.1  # ES-EMV's averaging weight α
 
     def __post_init__(self):
         if self.relaxation not in ("ste", "sga"):
             raise ValueError(f"relaxation must be 'ste' or 'sga', not {self.relaxation!r}")
-        if self.steps < 0:
-            raise ValueError("steps must be >= 0")
+        if self.stop_on not in ("cost", "emv"):
+            raise ValueError(f"stop_on must be 'cost' or 'emv', not {self.stop_on!r}")
+        if self.steps < 0 or self.patience < 0 or self.check_every < 1:
+            raise ValueError("steps and patience must be >= 0, check_every >= 1")
+        if not 0 < self.emv_alpha < 1:
+            raise ValueError("emv_alpha must be in (0, 1)")
 
 
-# What each level runs, per latent tile.  Chosen on Kodak (kodim05 and kodim12 at q 1, 2, 4, 6, 8, real
-# files, BD-rate against effort 0): STE 2 steps -3.1 %, STE 3 -4.1 %, STE 6 -5.3 %, SGA 40 -10.3 %.  The
-# first step's size matters most (``refine.lr_at``); SGA's annealed soft rounding keeps improving where
-# STE stalls.  Effort 1 is sized for about 3 s per Kodak image on two CPU cores, effort 2 for about 30 s.
+# What each level runs, per latent tile: a budget, the most steps and a patience.  Effort 1 was chosen on
+# Kodak (kodim05 and kodim12 at q 1, 2, 4, 6, 8, real files, BD-rate against effort 0): STE 2 steps -3.1 %,
+# 3 steps -4.1 %, 6 steps -5.3 %; the first step's size matters most (``refine.lr_at``).  Three steps leave
+# no room to stop early.  Efforts 2 and 3 run SGA, whose annealed soft rounding keeps improving where STE
+# stalls, under a cap of 100 steps, and stop a tile once its hard-rounded cost has not fallen for the
+# patience: a long schedule that stops where the tile stops paying beats a short one run to its end at
+# equal CPU time (replays of recorded trajectories, ``benchmarks.effort_trace``; figures and commands in
+# ``benchmarks/results/effort.md``).  ES-EMV never stops these runs: SGA's temperature and the step size
+# both fall over the cap, so the reconstruction moves less at every step and its variance keeps falling.
 EFFORTS = {
     0: RefineConfig(steps=0),
     1: RefineConfig(steps=3, lr=0.01, relaxation="ste"),
-    2: RefineConfig(steps=40, lr=0.01, relaxation="sga", check_every=8),
-    3: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=10),
+    2: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=8, patience=8),
+    3: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=4, patience=24),
 }
 MAX_EFFORT = max(EFFORTS)
 DEFAULT_EFFORT = 0

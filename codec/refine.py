@@ -14,9 +14,12 @@ latents y − μ.  Rounding has no useful gradient, so the descent sees a relaxa
   whose logits grow with closeness, at a temperature annealed towards hard rounding;
 - ``ste``: hard rounding with the identity gradient (what training uses for g_s's input).
 
-Every few steps the hard-rounded cost is evaluated and the best latents so far are kept (early
-stopping on the cost the coder will see); with STE, whose forward pass is that cost, a step that
-made it worse is taken back and retried at half the size (backtracking).  The caller codes both
+Every few steps the hard-rounded cost is evaluated and the best latents so far are kept (the cost
+the coder will see); with STE, whose forward pass is that cost, a step that made it worse is taken
+back and retried at half the size (backtracking).  Each tile runs at most a cap of steps and stops
+sooner once it is done: when the minimum of its hard-rounded cost, or of the moving variance of its
+reconstruction (ES-EMV, ``codec.stopping``), has not fallen for a patience of steps; so the time
+goes to the tiles that still improve.  The caller codes both
 the refined and the one-pass latents, and keeps the cheaper real file (``codec.coding``).  The
 levels of ``--effort`` are in ``codec.effort``.
 
@@ -43,6 +46,7 @@ from .effort import RefineConfig, effort_config
 from .networks.integer import round_ste
 from .networks.precision import native_bf16
 from .quality import rd_cost
+from .stopping import EsEmv, Plateau
 
 __all__ = ["REFINE_TILE", "REFINE_HALO", "lr_at", "refine_latents", "sga_round", "steps_for"]
 
@@ -118,20 +122,22 @@ def _windows(x_padded: torch.Tensor, size: tuple[int, int], y: torch.Tensor,
 
 
 def _tile_cost(model, window: _Window, y: torch.Tensor, quality: float,
-               rounding: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+               rounding: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``rd_cost`` of the window's tile with latents ``y``, as totals (``rd_cost`` is linear): the bits
     of the tile's latents, and the squared error of its pixels inside the image, averaged over the
-    three channels.  ``rounding`` None: hard rounding (the eval-mode rate)."""
+    three channels; and those pixels' reconstruction (what ES-EMV watches).  ``rounding`` None: hard
+    rounding (the eval-mode rate)."""
     y_hat, likelihoods = model.rate(y, window.features, rounding=rounding)
     x_hat = model.synthesise(y_hat, quality, torch.bfloat16 if native_bf16(y.device.type) else None)
     bits = -torch.log2(likelihoods[window.core]).sum()
-    se = (x_hat[window.pixels].clamp(0, 1) - window.x[window.pixels]).pow(2).sum() / 3
-    return rd_cost(bits, se, quality)
+    x_tile = x_hat[window.pixels].clamp(0, 1)
+    se = (x_tile - window.x[window.pixels]).pow(2).sum() / 3
+    return rd_cost(bits, se, quality), x_tile
 
 
 def _hard_cost(model, window: _Window, y: torch.Tensor, quality: float) -> float:
     with torch.no_grad():
-        return float(_tile_cost(model, window, y, quality, None))
+        return float(_tile_cost(model, window, y, quality, None)[0])
 
 
 class _Best:
@@ -149,43 +155,99 @@ class _Best:
         return True
 
 
+class _Watch:
+    """A tile's stopping rule (``RefineConfig.stop_on``, ``codec.stopping``): the plateau of its
+    hard-rounded cost, or of the moving variance of its reconstruction (ES-EMV)."""
+
+    def __init__(self, config: RefineConfig):
+        self.on_cost = config.stop_on == "cost"
+        self.plateau = Plateau(config.patience)
+        self.emv = None if self.on_cost or not config.patience else EsEmv(config.emv_alpha, config.patience)
+
+    def cost(self, step: int, cost: float) -> bool:
+        """The hard-rounded cost of the latents after ``step`` steps; whether to stop there."""
+        return self.on_cost and self.plateau.update(step, cost)
+
+    def reconstruction(self, step: int, x_tile: torch.Tensor) -> bool:
+        """The (relaxed) reconstruction of the latents after ``step`` steps; whether to stop there."""
+        return self.emv is not None and self.emv.update(step, x_tile)
+
+
+class _Descent:
+    """Adam on the tile's latents (its halo held), with the step size decaying linearly over the cap
+    and, for STE, backtracking."""
+
+    def __init__(self, window: _Window, quality: float, config: RefineConfig):
+        self.window, self.steps = window, config.steps
+        self.mask = torch.zeros_like(window.y)
+        self.mask[window.core] = 1
+        self.free = window.y.clone().requires_grad_(True)
+        self.lr, self.lr_scale, self.good_grad = lr_at(config, quality), 1.0, None
+        self.optimizer = torch.optim.Adam([self.free], lr=self.lr)
+
+    def current(self) -> torch.Tensor:
+        """The window's latents now: the tile's moved, the halo's as they are."""
+        return self.window.y + (self.free - self.window.y) * self.mask
+
+    def step(self, step: int, cost: torch.Tensor, best: _Best | None) -> None:
+        """One step down ``cost``; with ``best`` (STE, the step made it no better), instead return to
+        the best latents and take the last good gradient's step again at half the size: the step
+        overshot (too many latents crossed a rounding boundary at once, which the gradient does not
+        foresee)."""
+        if best is not None and self.good_grad is not None:
+            self.lr_scale *= 0.5
+            with torch.no_grad():
+                self.free[self.window.core] = best.latents
+            self.free.grad = self.good_grad.clone()
+        else:
+            cost.backward()
+            self.good_grad = self.free.grad.detach().clone()
+        for group in self.optimizer.param_groups:  # linear decay: big moves first, then settle
+            group["lr"] = self.lr * self.lr_scale * (1 - step / self.steps)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
 def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, generator: torch.Generator,
                  progress: Callable[[], object] | None) -> torch.Tensor:
     """The best latents found for the window's tile: never worse than its own on the hard-rounded
-    cost (as the window sees it)."""
-    best = _Best(window)
+    cost (as the window sees it).  At most ``config.steps`` steps, fewer when the tile's watched
+    value has stopped improving (``_Watch``); ``progress()`` counts the steps not run as well."""
+    best, watch, descent = _Best(window), _Watch(config), _Descent(window, quality, config)
     hard_forward = config.relaxation == "ste"  # its forward pass is the hard-rounded cost itself
     if not hard_forward:
-        best.offer(_hard_cost(model, window, window.y, quality), window.y)
-    mask = torch.zeros_like(window.y)
-    mask[window.core] = 1
-    free = window.y.clone().requires_grad_(True)
-    lr, lr_scale, good_grad = lr_at(config, quality), 1.0, None
-    optimizer = torch.optim.Adam([free], lr=lr)
+        cost = _hard_cost(model, window, window.y, quality)
+        best.offer(cost, window.y)
+        watch.cost(0, cost)
+    evaluated, stopped, step = False, False, 0
     for step in range(config.steps):
-        current = window.y + (free - window.y) * mask  # halo latents stay as they are
+        current = descent.current()
+        evaluated = False
         if not hard_forward and step > 0 and step % config.check_every == 0:
-            best.offer(_hard_cost(model, window, current, quality), current)
-        optimizer.zero_grad(set_to_none=True)
-        cost = _tile_cost(model, window, current, quality, _rounding(config, step, generator))
-        if hard_forward and not best.offer(cost.item(), current) and step > 0:
-            # Backtrack: the step overshot (too many latents crossed a rounding boundary at once,
-            # which the gradient does not foresee).  Return to the best latents and take the last
-            # good gradient's step again at half the size.
-            lr_scale *= 0.5
-            with torch.no_grad():
-                free[window.core] = best.latents
-            free.grad = good_grad.clone()
+            cost = _hard_cost(model, window, current, quality)
+            best.offer(cost, current)
+            evaluated, stopped = True, watch.cost(step, cost)
+            if stopped:
+                break
+        cost, x_tile = _tile_cost(model, window, current, quality, _rounding(config, step, generator))
+        improved = True
+        if hard_forward:
+            improved, evaluated = best.offer(cost.item(), current) or step == 0, True
+            stopped = watch.cost(step, cost.item())
         else:
-            cost.backward()
-            good_grad = free.grad.detach().clone()
-        for group in optimizer.param_groups:  # linear decay: big moves first, then settle
-            group["lr"] = lr * lr_scale * (1 - step / config.steps)
-        optimizer.step()
+            stopped = watch.reconstruction(step, x_tile)
+        if stopped:
+            break
+        descent.step(step, cost, None if improved else best)
         if progress is not None:
             progress()
-    current = window.y + (free - window.y) * mask
-    best.offer(_hard_cost(model, window, current, quality), current)
+    if not stopped:
+        step, evaluated = config.steps, False
+    if not evaluated:
+        current = descent.current()
+        best.offer(_hard_cost(model, window, current, quality), current)
+    for _ in range(config.steps - step if progress is not None else 0):
+        progress()
     return best.latents
 
 
@@ -212,18 +274,20 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
     """Latents ``y`` (1, M, h, w, gains applied) refined for the image of ``size`` (H, W) held in
     ``x_padded`` (1, 3, 16h, 16w), given the hyper features ψ of the fixed ẑ.  Returns a new
     tensor, never worse than ``y`` on each tile's hard-rounded cost (as its window sees it).
-    ``progress()`` after each step."""
+    ``progress()`` after each step; a tile that stops early reports its remaining steps at once."""
     if config.steps == 0:
         return y
-    generator = torch.Generator(device=y.device).manual_seed(config.seed)
+    generator = torch.Generator(device=y.device)
     y = y.detach().clone()
     with _fitting(model):
-        for rows, cols, window in _windows(x_padded, size, y, features):
+        for index, (rows, cols, window) in enumerate(_windows(x_padded, size, y, features)):
+            # Each tile's Gumbel draws are its own: a tile that stops early leaves the next one's alone.
+            generator.manual_seed(config.seed + index)
             y[..., rows, cols] = _refine_tile(model, window, quality, config, generator, progress).detach()
     return y
 
 
 def steps_for(effort: int, latent_height: int, latent_width: int) -> int:
-    """Total descent steps (for a progress bar) at ``effort`` on a latent grid of this size."""
+    """The most descent steps (for a progress bar) at ``effort`` on a latent grid of this size."""
     tiles = math.ceil(latent_height / REFINE_TILE) * math.ceil(latent_width / REFINE_TILE)
     return effort_config(effort).steps * tiles

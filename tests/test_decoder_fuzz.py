@@ -116,7 +116,8 @@ def test_decoding_with_one_or_two_threads_gives_identical_images(setup):
 @pytest.fixture(scope="module")
 def residual_setup():
     """A near-lossless 16-bit gray file and a lossless RGB one of the residual coder of new files
-    (version 2: one residual stream), and the golden files of lic-exact-2, which still decode."""
+    (version 2: one residual stream), the same two and a colour overlay (its colour map on) by
+    lic-exact-4, and the golden files of lic-exact-2 and lic-exact-3, which still decode."""
     from pathlib import Path
 
     from codec.images import ExactImage
@@ -125,14 +126,20 @@ def residual_setup():
     rng = np.random.default_rng(1)
     gray = np.clip(rng.normal(2000, 300, (21, 27, 1)), 0, 4095).astype(np.uint16)
     rgb = rng.integers(0, 256, (9, 13, 3)).astype(np.uint8)
+    overlay = np.repeat(rng.integers(0, 40, (12, 14, 1)), 3, axis=-1).astype(np.uint8)
+    overlay[3:9, 4:11] = [255, 128, 32]  # a patch of one colour over gray
     files = [encode_exact(ExactImage(gray, 16, "L"), 1), encode_exact(ExactImage(rgb, 8, "RGB"), 0)]
+    files += [encode_exact(ExactImage(gray, 16, "L"), 1, coder="lic-exact-4"),
+              encode_exact(ExactImage(rgb, 8, "RGB"), 0, coder="lic-exact-4"),
+              encode_exact(ExactImage(overlay, 8, "RGB"), 0, coder="lic-exact-4")]
     data_dir = Path(__file__).resolve().parent / "data"
-    files += [(data_dir / name).read_bytes() for name in ("golden-exact2-16.lic", "golden-exact2-rgb.lic")]
+    files += [(data_dir / name).read_bytes() for name in ("golden-exact2-16.lic", "golden-exact2-rgb.lic",
+                                                          "golden-exact3-16.lic", "golden-exact3-rgb.lic")]
     return [(data, decode_exact(data)[0]) for data in files], decode_exact
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 3))
+@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 8))
 def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residual_setup, op, fix_crc, which):
     files, decode_exact = residual_setup
     tampered, reference = _tamper(files[which], op, fix_crc)

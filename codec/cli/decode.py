@@ -33,6 +33,9 @@ DECODE_FORMATS = {
     ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PPM", ".pnm": "PPM",
 }
 _NO_ALPHA = {"JPEG", "PPM"}
+# zlib level of written PNGs: Pillow's default 6 spends 0.14 s of CPU on a decoded Kodak image, level 4
+# 0.06 s for a file 2 % larger (kodim23 at the default quality: 519 kB against 529 kB).
+PNG_LEVEL = 4
 
 
 def cmd_decode(args) -> int:
@@ -87,6 +90,8 @@ def _write(img: Image.Image | Image16, fmt: str, out: str) -> None:
             options["quality"] = 95
         if fmt == "WEBP":
             options["lossless"] = True  # the decoded pixels, exactly
+        if fmt == "PNG":
+            options["compress_level"] = PNG_LEVEL
         img.save(f, format=fmt, **options)
 
 

@@ -59,6 +59,13 @@ class OnnxTransforms:
             if self.threads:
                 options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            # Without a memory pattern the second run at a new image size is as fast as the steady
+            # state; with one, the first two runs both pay (benchmarks/results/runtime.md).
+            options.enable_mem_pattern = False
+            # Idle workers sleep instead of spinning: a spinning second thread costs g_s a third more CPU
+            # than one thread, a sleeping one 3 %; with a few dozen nodes of milliseconds each, waking
+            # them costs far less than a millisecond per run.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(self.state[n])) for n in tensors]
             options.add_external_initializers(tensors, values)
             try:

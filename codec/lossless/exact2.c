@@ -1,9 +1,11 @@
-/* lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (codec/lossless/exact2.py has
- * the Python face and the description of the model; bitstream/FORMAT.md the format).  Version 3
- * differs from version 2 in three places only: fewer sub-predictions (those that earn their place
- * in the blend), how q's size is binarised (a unary code that starts from the context's likeliest
- * size instead of from zero, so fewer bits are coded), and R and B taken as G where they equalled
- * it next door (no blend there).
+/* lic-exact-2, lic-exact-3 and lic-exact-4: the residual layer's scanline coders, compiled
+ * (codec/lossless/exact2.py has the Python face and the description of the model;
+ * bitstream/FORMAT.md the format).  Version 3 differs from version 2 in three places only: fewer
+ * sub-predictions (those that earn their place in the blend), how q's size is binarised (a unary
+ * code that starts from the context's likeliest size instead of from zero, so fewer bits are
+ * coded), and R and B taken as G where they equalled it next door (no blend there).  Version 4
+ * differs from version 3 in its contexts only (the sign's, a second bias correction) and in an
+ * option the encoder chooses per image, a colour map for R and B (see "Version 4" below).
  *
  * Samples are visited in raster order, pixel by pixel, channel by channel (G, R, B or one gray
  * channel); each is predicted from samples already coded, its prediction error q quantised in the
@@ -28,13 +30,18 @@
 #define ONE (1 << SHIFT)
 #define MAX_PRED 12
 #define N_SCALE 64       /* classes of the expected error, 4 per octave */
-#define N_CLASS (N_SCALE + 1) /* and version 3's class of R and B where they equal G next door */
+#define N_CLASS (N_SCALE + 2) /* and version 3's class of R and B where they equal G next door, and
+                                * version 4's where the colour map predicts them */
+#define GRAY_CLASS N_SCALE
+#define MAP_CLASS (N_SCALE + 1)
 #define N_REF 6          /* classes of G's |q| at the same pixel, for R and B */
 #define N_SIGN 18        /* sign contexts: the flip, and the signs of q at W and at N */
 #define N_BUCKET 18      /* bit lengths of |q| - 1: 0..16, and one spare */
 #define N_TOKEN (N_BUCKET + 1) /* version 3's size token: 0 for q = 0, else 1 + the bit length of |q| - 1 */
 #define N_BIAS (256 * 8) /* CALIC's texture (8 bits) x error energy (8 classes) */
 #define BIAS_RESET 64    /* halve a bias context's statistics at this count */
+#define N_SIGN4 (2 * 81 * 4 * 3 * 2) /* version 4's sign contexts, see sign_context() */
+#define N_BIAS2 (9 * 8)  /* version 4's second bias context: the signs of q at W and N x error energy */
 #define ERR_CAP ((1 << 20) - 1)
 #define PAD 2            /* columns left and right of each row buffer */
 #define RING 4           /* rows kept per channel: y - 2 .. y + 1 */
@@ -53,6 +60,12 @@ typedef struct {
     bc_bit up[N_CLASS][N_REF][N_TOKEN];
     bc_bit down[N_CLASS][N_REF][N_TOKEN];
     uint8_t start[N_CLASS]; /* t0 */
+    bc_bit sign4[N_SIGN4];     /* version 4's sign */
+    int64_t bias2_sum[N_BIAS2]; /* version 4's second bias correction */
+    int32_t bias2_count[N_BIAS2];
+    int32_t *map;   /* version 4 with the colour map, R and B: maxval + 1 entries, the last value seen
+                     * at a sample that was not G' with each value of G' (-1: none yet) */
+    uint8_t *hits;  /* and RING rows of width + 2 PAD: did the map predict the sample exactly */
     int32_t *rows;  /* RING rows of width + 2 PAD samples */
     int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
     uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
@@ -64,11 +77,13 @@ typedef struct {
     int32_t *cur, *up, *up2, *next;  /* samples of rows y, y - 1, y - 2, y + 1 */
     int32_t *qcur, *qup;              /* q of rows y and y - 1 */
     uint32_t *ecur;                   /* errors of row y */
+    uint8_t *hits, *hup;              /* version 4 (colour map): the map's hits in rows y and y - 1 */
     uint32_t *above;                  /* per position and sub-prediction: the errors at N, NW, NE and NN/2 */
 } Rows;
 
 typedef struct {
     int version, channels, height, width, maxval, max_error, unit, bucket_max;
+    int colour_map;  /* version 4's option: R and B predicted by the colour map where it has been right */
     size_t stride;  /* width + 2 PAD */
     Channel *ch;
 } Scan;
@@ -77,6 +92,11 @@ typedef struct {
 
 static inline int64_t floor_div(int64_t a, int64_t b) { /* b > 0 */
     int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static inline int32_t floor_div32(int32_t a, int32_t b) { /* b > 0 */
+    int32_t q = a / b;
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
@@ -92,7 +112,7 @@ static inline int log_class(int64_t v) {
 
 /* The lower edge of a class: the expected error it stands for (the gray class starts as class 0). */
 static inline int64_t class_value(int c) {
-    return c < 8 || c == N_SCALE ? c % N_SCALE : (int64_t)(4 + c % 4) << (c / 4 - 1);
+    return c < 8 ? c : c >= N_SCALE ? 0 : (int64_t)(4 + c % 4) << (c / 4 - 1);
 }
 
 /* Starting probabilities: |q| two-sided geometric with the class's mean (about E / (5 ONE), as
@@ -115,6 +135,9 @@ static void init_models(Channel *ch) {
     }
     memset(ch->bias_sum, 0, sizeof ch->bias_sum);
     memset(ch->bias_count, 0, sizeof ch->bias_count);
+    memset(ch->bias2_sum, 0, sizeof ch->bias2_sum);
+    memset(ch->bias2_count, 0, sizeof ch->bias2_count);
+    for (int k = 0; k < N_SIGN4; k++) bc_bit_init(&ch->sign4[k], BC_ONE / 2);
 }
 
 /* Version 3's token models, from the same geometric law: T(i) = P(t >= i), with
@@ -224,6 +247,8 @@ static void start_row(const Scan *s, int c, int y, Rows *r) {
     r->qcur = ch->qs + ring_offset(s, y);
     r->qup = ch->qs + ring_offset(s, y - 1);
     r->ecur = err_of(s, c, y);
+    r->hits = ch->hits ? ch->hits + ring_offset(s, y) : NULL;
+    r->hup = ch->hits ? ch->hits + ring_offset(s, y - 1) : NULL;
     const uint32_t *eup = err_of(s, c, y - 1) - PAD * np, *eup2 = err_of(s, c, y - 2) - PAD * np;
     uint32_t *above = ch->above;
     for (size_t i = np; i + np < n; i++) above[i] = eup[i - np] + eup[i] + eup[i + np] + (eup2[i] >> 1);
@@ -315,10 +340,69 @@ static ALWAYS_INLINE int64_t decode_q(bc_decoder *d, Channel *ch, int version, i
     return negative ? -m : m;
 }
 
+/* ---- Version 4 ---------------------------------------------------------------------------- */
+
+/* One modelled bit, either side (e for the encoder, d for the decoder, the other NULL); returns it. */
+static ALWAYS_INLINE int code_bit(bc_encoder *e, bc_decoder *d, bc_bit *m, int bit) {
+    if (e != NULL) {
+        bc_encode(e, m, bit);
+        return bit;
+    }
+    return bc_decode(d, m);
+}
+
+/* Version 4's q, either side: version 3's token, mantissa and direct bits, with the sign in
+ * version 4's context (sign_context(), and whether |q| is 1).  The encoder passes v and gets it
+ * back; the decoder passes 0 and gets the decoded v. */
+static ALWAYS_INLINE int64_t code_q4(bc_encoder *e, bc_decoder *d, Channel *ch, int cls, int ref, int sctx,
+                                     int bucket_max, int64_t v) {
+    uint64_t a = v ? (uint64_t)(v < 0 ? -v : v) - 1 : 0;
+    int t = v ? 1 + bit_length(a) : 0, i;
+    int t0 = ch->start[cls] < bucket_max ? ch->start[cls] : bucket_max;
+    if (code_bit(e, d, &ch->first[cls][ref], t > t0)) {
+        i = t0 + 1;
+        while (i <= bucket_max && code_bit(e, d, &ch->up[cls][ref][i], t > i)) i++;
+    } else {
+        i = t0;
+        while (i > 0 && code_bit(e, d, &ch->down[cls][ref][i], t < i)) i--;
+    }
+    if (i == 0) return 0;
+    const int b = i - 1;
+    const int negative = code_bit(e, d, &ch->sign4[2 * sctx + (b == 0)], v < 0);
+    if (e == NULL) a = b > 0;
+    if (b >= 2) {
+        int top = code_bit(e, d, &ch->mantissa[cls][b][0], (int)((a >> (b - 2)) & 1));
+        if (b >= 3) {
+            int next = code_bit(e, d, &ch->mantissa[cls][b][1 + top], (int)((a >> (b - 3)) & 1));
+            if (e != NULL) bc_encode_direct(e, (uint32_t)a, b - 3);
+            else a = ((uint64_t)(4 | 2 * top | next) << (b - 3)) | bc_decode_direct(d, b - 3);
+        } else if (e == NULL) {
+            a = 2 | (uint64_t)top;
+        }
+    }
+    int64_t m = (int64_t)a + 1;
+    return negative ? -m : m;
+}
+
+/* 0, 1, 2 for q = 0, < 0, > 0. */
+static ALWAYS_INLINE int sign3(int32_t q) { return q > 0 ? 2 : q < 0; }
+
+/* Version 4's sign context (before the |q| = 1 bit), 0 .. N_SIGN4 / 2 - 1: the flip; the signs of q
+ * at W, N, NW and NE (residuals come in patches of one sign); E's class / 16; and how far the
+ * unrounded prediction lies from the rounded one (|frac| < 2/8, < 4/8, more; far from it, the sign
+ * is nearly known). */
+static ALWAYS_INLINE int sign_context(const Rows *r, int x, int flip, int cls, int64_t frac) {
+    int k = flip * 3 + sign3(r->qcur[x - 1]);
+    k = (k * 3 + sign3(r->qup[x])) * 3 + sign3(r->qup[x - 1]);
+    k = (k * 3 + sign3(r->qup[x + 1])) * 4 + (cls < 48 ? cls >> 4 : 3);
+    frac = frac < 0 ? -frac : frac;
+    return k * 3 + (frac < 2 ? 0 : frac < 4 ? 1 : 2);
+}
+
 /* How many sub-predictions predictors() gives. */
 static ALWAYS_INLINE int n_predictors(int version, int channels, int c) {
     if (version == 2) return channels == 1 ? 12 : c == 2 ? 11 : 9;
-    return channels == 1 ? 7 : c == 0 ? 4 : c == 1 ? 5 : 7;
+    return /* versions 3 and 4 */ channels == 1 ? 7 : c == 0 ? 4 : c == 1 ? 5 : 7;
 }
 
 /* Code (or decode) the sample of channel c at (x, y); version, C and c are constants where this is
@@ -326,7 +410,7 @@ static ALWAYS_INLINE int n_predictors(int version, int channels, int c) {
  * decodes to a sample outside -K .. maxval + K (a corrupt stream).  *q_ref: G's q at this pixel. */
 static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *src, uint16_t *out, bc_encoder *enc,
                                      bc_decoder *dec, int x, int y, int64_t *q_ref, const int version, const int C,
-                                     const int c) {
+                                     const int c, const int encoding, const int colour_map) {
     const int H = s->height, W = s->width, K = s->max_error, unit = s->unit;
     const int64_t maxval = s->maxval;
     const size_t plane = (size_t)H * (size_t)W;
@@ -344,8 +428,16 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     const int gray = version > 2 && c > 0 && cur[x - 1] == g[x - 1] && up[x] == gup[x] && up[x - 1] == gup[x - 1]
                   && up[x + 1] == gup[x + 1];
     int64_t blend = 0, expected = 0, correction = 0, pred = g[x];
-    int bctx = 0, cls = N_SCALE;
-    if (!gray) {
+    int bctx = 0, bctx2 = 0, cls = GRAY_CLASS;
+    /* Version 4 with the colour map (palette-like images: a colour overlay on gray): where the map
+     * predicted R (or B) exactly at W and N, its entry for G' is the prediction, in a class of its
+     * own; no blend or bias correction. */
+    const int mapped = colour_map && c > 0 && !gray && r->hits[x - 1] && r->hup[x] && ch->map[g[x]] >= 0;
+    if (mapped) {
+        pred = ch->map[g[x]];
+        cls = MAP_CLASS;
+    }
+    if (!gray && !mapped) {
         /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
         const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
         const uint32_t *ea = r->above + (size_t)x * np;
@@ -377,7 +469,17 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         int energy = bit_length((uint64_t)(scaled >> SHIFT));
         bctx = texture * 8 + (energy < 7 ? energy : 7);
         int32_t count = ch->bias_count[bctx];
-        correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
+        if (version == 4) {
+            /* The mean error in two contexts pooled: CALIC's, and the signs of q at W and N with the
+             * error energy.  Each sum holds at most BIAS_RESET errors clipped to E / 5 + 1 < 2^21, so
+             * |2 (sum + sum2)| < 2^29: 32-bit arithmetic is exact, and one division serves both. */
+            bctx2 = (sign3(r->qcur[x - 1]) * 3 + sign3(r->qup[x])) * 8 + (energy < 7 ? energy : 7);
+            int32_t n = count + ch->bias2_count[bctx2];
+            int32_t sum = (int32_t)(ch->bias_sum[bctx] + ch->bias2_sum[bctx2]);
+            correction = n > 0 ? floor_div32(2 * sum + n, 2 * n) : 0;
+        } else {
+            correction = count > 0 ? floor_div(2 * ch->bias_sum[bctx] + count, 2 * (int64_t)count) : 0;
+        }
         pred = floor_shr(blend + correction + ONE / 2, SHIFT);
         pred = pred < 0 ? 0 : pred > maxval ? maxval : pred;
         if (c > 0 && K > 0) {
@@ -395,17 +497,20 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         ref = r < N_REF - 1 ? r : N_REF - 1;
     }
     /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
-    int flip = !gray && blend + correction < pred * ONE;
+    int flip = !gray && !mapped && blend + correction < pred * ONE;
     /* Residual signs come in patches: the sign's context adds those of q at W and N. */
     const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
-    int sctx = flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
+    int sctx = version == 4 ? sign_context(r, x, flip, cls, gray || mapped ? 0 : blend + correction - pred * ONE)
+                            : flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
     int64_t q, value;
-    if (enc) {
+    if (encoding) {
         int64_t diff = (int64_t)src[c * plane + (size_t)y * W + x] - pred;
         q = diff >= 0 ? (diff + K) / unit : -((-diff + K) / unit);
-        encode_q(enc, ch, version, cls, ref, sctx, s->bucket_max, flip ? -q : q);
+        if (version == 4) code_q4(enc, NULL, ch, cls, ref, sctx, s->bucket_max, flip ? -q : q);
+        else encode_q(enc, ch, version, cls, ref, sctx, s->bucket_max, flip ? -q : q);
     } else {
-        q = decode_q(dec, ch, version, cls, ref, sctx, s->bucket_max);
+        q = version == 4 ? code_q4(NULL, dec, ch, cls, ref, sctx, s->bucket_max, 0)
+                         : decode_q(dec, ch, version, cls, ref, sctx, s->bucket_max);
         q = flip ? -q : q;
     }
     value = pred + q * unit;
@@ -423,12 +528,26 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         d = d < 0 ? -d : d;
         e[k] = (uint32_t)(d < ERR_CAP ? d : ERR_CAP);
     }
-    if (!gray) {
+    if (colour_map && c > 0) {
+        /* The map learns the values that are not gray. */
+        int32_t *entry = &ch->map[g[x]];
+        r->hits[x] = *entry == value;
+        if (value != g[x]) *entry = (int32_t)value;
+    }
+    if (!gray && !mapped) {
         int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
-        ch->bias_sum[bctx] += err < -limit ? -limit : err > limit ? limit : err;
+        err = err < -limit ? -limit : err > limit ? limit : err;
+        ch->bias_sum[bctx] += err;
         if (++ch->bias_count[bctx] >= BIAS_RESET) {
             ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
             ch->bias_count[bctx] >>= 1;
+        }
+        if (version == 4) {
+            ch->bias2_sum[bctx2] += err;
+            if (++ch->bias2_count[bctx2] >= BIAS_RESET) {
+                ch->bias2_sum[bctx2] = floor_shr(ch->bias2_sum[bctx2], 1);
+                ch->bias2_count[bctx2] >>= 1;
+            }
         }
     }
 
@@ -446,30 +565,48 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
  * expanded).  Encoding: src holds the samples and out receives the reconstruction; decoding: out
  * receives the samples.  Returns 0, or -1 for a corrupt stream. */
 static ALWAYS_INLINE int scan_version(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc,
-                                      bc_decoder *dec, const int version, const int C) {
+                                      bc_decoder *dec, const int version, const int C, const int encoding,
+                                      const int colour_map) {
     Rows rows[3];
     for (int y = 0; y < s->height; y++) {
         for (int c = 0; c < C; c++) start_row(s, c, y, &rows[c]);
         for (int x = 0; x < s->width; x++) {
             int64_t q_ref = 0;
-            if (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 0) < 0) return -1;
-            if (C == 3 && (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 1) < 0
-                           || code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 2) < 0))
+            if (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 0, encoding, colour_map) < 0)
+                return -1;
+            if (C == 3 && (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 1, encoding, colour_map) < 0
+                           || code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 2, encoding, colour_map) < 0))
                 return -1;
         }
     }
     return 0;
 }
 
-static int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc_decoder *dec) {
+/* One side's loops for each coder version, channel count and option (all constants where
+ * scan_version is expanded). */
+static ALWAYS_INLINE int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc_decoder *dec,
+                              const int encoding) {
+    const int C = s->channels;
     if (s->version == 2)
-        return s->channels == 1 ? scan_version(s, src, out, enc, dec, 2, 1) : scan_version(s, src, out, enc, dec, 2, 3);
-    return s->channels == 1 ? scan_version(s, src, out, enc, dec, 3, 1) : scan_version(s, src, out, enc, dec, 3, 3);
+        return C == 1 ? scan_version(s, src, out, enc, dec, 2, 1, encoding, 0) : scan_version(s, src, out, enc, dec, 2, 3, encoding, 0);
+    if (s->version == 3)
+        return C == 1 ? scan_version(s, src, out, enc, dec, 3, 1, encoding, 0) : scan_version(s, src, out, enc, dec, 3, 3, encoding, 0);
+    if (C == 1) return scan_version(s, src, out, enc, dec, 4, 1, encoding, 0);
+    return s->colour_map ? scan_version(s, src, out, enc, dec, 4, 3, encoding, 1)
+                         : scan_version(s, src, out, enc, dec, 4, 3, encoding, 0);
 }
 
+static int scan_encode(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc) {
+    return scan(s, src, out, enc, NULL, 1);
+}
+
+static int scan_decode(Scan *s, uint16_t *out, bc_decoder *dec) { return scan(s, NULL, out, NULL, dec, 0); }
+
 /* Set up the scan's buffers; -1 (MemoryError set) on failure. */
-static int scan_open(Scan *s, int version, int channels, int height, int width, int maxval, int max_error) {
+static int scan_open(Scan *s, int version, int channels, int height, int width, int maxval, int max_error,
+                     int colour_map) {
     s->version = version;
+    s->colour_map = colour_map;
     s->channels = channels;
     s->height = height;
     s->width = width;
@@ -490,6 +627,12 @@ static int scan_open(Scan *s, int version, int channels, int height, int width, 
         ch->qs = (int32_t *)calloc(RING * s->stride, sizeof(int32_t));
         ch->above = (uint32_t *)calloc(s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
         if (ch->rows == NULL || ch->err == NULL || ch->qs == NULL || ch->above == NULL) goto fail;
+        if (colour_map && c > 0) {
+            ch->hits = (uint8_t *)calloc(RING * s->stride, 1);
+            ch->map = (int32_t *)malloc(((size_t)maxval + 1) * sizeof(int32_t));
+            if (ch->hits == NULL || ch->map == NULL) goto fail;
+            for (int v = 0; v <= maxval; v++) ch->map[v] = -1;
+        }
         for (size_t i = 0; i < RING * s->stride; i++) ch->rows[i] = (maxval + 1) / 2;
     }
     return 0;
@@ -505,6 +648,8 @@ static void scan_close(Scan *s) {
         free(s->ch[c].err);
         free(s->ch[c].above);
         free(s->ch[c].qs);
+        free(s->ch[c].hits);
+        free(s->ch[c].map);
     }
     free(s->ch);
     s->ch = NULL;
@@ -516,13 +661,17 @@ static PyObject *StreamError;
    size, and the geometry, checked. */
 typedef struct {
     Py_buffer in, out;
-    int channels, height, width, maxval, max_error, version;
+    int channels, height, width, maxval, max_error, version, options;
 } Call;
+
+/* Version 4's options byte, the first of its stream: bit 0 the colour map (colour only); the other
+ * bits are reserved, 0. */
+#define OPTION_COLOUR_MAP 1
 
 /* Checks the geometry and that a buffer of len bytes holds channels x height x width uint16 samples. */
 static int check_geometry(int version, int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
-    if (version != 2 && version != 3) {
-        PyErr_SetString(PyExc_ValueError, "lic-exact: coder version must be 2 or 3");
+    if (version < 2 || version > 4) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact: coder version must be 2, 3 or 4");
         return -1;
     }
     if (!(channels == 1 || channels == 3) || height < 1 || width < 1 || maxval < 1 || maxval > 65535
@@ -542,9 +691,16 @@ static int check_geometry(int version, int channels, int height, int width, int 
 /* Parses and checks a call; on failure the buffers are released and an exception is set. */
 static int parse_call(PyObject *args, Call *c) {
     c->version = 2;
-    if (!PyArg_ParseTuple(args, "y*w*iiiii|i", &c->in, &c->out, &c->channels, &c->height, &c->width, &c->maxval,
-                          &c->max_error, &c->version))
+    c->options = 0;
+    if (!PyArg_ParseTuple(args, "y*w*iiiii|ii", &c->in, &c->out, &c->channels, &c->height, &c->width, &c->maxval,
+                          &c->max_error, &c->version, &c->options))
         return -1;
+    if (c->options != 0 && (c->version != 4 || c->options != OPTION_COLOUR_MAP || c->channels != 3)) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact: options are version 4's colour map, for colour only");
+        PyBuffer_Release(&c->in);
+        PyBuffer_Release(&c->out);
+        return -1;
+    }
     if (check_geometry(c->version, c->channels, c->height, c->width, c->maxval, c->max_error, c->out.len) < 0) {
         PyBuffer_Release(&c->in);
         PyBuffer_Release(&c->out);
@@ -570,17 +726,26 @@ static PyObject *encode(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error) < 0) goto done;
+    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error, c.options & OPTION_COLOUR_MAP) < 0)
+        goto done;
     bc_encoder_init(&e, (size_t)c.in.len / 4 + 1024);
     Py_BEGIN_ALLOW_THREADS
-    scan(&s, samples, (uint16_t *)c.out.buf, &e, NULL);
+    scan_encode(&s, samples, (uint16_t *)c.out.buf, &e);
     bc_encoder_finish(&e);
     Py_END_ALLOW_THREADS
     if (e.failed) {
         PyErr_NoMemory();
         goto done;
     }
-    result = PyBytes_FromStringAndSize((const char *)e.buf, (Py_ssize_t)e.size);
+    if (c.version == 4) { /* the options byte, then the range coder's stream */
+        result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)e.size + 1);
+        if (result != NULL) {
+            PyBytes_AS_STRING(result)[0] = (char)c.options;
+            memcpy(PyBytes_AS_STRING(result) + 1, e.buf, e.size);
+        }
+    } else {
+        result = PyBytes_FromStringAndSize((const char *)e.buf, (Py_ssize_t)e.size);
+    }
 done:
     free(e.buf);
     scan_close(&s);
@@ -596,13 +761,25 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     Scan s = {0};
     bc_decoder d;
     int status = 0;
-    if (bc_decoder_init(&d, (const uint8_t *)c.in.buf, (size_t)c.in.len) < 0) {
+    const uint8_t *stream = (const uint8_t *)c.in.buf;
+    size_t size = (size_t)c.in.len;
+    int options = 0;
+    if (c.version == 4) {
+        options = size > 0 ? stream[0] : -1;
+        if (options != 0 && (options != OPTION_COLOUR_MAP || c.channels != 3)) {
+            PyErr_SetString(StreamError, "corrupt: residual stream without a valid options byte");
+            goto done;
+        }
+        stream++;
+        size--;
+    }
+    if (bc_decoder_init(&d, stream, size) < 0) {
         PyErr_SetString(StreamError, "corrupt: residual stream too short or without its leading zero byte");
         goto done;
     }
-    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error) < 0) goto done;
+    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error, options) < 0) goto done;
     Py_BEGIN_ALLOW_THREADS
-    status = scan(&s, NULL, (uint16_t *)c.out.buf, NULL, &d);
+    status = scan_decode(&s, (uint16_t *)c.out.buf, &d);
     Py_END_ALLOW_THREADS
     int end = status == 0 ? bc_decoder_finish(&d) : 0;
     if (status < 0)
@@ -622,16 +799,17 @@ done:
 
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
-     "encode(samples, reconstruction, channels, height, width, maxval, max_error, version=2) -> bytes\n\n"
-     "Code uint16 samples (channel-major, coding order) with coder lic-exact-<version> (2 or 3); writes the "
-     "decoder's reconstruction."},
+     "encode(samples, reconstruction, channels, height, width, maxval, max_error, version=2, options=0) -> bytes\n\n"
+     "Code uint16 samples (channel-major, coding order) with coder lic-exact-<version> (2, 3 or 4; options: "
+     "version 4's colour map, 1, for colour); writes the decoder's reconstruction."},
     {"decode", decode, METH_VARARGS,
      "decode(stream, samples, channels, height, width, maxval, max_error, version=2) -> None\n\n"
      "Decode into a writable uint16 buffer; StreamError for a corrupt stream."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2", "lic-exact-2 and lic-exact-3: the coding loop (codec/lossless/exact2.py).",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2",
+                                    "lic-exact-2, lic-exact-3 and lic-exact-4: the coding loop (codec/lossless/exact2.py).",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__exact2(void) {

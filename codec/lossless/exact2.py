@@ -1,4 +1,4 @@
-"""lic-exact-2 and lic-exact-3: the residual layer's scanline coders, compiled (``codec/lossless/exact2.c``).
+"""lic-exact-2, -3 and -4: the residual layer's scanline coders, compiled (``codec/lossless/exact2.c``).
 
 The same quantisation in the loop as lic-exact-1 (``codec.lossless.residual``; JPEG-LS near-lossless):
 
@@ -37,8 +37,24 @@ What changes is the order and the coding:
   with no blend or bias correction, and q has a context class of its own, nearly always zero.
   Mostly gray colour images (ultrasound, scanned documents) code faster and smaller.
 
+**lic-exact-4** is lic-exact-3 with better contexts and one option (``benchmarks/results/lossless-log.md``
+has the measurements, including what did not pay):
+
+- **The sign in a richer context.** Besides the flip, the signs of q at W, N, NW and NE (lic-exact-3:
+  W and N), E's class / 16, how far the unrounded prediction lies from the rounded one (within 1/4,
+  1/2, or more: far from it the sign is nearly known, CALIC's reason for the flip) and whether
+  |q| = 1, the size being coded first.
+- **A second bias correction**, pooled with CALIC's: the mean error of the blend in the context of
+  the signs of q at W and N and the error energy, C = (sum_1 + sum_2) / (n_1 + n_2) over the two
+  contexts' statistics (one division; errors of one sign come in patches).
+- **A colour map** (an option of the stream, chosen by the encoder): for palette-like colour images
+  (a colour overlay on gray, as in Doppler ultrasound) R and B are predicted by the last value they
+  took, not gray, with the same value of G, wherever that map predicted them exactly at W and N;
+  such samples have a class of their own, no blend.  The encoder codes colour images with few
+  colours both ways and keeps the smaller stream.
+
 All integer, as lic-exact-1: encoder and decoder agree on every machine.  lic-exact-1's files
-still decode (``codec.lossless.residual``), and lic-exact-2's (this module, ``coder="lic-exact-2"``); new
+still decode (``codec.lossless.residual``), and lic-exact-2's and -3's (this module, ``coder=``); new
 files use ``bitstream.RESIDUAL_CODER``.
 """
 
@@ -54,7 +70,13 @@ from .residual import channel_order
 __all__ = ["encode_residual", "decode_residual", "VERSIONS"]
 
 # The coders of this module, by the id a file's header names them with.
-VERSIONS = {"lic-exact-2": 2, "lic-exact-3": 3}
+VERSIONS = {"lic-exact-2": 2, "lic-exact-3": 3, "lic-exact-4": 4}
+
+# lic-exact-4's options (the first byte of its stream): the colour map for R and B.
+COLOUR_MAP = 1
+# The encoder tries the colour map on colour images whose sampled pixels (at most MAP_SAMPLE of
+# them, evenly spaced) show at most MAP_COLOURS colours: photographs show thousands.
+MAP_SAMPLE, MAP_COLOURS = 1 << 16, 1024
 
 
 def _version(coder: str) -> int:
@@ -71,12 +93,21 @@ def _check(shape, maxval: int, max_error: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in shape)
 
 
+def _palette_like(samples: np.ndarray) -> bool:
+    """Whether (3, H, W) samples look like a few colours (a colour overlay on gray), from a sample of pixels."""
+    pixels = samples.reshape(3, -1)
+    step = max(1, pixels.shape[1] // MAP_SAMPLE)
+    packed = (pixels[0, ::step].astype(np.uint64) << 32) | (pixels[1, ::step].astype(np.uint64) << 16) | pixels[2, ::step]
+    return len(np.unique(packed)) <= MAP_COLOURS
+
+
 def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
                     coder: str = RESIDUAL_CODER) -> tuple[bytes, np.ndarray]:
     """Code (C, H, W) integer ``samples`` in 0..maxval, every one within ``max_error``, with ``coder``.
 
     Returns the stream and the decoder's reconstruction, (C, H, W) uint16 (``samples`` itself
-    for ``max_error`` 0)."""
+    for ``max_error`` 0).  lic-exact-4 codes a palette-like colour image twice, with and without
+    its colour map, and keeps the smaller stream."""
     samples = np.asarray(samples)
     version = _version(coder)
     channels, height, width = _check(samples.shape, maxval, max_error)
@@ -86,6 +117,12 @@ def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
     source = np.ascontiguousarray(samples[order], dtype=np.uint16)
     rec = np.empty_like(source)
     data = _exact2.encode(source, rec, channels, height, width, int(maxval), int(max_error), version)
+    if version == 4 and channels == 3 and _palette_like(source):
+        rec_map = np.empty_like(source)
+        mapped = _exact2.encode(source, rec_map, channels, height, width, int(maxval), int(max_error), version,
+                                COLOUR_MAP)
+        if len(mapped) < len(data):
+            data, rec = mapped, rec_map
     return data, rec[np.argsort(order)]
 
 
@@ -93,8 +130,8 @@ def decode_residual(data: bytes, shape: tuple[int, int, int], maxval: int, max_e
                     coder: str = RESIDUAL_CODER) -> np.ndarray:
     """Inverse of ``encode_residual`` with the same ``coder``: the (C, H, W) uint16 reconstruction.
 
-    ``LicFormatError`` for a stream that decodes to a sample outside [-K, maxval + K], ends early
-    or has data left over."""
+    ``LicFormatError`` for a stream that decodes to a sample outside [-K, maxval + K], ends early,
+    has data left over or (lic-exact-4) names options it does not have."""
     version = _version(coder)
     channels, height, width = _check(shape, maxval, max_error)
     out = np.empty((channels, height, width), dtype=np.uint16)

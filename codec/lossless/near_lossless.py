@@ -4,8 +4,10 @@
     the loop, adaptive context coding) ─► residual stream ─► version-2 .lic file
 
 The residual coder is named in the header (``bitstream.RESIDUAL_CODER``): new files are
-``lic-exact-3`` (``codec.lossless.exact2``, compiled); ``lic-exact-2`` files (the same module) and
-``lic-exact-1`` files (``codec.lossless.residual``) still decode.
+``lic-exact-3`` (``codec.lossless.exact2``, compiled) unless ``encode_exact(..., coder=)`` names
+``lic-exact-4`` (smaller, decodes about 10 % slower; not yet the default, see
+``benchmarks/results/lossless-log.md``); ``lic-exact-2`` files (the same module) and ``lic-exact-1``
+files (``codec.lossless.residual``) still decode.
 
 No lossy layer goes under the residual layer.  Bai et al. (CVPR 2021) code the residual left by a
 lossy reconstruction x̂; measured here with the shipped model (README, "Lossless and
@@ -48,8 +50,9 @@ def _sample_crc(samples: np.ndarray, alpha: np.ndarray | None = None) -> int:
     return crc if alpha is None else zlib.crc32(np.ascontiguousarray(alpha, dtype="<u2").tobytes(), crc)
 
 
-def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
-    """A version-2 ``.lic`` file whose every sample is within ``max_error`` of ``image``'s (alpha exact).
+def encode_exact(image: ExactImage, max_error: int, *, timings=None, coder: str = bitstream.RESIDUAL_CODER) -> bytes:
+    """A version-2 ``.lic`` file whose every sample is within ``max_error`` of ``image``'s (alpha exact),
+    its residual stream by ``coder`` (one of ``codec.lossless.exact2.VERSIONS``).
 
     ``InputError`` for a ``max_error`` outside 0..2^bits - 1 or an image the format cannot hold,
     before anything is coded."""
@@ -59,9 +62,12 @@ def encode_exact(image: ExactImage, max_error: int, *, timings=None) -> bytes:
     samples = np.moveaxis(image.samples, -1, 0)
     height, width = samples.shape[1:]
     # The header first: an image too large for the format is refused before minutes of coding.
-    header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), 0), icc=image.icc)
+    if coder not in exact2.VERSIONS:
+        raise ValueError(f"unknown residual coder {coder!r} (new files use {', '.join(exact2.VERSIONS)})")
+    header = ResidualHeader(width, height, image.channels, Residual(image.bits, int(max_error), 0), icc=image.icc,
+                            model_id=coder)
     alpha = encode_alpha(image.alpha, image.bits) if image.alpha is not None else None
-    stream, rec = exact2.encode_residual(samples, maxval, int(max_error), bitstream.RESIDUAL_CODER)
+    stream, rec = exact2.encode_residual(samples, maxval, int(max_error), coder)
     crc = _sample_crc(rec, image.alpha)
     header = dataclasses.replace(header, residual=dataclasses.replace(header.residual, sample_crc=crc))
     return bitstream.pack(header, [stream], alpha)

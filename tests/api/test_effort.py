@@ -26,14 +26,14 @@ def test_refined_files_decode_unchanged_and_cost_less(active_tiny_model, make_im
     for seed, quality in [(0, 3.0), (1, 5.0), (2, 7.0)]:
         rgb = make_image(48, 80, 3, seed=seed)
         costs = []
-        for effort in (0, 1):
+        for effort in (0, 1, 2) if seed == 0 else (0, 1):  # 2: a budget whose tiles stop early
             data = encode_rgb(model, rgb, quality, effort=effort, model_hash=digest)
             decoded, header, _ = decode_rgb(model, data, model_hash=digest)  # the decoder knows no effort
             assert (header.width, header.height) == (80, 48)
             assert np.array_equal(decoded, reconstruct_rgb(model, rgb, header.quality, effort))
             costs.append(_cost(data, decoded, rgb, header.quality))
-        assert costs[1] <= costs[0]  # never worse: effort 0 is the fallback
-        gains.append(costs[0] - costs[1])
+        assert max(costs[1:]) <= costs[0]  # never worse: effort 0 is the fallback
+        gains.append(costs[0] - min(costs[1:]))
     assert max(gains) > 0  # and it does find cheaper latents
 
 

@@ -134,6 +134,18 @@ def test_decode_defaults_to_png_and_keeps_size(workspace):
         assert decoded.format == "PNG" and decoded.size == original.size
 
 
+def test_decode_writes_png_at_its_zlib_level(workspace):
+    from codec.cli.decode import PNG_LEVEL
+
+    root, runs = workspace
+    ok(runs["decode"])
+    written = (root / "single.png").read_bytes()
+    with Image.open(root / "single.png") as img:
+        img.load()
+        again = __import__("io").BytesIO()
+        img.save(again, format="PNG", compress_level=PNG_LEVEL)
+    assert again.getvalue() == written
+
 def test_stdin_to_stdout_round_trip_keeps_alpha_exact(workspace):
     root, runs = workspace
     ok(runs["decode_stdio"])

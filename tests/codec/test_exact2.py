@@ -1,4 +1,4 @@
-"""lic-exact-2 and lic-exact-3, the compiled scanline coders: exact round trips at every K and bit
+"""lic-exact-2, -3 and -4, the compiled scanline coders: exact round trips at every K and bit
 depth, what they exploit, and streams that cannot be their own refused in one line."""
 
 import numpy as np
@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bitstream import LicFormatError
-from codec.lossless.exact2 import VERSIONS, decode_residual, encode_residual
+from codec.lossless import _exact2
+from codec.lossless.exact2 import COLOUR_MAP, VERSIONS, decode_residual, encode_residual
 
 from residual_samples import ramp_with_noise
 
@@ -78,10 +79,54 @@ def test_the_same_samples_give_the_same_bytes():
 def test_truncated_or_padded_streams_are_refused(coder):
     samples = ramp_with_noise((3, 12, 11), 255, seed=2)
     data, _ = encode_residual(samples, 255, 0, coder)
+    head = int(coder == "lic-exact-4")  # lic-exact-4's options byte comes before the range coder's stream
     for bad, message in ((data[:-1], "ends early"), (data[: len(data) // 2], "ends early|outside"),
-                         (data + b"\0", "left over"), (b"", "too short"), (b"\1" + data[1:], "leading zero")):
+                         (data + b"\0", "left over"), (b"", "too short|options"), (data[:head], "too short|options"),
+                         (data[:head] + b"\1" + data[head + 1:], "leading zero")):
         with pytest.raises(LicFormatError, match=message):
             decode_residual(bad, samples.shape, 255, 0, coder)
+
+
+def _colour_overlay(height=48, width=64, seed=6):
+    """A gray ramp with noise and a patch of a few colours over it (a Doppler overlay, say), (3, H, W)."""
+    gray = ramp_with_noise((1, height, width), 255, seed=seed)
+    rgb = np.repeat(gray, 3, axis=0)
+    rng = np.random.default_rng(seed)
+    palette = np.array([[255, g, g // 4] for g in range(0, 256, 16)])  # R, G, B: yellow to red
+    patch = palette[rng.integers(0, len(palette), (height // 2, width // 2))]
+    rgb[:, height // 4:height // 4 + height // 2, width // 4:width // 4 + width // 2] = np.moveaxis(patch, -1, 0)
+    return rgb
+
+
+@pytest.mark.parametrize("max_error", [0, 1, 2, 4])
+def test_lic_exact_4_colour_map_round_trips_and_pays_on_a_colour_overlay(max_error):
+    rgb = _colour_overlay()
+    source = np.ascontiguousarray(rgb[[1, 0, 2]], dtype=np.uint16)  # coding order: G, R, B
+    rec = np.empty_like(source)
+    mapped = _exact2.encode(source, rec, 3, *rgb.shape[1:], 255, max_error, 4, COLOUR_MAP)
+    assert mapped[0] == COLOUR_MAP and np.abs(rec.astype(np.int64) - source).max() <= max_error
+    assert np.array_equal(decode_residual(mapped, rgb.shape, 255, max_error, "lic-exact-4"), rec[[1, 0, 2]])
+    data, best = encode_residual(rgb, 255, max_error, "lic-exact-4")  # the smaller of the two streams
+    plain = _exact2.encode(source, np.empty_like(source), 3, *rgb.shape[1:], 255, max_error, 4)
+    assert plain[0] == 0 and len(data) == min(len(mapped), len(plain))
+    assert np.array_equal(decode_residual(data, rgb.shape, 255, max_error, "lic-exact-4"), best)
+    if max_error == 0:  # few colours: the map pays
+        assert data == mapped and len(mapped) < 0.97 * len(plain)
+
+
+def test_lic_exact_4_photographs_do_not_use_the_colour_map():
+    samples = ramp_with_noise((3, 40, 40), 255, seed=7)
+    assert encode_residual(samples, 255, 0, "lic-exact-4")[0][0] == 0
+
+
+@pytest.mark.parametrize("options", [COLOUR_MAP, 2, 255])
+def test_lic_exact_4_options_that_a_stream_cannot_have_are_refused(options):
+    gray = ramp_with_noise((1, 9, 8), 255, seed=8)
+    data, _ = encode_residual(gray, 255, 0, "lic-exact-4")
+    with pytest.raises(LicFormatError, match="options"):  # the colour map is for colour only
+        decode_residual(bytes([options]) + data[1:], gray.shape, 255, 0, "lic-exact-4")
+    with pytest.raises(ValueError, match="options"):
+        _exact2.encode(gray.astype(np.uint16), np.empty(gray.shape, np.uint16), 1, 9, 8, 255, 0, 4, options)
 
 
 @settings(max_examples=80, deadline=None)

@@ -66,7 +66,7 @@ def test_an_overshooting_step_is_taken_back_and_halved_until_it_pays(model, monk
     refinement would give up.  Backtracking returns to 0 and halves the step until it lands."""
     def cost(model, window, y_win, quality, rounding):
         y_hat = rounding(y_win) if rounding is not None else torch.round(y_win)
-        return (y_hat - 1.0).pow(2).sum()
+        return (y_hat - 1.0).pow(2).sum(), y_hat
 
     monkeypatch.setattr(refine, "_tile_cost", cost)
     y = torch.zeros(1, 1, 1, 1)
@@ -133,3 +133,81 @@ def test_sga_rounding_tends_to_hard_rounding_as_the_temperature_falls():
     assert ((cold - torch.round(v)).abs() < 1e-3).float().mean() > 0.99
     assert (hot - torch.round(v)).abs().mean() > (cold - torch.round(v)).abs().mean()
     assert torch.all((hot >= torch.floor(v)) & (hot <= torch.ceil(v)))
+
+
+def _count_steps(monkeypatch, curve):
+    """Refine one latent on the cost ``curve(calls)`` (a cost that ignores the latents), counting
+    the relaxed forward passes (one per descent step) and the progress reports."""
+    calls, reports = [], []
+
+    def cost(model, window, y_win, quality, rounding):
+        if rounding is not None:
+            calls.append(1)
+        value = torch.tensor(float(curve(len(calls)))) + 0 * y_win.sum()
+        return value, y_win + 0 * len(calls)
+
+    monkeypatch.setattr(refine, "_tile_cost", cost)
+    return calls, reports
+
+
+@pytest.mark.parametrize("relaxation", ["ste", "sga"])
+def test_a_tile_stops_on_a_cost_plateau_and_not_on_a_falling_cost(model, monkeypatch, relaxation):
+    y = torch.zeros(1, 1, 1, 1)
+    config = RefineConfig(steps=40, relaxation=relaxation, check_every=2, patience=6, stop_on="cost")
+    calls, reports = _count_steps(monkeypatch, lambda n: max(100 - n, 90))  # flat from step 10 on
+    refine_latents(model, torch.zeros(1, 3, 16, 16), (16, 16), y, y, 4.0, config, lambda: reports.append(1))
+    assert 10 < len(calls) <= 10 + 6 + 2 and len(reports) == 40  # the bar still ends at its total
+    calls, reports = _count_steps(monkeypatch, lambda n: 100 - n)  # still falling at the cap
+    refine_latents(model, torch.zeros(1, 3, 16, 16), (16, 16), y, y, 4.0, config, lambda: reports.append(1))
+    assert len(calls) == 40 and len(reports) == 40
+
+
+def test_a_tile_stops_when_its_reconstruction_stops_moving(model, monkeypatch):
+    """ES-EMV: a reconstruction that only jitters is done; one that still converges is not."""
+    g = torch.Generator().manual_seed(0)
+    jitter = [0.01 * torch.rand(1, 1, 4, 4, generator=g) for _ in range(100)]
+    calls = []
+
+    def cost(model, window, y_win, quality, rounding):
+        if rounding is not None:
+            calls.append(1)
+        n = len(calls)
+        x = torch.full((1, 1, 4, 4), 1 - 0.9**n) if moving else 0.5 + jitter[n]
+        return y_win.sum() * 0 + 1.0, x
+
+    monkeypatch.setattr(refine, "_tile_cost", cost)
+    y = torch.zeros(1, 1, 1, 1)
+    config = RefineConfig(steps=60, relaxation="sga", patience=8, stop_on="emv", emv_alpha=0.2)
+    moving = False
+    refine_latents(model, torch.zeros(1, 3, 16, 16), (16, 16), y, y, 4.0, config)
+    assert len(calls) < 30
+    calls.clear()
+    moving = True  # geometric convergence: EMV keeps falling, the tile uses its whole budget
+    refine_latents(model, torch.zeros(1, 3, 16, 16), (16, 16), y, y, 4.0, config)
+    assert len(calls) == 60
+
+
+def test_early_stopping_keeps_the_best_latents_and_never_makes_a_tile_worse(model):
+    x, quality = _image(64, 96, seed=5), 4.0
+    a = _Analysed(model, x, quality)
+    before = _real_cost(model, x, quality, a.code(a.y))
+    for stop_on in ("cost", "emv"):
+        config = RefineConfig(steps=30, lr=0.03, relaxation="sga", check_every=2, patience=4, stop_on=stop_on)
+        refined = refine_latents(model, a.x_padded, (64, 96), a.y, a.features, quality, config)
+        assert _real_cost(model, x, quality, a.code(refined)) <= before * 1.001
+
+
+def test_bad_budgets_are_value_errors():
+    for bad in (dict(patience=-1), dict(stop_on="loss"), dict(emv_alpha=0.0), dict(emv_alpha=1.0),
+                dict(check_every=0)):
+        with pytest.raises(ValueError):
+            RefineConfig(steps=10, **bad)
+
+
+def test_every_effort_level_is_a_valid_budget():
+    for level, config in effort.EFFORTS.items():
+        assert isinstance(config, RefineConfig)
+        assert (config.steps == 0) == (level == 0)
+        assert config.patience < max(config.steps, 1) or config.patience == 0
+    caps = [effort.EFFORTS[level].steps for level in sorted(effort.EFFORTS)]
+    assert caps == sorted(caps)  # a higher effort never has a smaller budget

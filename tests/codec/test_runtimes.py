@@ -94,6 +94,13 @@ def test_export_writes_graphs_that_the_onnx_runtime_runs(tiny_weights, sample):
     assert np.abs(a - b).max() <= 1
 
 
+def test_onnx_sessions_run_without_a_memory_pattern_or_spinning_workers(tiny_weights):
+    """A memory pattern makes the second run at a new image size pay again; spinning workers burn CPU
+    (benchmarks/results/runtime.md)."""
+    options = load(tiny_weights, "onnx").coder.transforms._session("g_s")[0].get_session_options()
+    assert options.enable_mem_pattern is False
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
 @pytest.mark.parametrize("kernel,stride", [(5, 2), (3, 2), (7, 2), (9, 4), (5, 3)])
 def test_the_sub_pixel_form_of_a_transposed_convolution_computes_the_same(kernel, stride):
     from codec.engines.graph_export import SubPixelDeconv
