@@ -590,3 +590,24 @@ def test_an_unknown_recipe_arm_is_a_usage_error_before_any_work(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "train.lab.recipe", "run", "control,everything", "--minutes", "1"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "unknown arm 'everything'" in proc.stderr
+
+
+def test_the_campaign_trend_recovers_a_log_linear_curve_and_ignores_the_first_campaign():
+    import math
+
+    from train.lab.campaign import fit
+
+    def row(minutes, webp, gate="-1.0", shipped="yes"):
+        return {"cpu_minutes": str(minutes), "bd_jpeg": "", "bd_webp": str(webp), "bd_hevc444": "",
+                "bd_gate": gate, "shipped": shipped}
+
+    # BD = 50 − 4·ln t on the gated, shipped legs; a first-campaign row (no gate) and a rejected leg
+    # lie far off the line and must not move it
+    rows = [row(30, 200.0, gate="")] + [row(60 * h, 50 - 4 * math.log(h)) for h in (4, 8, 16)]
+    rows.append(row(600, 0.0, shipped="no"))
+    trend = fit(rows)
+    assert set(trend) == {"webp"}
+    w = trend["webp"]
+    assert w["a"] == pytest.approx(50) and w["b"] == pytest.approx(-4) and w["rms"] < 1e-9
+    assert w["hours_parity"] == pytest.approx(math.exp(50 / 4))
+    assert w["hours_target"] == pytest.approx(math.exp(65 / 4))

@@ -3,6 +3,7 @@
     python -m train.lab.campaign leg --minutes 130     # start of a session: the next leg, in the background
     python -m train.lab.campaign finish                # end of a session: export, Kodak, benchmarks, log
     python -m train.lab.campaign plot                  # redraw train/lab/campaign.png from train/lab/campaign.csv
+    python -m train.lab.campaign fit                   # BD-rate against CPU hours: the trend, and where it meets the targets
 
 ``CAMPAIGN`` below is the whole recipe (its reasons in train/README.md, the comparisons in train/lab/log.md); every leg
 runs it unchanged.  One learning-rate schedule spans the campaign: ``campaign_minutes`` of training
@@ -236,14 +237,64 @@ def append_row(row: dict) -> None:
     print("campaign:", row, flush=True)
 
 
+TARGETS = {"jpeg": -40.0, "webp": -15.0}  # issue 24's resolution: Kodak BD-rate against JPEG 4:2:0 and WebP
+
+
+def _rows() -> list[dict]:
+    with open(LOG, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fit(rows: list[dict] | None = None) -> dict[str, dict[str, float]]:
+    """The trend of each anchor's BD-rate over this campaign's shipped legs: BD(t) = a + b·ln t, t in CPU hours.
+
+    A log-linear trend is what the campaign's curve has looked like (each doubling of training gains about
+    the same number of points); it is the optimistic reading, as it has no floor.  Rows of this campaign are
+    those judged by the gate (``bd_gate`` set).  Returns, per anchor, a, b, the points gained per doubling,
+    the fit's RMS residual, and the CPU hours at which the trend reaches 0 % and the issue's target.
+    """
+    import numpy as np
+
+    rows = _rows() if rows is None else rows
+    legs = [r for r in rows if r.get("bd_gate") and r.get("shipped") == "yes"]
+    out = {}
+    for name in ANCHORS:
+        pts = [(float(r["cpu_minutes"]) / 60, float(r[f"bd_{name}"])) for r in legs if r[f"bd_{name}"]]
+        if len(pts) < 3:
+            continue
+        t, y = map(np.array, zip(*pts))
+        b, a = np.polyfit(np.log(t), y, 1)
+        rms = float(np.sqrt(np.mean((a + b * np.log(t) - y) ** 2)))
+        reach = lambda level: float(np.exp((level - a) / b)) if b < 0 else math.inf  # noqa: E731
+        out[name] = {"a": float(a), "b": float(b), "per_doubling": float(b * math.log(2)), "rms": rms,
+                     "legs": len(pts), "hours_now": float(t.max()), "hours_parity": reach(0.0)}
+        if name in TARGETS:
+            out[name]["hours_target"] = reach(TARGETS[name])
+    return out
+
+
+def _when(what: str, hours: float, f: dict) -> str:
+    return f"{what} passed" if hours <= f["hours_now"] else f"{what} at {hours:.3g} CPU h"
+
+
+def print_fit() -> None:
+    for name, f in fit().items():
+        line = (f"vs {name}: BD = {f['a']:+.2f} {f['b']:+.2f}·ln(CPU h) over {f['legs']} shipped legs "
+                f"(RMS {f['rms']:.2f} points): {f['per_doubling']:+.2f} points per doubling; "
+                f"now {f['hours_now']:.1f} CPU h, " + _when("parity", f["hours_parity"], f))
+        if "hours_target" in f:
+            line += ", " + _when(f"target {TARGETS[name]:+.0f} %", f["hours_target"], f)
+        print(line)
+
+
 def plot() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(LOG, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _rows()
+    trends = fit(rows)
     fig, ax = plt.subplots(figsize=(6, 4))
     hours = [float(r["cpu_minutes"]) / 60 for r in rows]
     for name in ANCHORS:  # shipped legs as a curve, legs that did not ship as hollow markers
@@ -254,12 +305,17 @@ def plot() -> None:
             rejected = [(h, v) for h, v, s in points if not s]
             if rejected:
                 ax.plot(*zip(*rejected), "o", mfc="none", color=line.get_color())
+            if name in trends:  # the log-linear trend of this campaign, drawn to twice its hours
+                f = trends[name]
+                span = [f["hours_now"] / 2 ** (k / 8) for k in range(-8, 9)]
+                ax.plot(span, [f["a"] + f["b"] * math.log(h) for h in span], ":", lw=1, color=line.get_color())
     ax.axhline(0, color="grey", lw=0.8)
     for target, name in ((-40, "JPEG target"), (-15, "WebP target")):
         ax.axhline(target, color="grey", lw=0.8, ls="--")
         ax.text(0.01, target, name, fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
-    ax.set_xlim(0, max(hours) * 1.1 + 0.5)
-    ax.set_xlabel("CPU hours of training (2 cores)")
+    ax.set_xscale("log")  # the trend BD = a + b·ln t is a straight line
+    ax.set_xlim(min(hours) / 1.5, max(hours) * 2.5)
+    ax.set_xlabel("CPU hours of training (2 cores, log scale; dotted: trend of the shipped legs)")
     ax.set_ylabel("Kodak BD-rate of lic (%)")
     ax.set_title("lic training campaign")
     ax.legend()
@@ -280,6 +336,7 @@ def main(argv=None) -> None:
                      help="skip the --effort 1,2 Kodak curves (about 35 min): only when short of time")
     fin.add_argument("--run", type=Path, default=RUN, help="the run to finish (default: the campaign's)")
     sub.add_parser("plot", help="redraw the campaign plot")
+    sub.add_parser("fit", help="BD-rate against CPU hours: the trend and where it meets the targets")
     a = p.parse_args(argv)
     if a.command == "leg":
         if a.minutes <= 0:
@@ -287,6 +344,8 @@ def main(argv=None) -> None:
         leg(a.minutes, final=a.final)
     elif a.command == "finish":
         finish(efforts=not a.no_efforts, run=a.run)
+    elif a.command == "fit":
+        print_fit()
     else:
         plot()
 
