@@ -223,6 +223,7 @@ def finish(efforts: bool = True, run: Path = RUN) -> bool:
     }
     append_row(row)
     plot()
+    print_fit()
     return ship
 
 
