@@ -59,8 +59,8 @@ class _IntegerConv:
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray):
         # Clamping, scaling by 2^W_FRAC and rounding are exact in float32 (|w_int| <= 2^19 < 2^24), so
-        # they run on the weights as stored and only the final taps are widened to float64: one pass
-        # over the float64 copy instead of four (a decoder builds 26 MB of taps before it codes).
+        # they run on the weights as stored and only the final taps are widened to float64: one float64
+        # array per layer instead of five (every command builds 26 MB of taps before it codes).
         w = np.asarray(weight)
         w = np.clip(w if w.dtype in (np.float32, np.float64) else w.astype(np.float32), -W_LIMIT, W_LIMIT)
         w *= 2**W_FRAC
