@@ -58,9 +58,16 @@ class _IntegerConv:
     row's end are computed and dropped."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray):
-        w = np.round(np.clip(weight.astype(np.float64), -W_LIMIT, W_LIMIT) * 2**W_FRAC)
+        # Clamping, scaling by 2^W_FRAC and rounding are exact in float32 (|w_int| <= 2^19 < 2^24), so
+        # they run on the weights as stored and only the final taps are widened to float64: one float64
+        # array per layer instead of five (every command builds 26 MB of taps before it codes).
+        w = np.asarray(weight)
+        w = np.clip(w if w.dtype in (np.float32, np.float64) else w.astype(np.float32), -W_LIMIT, W_LIMIT)
+        w *= 2**W_FRAC
+        np.round(w, out=w)
         self.out_ch, self.in_ch, self.k, _ = w.shape
-        self.taps = np.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (ky, kx, C, O)
+        self.taps = np.empty((self.k, self.k, self.in_ch, self.out_ch))  # (ky, kx, C, O)
+        np.copyto(self.taps, w.transpose(2, 3, 1, 0))
         self.bias = np.round(bias.astype(np.float64) * 2 ** (W_FRAC + ACT_FRAC))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

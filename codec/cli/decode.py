@@ -33,9 +33,10 @@ DECODE_FORMATS = {
     ".tif": "TIFF", ".tiff": "TIFF", ".ppm": "PPM", ".pgm": "PPM", ".pnm": "PPM",
 }
 _NO_ALPHA = {"JPEG", "PPM"}
-# zlib level of written PNGs: Pillow's default 6 spends 0.14 s of CPU on a decoded Kodak image, level 4
-# 0.06 s for a file 2 % larger (kodim23 at the default quality: 519 kB against 529 kB).
-PNG_LEVEL = 4
+# How written PNGs are compressed: zlib's run-length strategy (Z_RLE, 3), which zlib designs for filtered PNG
+# rows.  On decoded Kodak images it spends 0.025 s of CPU where level 4 of the default strategy spends 0.06 s
+# and Pillow's default level 6 0.12 s, for files 0.5 % larger than level 4's (benchmarks/results/runtime.md).
+PNG_OPTIONS = {"compress_type": 3}
 
 
 def cmd_decode(args) -> int:
@@ -91,7 +92,7 @@ def _write(img: Image.Image | Image16, fmt: str, out: str) -> None:
         if fmt == "WEBP":
             options["lossless"] = True  # the decoded pixels, exactly
         if fmt == "PNG":
-            options["compress_level"] = PNG_LEVEL
+            options.update(PNG_OPTIONS)
         img.save(f, format=fmt, **options)
 
 

@@ -134,8 +134,8 @@ def test_decode_defaults_to_png_and_keeps_size(workspace):
         assert decoded.format == "PNG" and decoded.size == original.size
 
 
-def test_decode_writes_png_at_its_zlib_level(workspace):
-    from codec.cli.decode import PNG_LEVEL
+def test_decode_writes_png_with_its_zlib_options(workspace):
+    from codec.cli.decode import PNG_OPTIONS
 
     root, runs = workspace
     ok(runs["decode"])
@@ -143,8 +143,10 @@ def test_decode_writes_png_at_its_zlib_level(workspace):
     with Image.open(root / "single.png") as img:
         img.load()
         again = __import__("io").BytesIO()
-        img.save(again, format="PNG", compress_level=PNG_LEVEL)
-    assert again.getvalue() == written
+        img.save(again, format="PNG", **PNG_OPTIONS)
+        default = __import__("io").BytesIO()
+        img.save(default, format="PNG")
+    assert again.getvalue() == written and default.getvalue() != written
 
 def test_stdin_to_stdout_round_trip_keeps_alpha_exact(workspace):
     root, runs = workspace
