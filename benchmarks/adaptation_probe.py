@@ -127,7 +127,7 @@ def adapt(model, y_hat: np.ndarray, rgb: np.ndarray, quality: float, kind: str, 
         (lam * se + penalty).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    se_float = float(se) * 3 * 255**2  # the last step's, before quantisation (8-bit scale)
+    se_float = se.item() * 3 * 255**2  # the last step's, before quantisation (8-bit scale)
     fitted = theta.flat().detach().clone()
     fit_time = time.process_time() - start
     for delta in args.deltas:
