@@ -116,8 +116,8 @@ def test_decoding_with_one_or_two_threads_gives_identical_images(setup):
 @pytest.fixture(scope="module")
 def residual_setup():
     """A near-lossless 16-bit gray file and a lossless RGB one of the residual coder of new files
-    (version 2: one residual stream), the same two and a colour overlay (its colour map on) by
-    lic-exact-4, and the golden files of lic-exact-2 and lic-exact-3, which still decode."""
+    (version 2: one residual stream), the same two, a colour overlay and two-level gray text (the
+    tools for few colours on) by lic-exact-4, and the golden files of lic-exact-2 and lic-exact-3, which still decode."""
     from pathlib import Path
 
     from codec.images import ExactImage
@@ -128,10 +128,12 @@ def residual_setup():
     rgb = rng.integers(0, 256, (9, 13, 3)).astype(np.uint8)
     overlay = np.repeat(rng.integers(0, 40, (12, 14, 1)), 3, axis=-1).astype(np.uint8)
     overlay[3:9, 4:11] = [255, 128, 32]  # a patch of one colour over gray
+    text = np.where(rng.random((15, 19, 1)) < 0.3, 250, 12).astype(np.uint8)
     files = [encode_exact(ExactImage(gray, 16, "L"), 1), encode_exact(ExactImage(rgb, 8, "RGB"), 0)]
     files += [encode_exact(ExactImage(gray, 16, "L"), 1, coder="lic-exact-4"),
               encode_exact(ExactImage(rgb, 8, "RGB"), 0, coder="lic-exact-4"),
-              encode_exact(ExactImage(overlay, 8, "RGB"), 0, coder="lic-exact-4")]
+              encode_exact(ExactImage(overlay, 8, "RGB"), 0, coder="lic-exact-4"),
+              encode_exact(ExactImage(text, 8, "L"), 0, coder="lic-exact-4")]
     data_dir = Path(__file__).resolve().parent / "data"
     files += [(data_dir / name).read_bytes() for name in ("golden-exact2-16.lic", "golden-exact2-rgb.lic",
                                                           "golden-exact3-16.lic", "golden-exact3-rgb.lic")]
@@ -139,7 +141,7 @@ def residual_setup():
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 8))
+@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 9))
 def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residual_setup, op, fix_crc, which):
     files, decode_exact = residual_setup
     tampered, reference = _tamper(files[which], op, fix_crc)
@@ -149,6 +151,11 @@ def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residu
         assert "\n" not in str(err) and str(err)
         return
     assert np.array_equal(samples, reference), "a tampered file decoded to different samples"
+
+
+def test_residual_fuzz_files_cover_lic_exact_4s_tools_for_few_colours(residual_setup):
+    files, _ = residual_setup
+    assert [bitstream.unpack(data).streams[0][0] for data, _ in files[2:6]] == [0, 0, 1, 1]  # options byte
 
 
 def _tamper(file, op, fix_crc):

@@ -5,7 +5,9 @@
  * code that starts from the context's likeliest size instead of from zero, so fewer bits are
  * coded), and R and B taken as G where they equalled it next door (no blend there).  Version 4
  * differs from version 3 in its contexts only (the sign's, a second bias correction) and in an
- * option the encoder chooses per image, a colour map for R and B (see "Version 4" below).
+ * option the encoder chooses per image, tools for images of few colours (text and graphics, a colour
+ * overlay on gray): a match mode against the neighbours' values, and for R and B a gray bit and a
+ * colour map (see code_sample).
  *
  * Samples are visited in raster order, pixel by pixel, channel by channel (G, R, B or one gray
  * channel); each is predicted from samples already coded, its prediction error q quantised in the
@@ -65,6 +67,8 @@ typedef struct {
     int32_t bias2_count[N_BIAS2];
     int32_t *map;   /* version 4 with the colour map, R and B: maxval + 1 entries, the last value seen
                      * at a sample that was not G' with each value of G' (-1: none yet) */
+    bc_bit match_bit[64][3][4]; /* version 4's match mode: x is the i-th distinct value of W, N, NE, NW */
+    bc_bit gray_bit[4][2]; /* version 4's gray flag: R (or B) is G', by gray neighbours x (B: R is G') */
     uint8_t *hits;  /* and RING rows of width + 2 PAD: did the map predict the sample exactly */
     int32_t *rows;  /* RING rows of width + 2 PAD samples */
     int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
@@ -83,7 +87,8 @@ typedef struct {
 
 typedef struct {
     int version, channels, height, width, maxval, max_error, unit, bucket_max;
-    int colour_map;  /* version 4's option: R and B predicted by the colour map where it has been right */
+    int few_colours;  /* version 4's option for images of few colours: the match mode, and in colour the gray
+                       * bit and the colour map (see "Version 4" below) */
     size_t stride;  /* width + 2 PAD */
     Channel *ch;
 } Scan;
@@ -138,6 +143,8 @@ static void init_models(Channel *ch) {
     memset(ch->bias2_sum, 0, sizeof ch->bias2_sum);
     memset(ch->bias2_count, 0, sizeof ch->bias2_count);
     for (int k = 0; k < N_SIGN4; k++) bc_bit_init(&ch->sign4[k], BC_ONE / 2);
+    for (int k = 0; k < 8; k++) bc_bit_init(&ch->gray_bit[k / 2][k % 2], BC_ONE / 2);
+    for (int k = 0; k < 64 * 3 * 4; k++) bc_bit_init(&ch->match_bit[k / 12][k / 4 % 3][k % 4], BC_ONE / 2);
 }
 
 /* Version 3's token models, from the same geometric law: T(i) = P(t >= i), with
@@ -410,7 +417,8 @@ static ALWAYS_INLINE int n_predictors(int version, int channels, int c) {
  * decodes to a sample outside -K .. maxval + K (a corrupt stream).  *q_ref: G's q at this pixel. */
 static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *src, uint16_t *out, bc_encoder *enc,
                                      bc_decoder *dec, int x, int y, int64_t *q_ref, const int version, const int C,
-                                     const int c, const int encoding, const int colour_map) {
+                                     const int c, const int encoding, const int few_colours) {
+    const int colour_map = few_colours && c > 0;
     const int H = s->height, W = s->width, K = s->max_error, unit = s->unit;
     const int64_t maxval = s->maxval;
     const size_t plane = (size_t)H * (size_t)W;
@@ -432,12 +440,24 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     /* Version 4 with the colour map (palette-like images: a colour overlay on gray): where the map
      * predicted R (or B) exactly at W and N, its entry for G' is the prediction, in a class of its
      * own; no blend or bias correction. */
-    const int mapped = colour_map && c > 0 && !gray && r->hits[x - 1] && r->hup[x] && ch->map[g[x]] >= 0;
+    const int mapped = colour_map && !gray && r->hits[x - 1] && r->hup[x] && ch->map[g[x]] >= 0;
     if (mapped) {
         pred = ch->map[g[x]];
         cls = MAP_CLASS;
     }
-    if (!gray && !mapped) {
+    /* With the option, R (or B) that is not gray by its neighbours may still be: one bit says whether
+     * it is G' (within K), in the context of how many of W, N, NW and NE were gray and (B) whether R
+     * is G' at the pixel, (R) whether the map predicts it.  Edges of a colour overlay on gray. */
+    int flagged = 0;
+    if (colour_map && !gray) {
+        int n = (cur[x - 1] == g[x - 1]) + (up[x] == gup[x]) + (up[x - 1] == gup[x - 1]) + (up[x + 1] == gup[x + 1]);
+        bc_bit *m = &ch->gray_bit[n][c == 2 ? rows[1].cur[x] == g[x] : mapped];
+        int bit = encoding ? llabs((int64_t)src[c * plane + (size_t)y * W + x] - g[x]) <= K : 0;
+        flagged = code_bit(encoding ? enc : NULL, encoding ? NULL : dec, m, bit);
+    }
+    if (flagged) {
+        pred = g[x];
+    } else if (!gray && !mapped) {
         /* Blend: each sub-prediction weighted by 1 / S^2, S its error summed next door. */
         const uint32_t *ew = r->ecur + (size_t)(x - 1) * np, *eww = r->ecur + (size_t)(x - 2) * np;
         const uint32_t *ea = r->above + (size_t)x * np;
@@ -491,19 +511,47 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
 
         cls = log_class(scaled);
     }
+    /* With the option, the match mode: where W, N, NE and NW show fewer than four distinct values
+     * (text, graphics, flat areas), bits say whether x is (within K) the first, second, ... of them,
+     * in the context of their pattern of equalities, the value's rank and E's class / 16; a matched
+     * sample codes no q (its q counts as 0) and leaves the bias statistics as they were. */
+    int matched = 0;
+    if (few_colours && !gray && !flagged && !mapped) {
+        const int32_t w = cur[x - 1], n = up[x], nw = up[x - 1], ne = up[x + 1];
+        int32_t cand[4];
+        int d = 0;
+        cand[d++] = w;
+        if (n != w) cand[d++] = n;
+        if (ne != w && ne != n) cand[d++] = ne;
+        if (nw != w && nw != n && nw != ne) cand[d++] = nw;
+        if (d < 4) {
+            const int pat = (n == w) | (nw == w) << 1 | (nw == n) << 2 | (ne == w) << 3 | (ne == n) << 4 | (ne == nw) << 5;
+            const int64_t sv = encoding ? (int64_t)src[c * plane + (size_t)y * W + x] : 0;
+            for (int i = 0; i < d; i++) {
+                if (code_bit(encoding ? enc : NULL, encoding ? NULL : dec, &ch->match_bit[pat][i][cls >> 4],
+                             encoding ? llabs(sv - cand[i]) <= K : 0)) {
+                    matched = 1;
+                    pred = cand[i];
+                    break;
+                }
+            }
+        }
+    }
     int ref = 0;
     if (c > 0) {
         int r = bit_length((uint64_t)(*q_ref < 0 ? -*q_ref : *q_ref));
         ref = r < N_REF - 1 ? r : N_REF - 1;
     }
     /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
-    int flip = !gray && !mapped && blend + correction < pred * ONE;
+    int flip = !gray && !mapped && !flagged && blend + correction < pred * ONE;
     /* Residual signs come in patches: the sign's context adds those of q at W and N. */
     const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
-    int sctx = version == 4 ? sign_context(r, x, flip, cls, gray || mapped ? 0 : blend + correction - pred * ONE)
+    int sctx = version == 4 ? sign_context(r, x, flip, cls, gray || mapped || flagged ? 0 : blend + correction - pred * ONE)
                             : flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
     int64_t q, value;
-    if (encoding) {
+    if (flagged || matched) {
+        q = 0;
+    } else if (encoding) {
         int64_t diff = (int64_t)src[c * plane + (size_t)y * W + x] - pred;
         q = diff >= 0 ? (diff + K) / unit : -((-diff + K) / unit);
         if (version == 4) code_q4(enc, NULL, ch, cls, ref, sctx, s->bucket_max, flip ? -q : q);
@@ -528,13 +576,13 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         d = d < 0 ? -d : d;
         e[k] = (uint32_t)(d < ERR_CAP ? d : ERR_CAP);
     }
-    if (colour_map && c > 0) {
+    if (colour_map) {
         /* The map learns the values that are not gray. */
         int32_t *entry = &ch->map[g[x]];
         r->hits[x] = *entry == value;
         if (value != g[x]) *entry = (int32_t)value;
     }
-    if (!gray && !mapped) {
+    if (!gray && !mapped && !flagged && !matched) {
         int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
         err = err < -limit ? -limit : err > limit ? limit : err;
         ch->bias_sum[bctx] += err;
@@ -566,16 +614,16 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
  * receives the samples.  Returns 0, or -1 for a corrupt stream. */
 static ALWAYS_INLINE int scan_version(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc,
                                       bc_decoder *dec, const int version, const int C, const int encoding,
-                                      const int colour_map) {
+                                      const int few_colours) {
     Rows rows[3];
     for (int y = 0; y < s->height; y++) {
         for (int c = 0; c < C; c++) start_row(s, c, y, &rows[c]);
         for (int x = 0; x < s->width; x++) {
             int64_t q_ref = 0;
-            if (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 0, encoding, colour_map) < 0)
+            if (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 0, encoding, few_colours) < 0)
                 return -1;
-            if (C == 3 && (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 1, encoding, colour_map) < 0
-                           || code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 2, encoding, colour_map) < 0))
+            if (C == 3 && (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 1, encoding, few_colours) < 0
+                           || code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 2, encoding, few_colours) < 0))
                 return -1;
         }
     }
@@ -591,9 +639,10 @@ static ALWAYS_INLINE int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_en
         return C == 1 ? scan_version(s, src, out, enc, dec, 2, 1, encoding, 0) : scan_version(s, src, out, enc, dec, 2, 3, encoding, 0);
     if (s->version == 3)
         return C == 1 ? scan_version(s, src, out, enc, dec, 3, 1, encoding, 0) : scan_version(s, src, out, enc, dec, 3, 3, encoding, 0);
-    if (C == 1) return scan_version(s, src, out, enc, dec, 4, 1, encoding, 0);
-    return s->colour_map ? scan_version(s, src, out, enc, dec, 4, 3, encoding, 1)
-                         : scan_version(s, src, out, enc, dec, 4, 3, encoding, 0);
+    if (C == 1) return s->few_colours ? scan_version(s, src, out, enc, dec, 4, 1, encoding, 1)
+                                      : scan_version(s, src, out, enc, dec, 4, 1, encoding, 0);
+    return s->few_colours ? scan_version(s, src, out, enc, dec, 4, 3, encoding, 1)
+                          : scan_version(s, src, out, enc, dec, 4, 3, encoding, 0);
 }
 
 static int scan_encode(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc) {
@@ -604,9 +653,9 @@ static int scan_decode(Scan *s, uint16_t *out, bc_decoder *dec) { return scan(s,
 
 /* Set up the scan's buffers; -1 (MemoryError set) on failure. */
 static int scan_open(Scan *s, int version, int channels, int height, int width, int maxval, int max_error,
-                     int colour_map) {
+                     int few_colours) {
     s->version = version;
-    s->colour_map = colour_map;
+    s->few_colours = few_colours;
     s->channels = channels;
     s->height = height;
     s->width = width;
@@ -627,7 +676,7 @@ static int scan_open(Scan *s, int version, int channels, int height, int width, 
         ch->qs = (int32_t *)calloc(RING * s->stride, sizeof(int32_t));
         ch->above = (uint32_t *)calloc(s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
         if (ch->rows == NULL || ch->err == NULL || ch->qs == NULL || ch->above == NULL) goto fail;
-        if (colour_map && c > 0) {
+        if (few_colours && c > 0) {
             ch->hits = (uint8_t *)calloc(RING * s->stride, 1);
             ch->map = (int32_t *)malloc(((size_t)maxval + 1) * sizeof(int32_t));
             if (ch->hits == NULL || ch->map == NULL) goto fail;
@@ -664,9 +713,9 @@ typedef struct {
     int channels, height, width, maxval, max_error, version, options;
 } Call;
 
-/* Version 4's options byte, the first of its stream: bit 0 the colour map (colour only); the other
- * bits are reserved, 0. */
-#define OPTION_COLOUR_MAP 1
+/* Version 4's options byte, the first of its stream: bit 0 the tools for few colours; the other bits
+ * are reserved, 0. */
+#define OPTION_FEW_COLOURS 1
 
 /* Checks the geometry and that a buffer of len bytes holds channels x height x width uint16 samples. */
 static int check_geometry(int version, int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
@@ -695,8 +744,8 @@ static int parse_call(PyObject *args, Call *c) {
     if (!PyArg_ParseTuple(args, "y*w*iiiii|ii", &c->in, &c->out, &c->channels, &c->height, &c->width, &c->maxval,
                           &c->max_error, &c->version, &c->options))
         return -1;
-    if (c->options != 0 && (c->version != 4 || c->options != OPTION_COLOUR_MAP || c->channels != 3)) {
-        PyErr_SetString(PyExc_ValueError, "lic-exact: options are version 4's colour map, for colour only");
+    if (c->options != 0 && (c->version != 4 || c->options != OPTION_FEW_COLOURS)) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact: the only option is version 4's few colours (1)");
         PyBuffer_Release(&c->in);
         PyBuffer_Release(&c->out);
         return -1;
@@ -726,7 +775,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error, c.options & OPTION_COLOUR_MAP) < 0)
+    if (scan_open(&s, c.version, c.channels, c.height, c.width, c.maxval, c.max_error, c.options & OPTION_FEW_COLOURS) < 0)
         goto done;
     bc_encoder_init(&e, (size_t)c.in.len / 4 + 1024);
     Py_BEGIN_ALLOW_THREADS
@@ -766,7 +815,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     int options = 0;
     if (c.version == 4) {
         options = size > 0 ? stream[0] : -1;
-        if (options != 0 && (options != OPTION_COLOUR_MAP || c.channels != 3)) {
+        if (options != 0 && options != OPTION_FEW_COLOURS) {
             PyErr_SetString(StreamError, "corrupt: residual stream without a valid options byte");
             goto done;
         }
@@ -801,7 +850,7 @@ static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(samples, reconstruction, channels, height, width, maxval, max_error, version=2, options=0) -> bytes\n\n"
      "Code uint16 samples (channel-major, coding order) with coder lic-exact-<version> (2, 3 or 4; options: "
-     "version 4's colour map, 1, for colour); writes the decoder's reconstruction."},
+     "version 4's tools for few colours, 1); writes the decoder's reconstruction."},
     {"decode", decode, METH_VARARGS,
      "decode(stream, samples, channels, height, width, maxval, max_error, version=2) -> None\n\n"
      "Decode into a writable uint16 buffer; StreamError for a corrupt stream."},

@@ -47,11 +47,20 @@ has the measurements, including what did not pay):
 - **A second bias correction**, pooled with CALIC's: the mean error of the blend in the context of
   the signs of q at W and N and the error energy, C = (sum_1 + sum_2) / (n_1 + n_2) over the two
   contexts' statistics (one division; errors of one sign come in patches).
-- **A colour map** (an option of the stream, chosen by the encoder): for palette-like colour images
-  (a colour overlay on gray, as in Doppler ultrasound) R and B are predicted by the last value they
-  took, not gray, with the same value of G, wherever that map predicted them exactly at W and N;
-  such samples have a class of their own, no blend.  The encoder codes colour images with few
-  colours both ways and keeps the smaller stream.
+- **Tools for few colours** (an option of the stream, chosen by the encoder), for images of text,
+  graphics or a colour overlay on gray (Doppler ultrasound with its captions):
+
+  - *match mode*: where W, N, NE and NW show fewer than four distinct values, bits say whether the
+    sample is the first, second, ... of them (in the context of their pattern of equalities), so a
+    sharp edge between two levels costs a bit or two instead of a large q with its direct bits;
+  - *gray bit* (R and B): where the neighbours are not all gray, one bit says whether the sample is
+    G' all the same (the edges of a colour overlay);
+  - *colour map* (R and B): R and B are predicted by the last value they took, not gray, with the
+    same value of G, wherever that map predicted them exactly at W and N; such samples have a class
+    of their own, no blend.
+
+  On photographs the match mode costs (its bits say little where values are rarely equal), so the
+  encoder codes images with few colours (or few gray levels) both ways and keeps the smaller stream.
 
 All integer, as lic-exact-1: encoder and decoder agree on every machine.  lic-exact-1's files
 still decode (``codec.lossless.residual``), and lic-exact-2's and -3's (this module, ``coder=``); new
@@ -72,11 +81,11 @@ __all__ = ["encode_residual", "decode_residual", "VERSIONS"]
 # The coders of this module, by the id a file's header names them with.
 VERSIONS = {"lic-exact-2": 2, "lic-exact-3": 3, "lic-exact-4": 4}
 
-# lic-exact-4's options (the first byte of its stream): the colour map for R and B.
-COLOUR_MAP = 1
-# The encoder tries the colour map on colour images whose sampled pixels (at most MAP_SAMPLE of
-# them, evenly spaced) show at most MAP_COLOURS colours: photographs show thousands.
-MAP_SAMPLE, MAP_COLOURS = 1 << 16, 1024
+# lic-exact-4's options (the first byte of its stream): the tools for few colours.
+FEW_COLOURS = 1
+# The encoder tries them on images whose sampled pixels (at most FEW_SAMPLE of them, evenly spaced)
+# show at most FEW_COLOURS_MAX colours (gray levels): photographs show thousands.
+FEW_SAMPLE, FEW_COLOURS_MAX = 1 << 16, 1024
 
 
 def _version(coder: str) -> int:
@@ -93,12 +102,14 @@ def _check(shape, maxval: int, max_error: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in shape)
 
 
-def _palette_like(samples: np.ndarray) -> bool:
-    """Whether (3, H, W) samples look like a few colours (a colour overlay on gray), from a sample of pixels."""
-    pixels = samples.reshape(3, -1)
-    step = max(1, pixels.shape[1] // MAP_SAMPLE)
-    packed = (pixels[0, ::step].astype(np.uint64) << 32) | (pixels[1, ::step].astype(np.uint64) << 16) | pixels[2, ::step]
-    return len(np.unique(packed)) <= MAP_COLOURS
+def _few_colours(samples: np.ndarray) -> bool:
+    """Whether (C, H, W) samples show few colours (gray levels), from a sample of pixels."""
+    pixels = samples.reshape(samples.shape[0], -1)
+    step = max(1, pixels.shape[1] // FEW_SAMPLE)
+    packed = np.zeros(pixels[0, ::step].shape, dtype=np.uint64)
+    for plane in pixels:
+        packed = (packed << np.uint64(16)) | plane[::step]
+    return len(np.unique(packed)) <= FEW_COLOURS_MAX
 
 
 def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
@@ -106,8 +117,8 @@ def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
     """Code (C, H, W) integer ``samples`` in 0..maxval, every one within ``max_error``, with ``coder``.
 
     Returns the stream and the decoder's reconstruction, (C, H, W) uint16 (``samples`` itself
-    for ``max_error`` 0).  lic-exact-4 codes a palette-like colour image twice, with and without
-    its colour map, and keeps the smaller stream."""
+    for ``max_error`` 0).  lic-exact-4 codes an image of few colours twice, with and without its
+    tools for few colours, and keeps the smaller stream."""
     samples = np.asarray(samples)
     version = _version(coder)
     channels, height, width = _check(samples.shape, maxval, max_error)
@@ -117,12 +128,12 @@ def encode_residual(samples: np.ndarray, maxval: int, max_error: int = 0,
     source = np.ascontiguousarray(samples[order], dtype=np.uint16)
     rec = np.empty_like(source)
     data = _exact2.encode(source, rec, channels, height, width, int(maxval), int(max_error), version)
-    if version == 4 and channels == 3 and _palette_like(source):
-        rec_map = np.empty_like(source)
-        mapped = _exact2.encode(source, rec_map, channels, height, width, int(maxval), int(max_error), version,
-                                COLOUR_MAP)
-        if len(mapped) < len(data):
-            data, rec = mapped, rec_map
+    if version == 4 and _few_colours(source):
+        rec_few = np.empty_like(source)
+        few = _exact2.encode(source, rec_few, channels, height, width, int(maxval), int(max_error), version,
+                             FEW_COLOURS)
+        if len(few) < len(data):
+            data, rec = few, rec_few
     return data, rec[np.argsort(order)]
 
 

@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 from bitstream import LicFormatError
 from codec.lossless import _exact2
-from codec.lossless.exact2 import COLOUR_MAP, VERSIONS, decode_residual, encode_residual
+from codec.lossless.exact2 import FEW_COLOURS, VERSIONS, decode_residual, encode_residual
 
 from residual_samples import ramp_with_noise
 
@@ -98,35 +98,46 @@ def _colour_overlay(height=48, width=64, seed=6):
     return rgb
 
 
+def _text(height=40, width=56, seed=9):
+    """Two gray levels in blocks and strokes (text or graphics on a flat ground), (1, H, W)."""
+    rng = np.random.default_rng(seed)
+    strokes = rng.random((height // 4, width // 2)) < 0.3
+    return np.where(np.kron(strokes, np.ones((4, 2), dtype=bool)), 250, 12)[None].astype(np.int64)
+
+
 @pytest.mark.parametrize("max_error", [0, 1, 2, 4])
-def test_lic_exact_4_colour_map_round_trips_and_pays_on_a_colour_overlay(max_error):
-    rgb = _colour_overlay()
-    source = np.ascontiguousarray(rgb[[1, 0, 2]], dtype=np.uint16)  # coding order: G, R, B
+@pytest.mark.parametrize("image", [_colour_overlay, _text])
+def test_lic_exact_4_tools_for_few_colours_round_trip_and_pay(image, max_error):
+    samples = image()
+    order = [1, 0, 2] if samples.shape[0] == 3 else [0]  # coding order: G, R, B
+    source = np.ascontiguousarray(samples[order], dtype=np.uint16)
     rec = np.empty_like(source)
-    mapped = _exact2.encode(source, rec, 3, *rgb.shape[1:], 255, max_error, 4, COLOUR_MAP)
-    assert mapped[0] == COLOUR_MAP and np.abs(rec.astype(np.int64) - source).max() <= max_error
-    assert np.array_equal(decode_residual(mapped, rgb.shape, 255, max_error, "lic-exact-4"), rec[[1, 0, 2]])
-    data, best = encode_residual(rgb, 255, max_error, "lic-exact-4")  # the smaller of the two streams
-    plain = _exact2.encode(source, np.empty_like(source), 3, *rgb.shape[1:], 255, max_error, 4)
-    assert plain[0] == 0 and len(data) == min(len(mapped), len(plain))
-    assert np.array_equal(decode_residual(data, rgb.shape, 255, max_error, "lic-exact-4"), best)
-    if max_error == 0:  # few colours: the map pays
-        assert data == mapped and len(mapped) < 0.97 * len(plain)
+    few = _exact2.encode(source, rec, *samples.shape, 255, max_error, 4, FEW_COLOURS)
+    assert few[0] == FEW_COLOURS and np.abs(rec.astype(np.int64) - source).max() <= max_error
+    assert np.array_equal(decode_residual(few, samples.shape, 255, max_error, "lic-exact-4"), rec[np.argsort(order)])
+    data, best = encode_residual(samples, 255, max_error, "lic-exact-4")  # the smaller of the two streams
+    plain = _exact2.encode(source, np.empty_like(source), *samples.shape, 255, max_error, 4)
+    assert plain[0] == 0 and len(data) == min(len(few), len(plain))
+    assert np.array_equal(decode_residual(data, samples.shape, 255, max_error, "lic-exact-4"), best)
+    if max_error == 0:  # few colours: the tools pay
+        assert data == few and len(few) < 0.97 * len(plain)
 
 
-def test_lic_exact_4_photographs_do_not_use_the_colour_map():
+def test_lic_exact_4_photographs_do_not_use_the_tools_for_few_colours():
     samples = ramp_with_noise((3, 40, 40), 255, seed=7)
     assert encode_residual(samples, 255, 0, "lic-exact-4")[0][0] == 0
 
 
-@pytest.mark.parametrize("options", [COLOUR_MAP, 2, 255])
-def test_lic_exact_4_options_that_a_stream_cannot_have_are_refused(options):
-    gray = ramp_with_noise((1, 9, 8), 255, seed=8)
-    data, _ = encode_residual(gray, 255, 0, "lic-exact-4")
-    with pytest.raises(LicFormatError, match="options"):  # the colour map is for colour only
-        decode_residual(bytes([options]) + data[1:], gray.shape, 255, 0, "lic-exact-4")
-    with pytest.raises(ValueError, match="options"):
-        _exact2.encode(gray.astype(np.uint16), np.empty(gray.shape, np.uint16), 1, 9, 8, 255, 0, 4, options)
+@pytest.mark.parametrize("options", [2, 3, 128, 255])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_lic_exact_4_options_that_a_stream_cannot_have_are_refused(options, channels):
+    samples = ramp_with_noise((channels, 9, 8), 255, seed=8)
+    data, _ = encode_residual(samples, 255, 0, "lic-exact-4")
+    with pytest.raises(LicFormatError, match="options"):
+        decode_residual(bytes([options]) + data[1:], samples.shape, 255, 0, "lic-exact-4")
+    with pytest.raises(ValueError, match="option"):
+        _exact2.encode(samples.astype(np.uint16), np.empty(samples.shape, np.uint16), channels, 9, 8, 255, 0, 4,
+                       options)
 
 
 @settings(max_examples=80, deadline=None)
