@@ -29,7 +29,7 @@ from .onnx_transforms import EXTERNAL_LOCATION, GRAPHS, graph_path
 __all__ = ["export_graphs", "SubPixelDeconv", "BF16_AUTOCAST"]
 
 OPSET = 17
-BF16_AUTOCAST = ("g_a",)  # the transforms that train, and run on the torch runtime, under bf16 autocast
+BF16_AUTOCAST = ("g_a",)  # trained under bf16 autocast, and so run by the torch runtime (torch_transforms.py)
 
 
 class SubPixelDeconv(nn.Module):
