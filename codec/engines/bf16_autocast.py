@@ -21,6 +21,8 @@ activation costs one pass over it.
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["round_as_bf16_autocast"]
 
 ROUNDED = {"Conv", "Mul", "Div"}  # operations whose output autocast holds in bf16
@@ -36,6 +38,8 @@ def round_as_bf16_autocast(model):
     graph = model.graph
     constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                  if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    scalars = {name for name, value in constants.items() if value.size == 1}
+    scalars |= {t.name for t in graph.initializer if int(np.prod(t.dims)) == 1}
     consumers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:
@@ -71,6 +75,9 @@ def round_as_bf16_autocast(model):
         if node.op_type not in ROUNDED:
             nodes.append(node)
             continue
+        if node.op_type != "Conv" and not all(n in on_path or n in scalars for n in node.input):
+            # bf16 times a float32 tensor is float32 under autocast (type promotion): not this rule
+            raise ValueError(f"bf16 autocast: {node.name} mixes the image's values with a tensor of weights")
         (out,) = node.output
         if out in outputs:  # the graph's output keeps its name, on the rounded value
             node.output[:] = [f"{out}/float32"]

@@ -58,6 +58,13 @@ def test_values_are_rounded_to_nearest_even_bf16_where_autocast_rounds():
     assert np.array_equal(y, bf16(sq * bf16(np.float32(1) / np.sqrt(sq))))
 
 
+def test_a_product_with_a_tensor_of_weights_has_no_rule():
+    # Under autocast bf16 · float32 tensor is float32, not bf16.
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 2, 1, 1], [2.0, 3.0])
+    with pytest.raises(ValueError, match="tensor of weights"):
+        round_as_bf16_autocast(_graph([helper.make_node("Mul", ["x", "w"], ["y"])], [w]))
+
+
 def test_a_square_root_outside_rsqrt_has_no_rule():
     nodes = [helper.make_node("Sqrt", ["x"], ["y"])]
     with pytest.raises(ValueError, match="square root outside rsqrt"):
