@@ -29,10 +29,12 @@ ROUNDED = {"Conv", "Mul", "Div"}  # operations whose output autocast holds in bf
 LAYOUT = {"Shape", "Gather", "Unsqueeze", "Concat", "Reshape", "Identity", "Constant"}  # values unchanged
 
 
-def round_as_bf16_autocast(model):
+def round_as_bf16_autocast(model, activations: bool = True):
     """Round ``model``'s (an ``onnx.ModelProto``) values to bf16 where torch's CPU autocast does, in place;
-    returns it.  ``ValueError`` for an operation on the input's path that has no rule here, so that a
-    change of architecture cannot silently compute in another precision than torch's."""
+    returns it.  ``activations=False`` rounds only what autocast casts from outside: the graph's input and
+    the convolutions' weights and biases (folded at load, so free per run).  ``ValueError`` for an
+    operation on the input's path that has no rule here, so that a change of architecture cannot
+    silently compute in another precision than torch's."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
@@ -45,7 +47,8 @@ def round_as_bf16_autocast(model):
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     outputs = {o.name for o in graph.output}
-    on_path = {i.name for i in graph.input}  # values that depend on the image
+    inputs = {i.name for i in graph.input}
+    on_path = set(inputs)  # values that depend on the image
     nodes, rounded, renamed = [], {}, {}
 
     def rounding(name: str, result: str | None = None) -> str:
@@ -63,7 +66,8 @@ def round_as_bf16_autocast(model):
         node.input[:] = [renamed.get(n, n) for n in node.input]
         image_path = any(n in on_path for n in node.input)
         if node.op_type == "Conv":  # autocast casts all three inputs
-            node.input[:] = [rounding(n) if n else n for n in node.input]
+            node.input[:] = [rounding(n) if n and (activations or k > 0 or n in inputs) else n
+                             for k, n in enumerate(node.input)]
         if not image_path:
             nodes.append(node)
             continue
@@ -79,6 +83,9 @@ def round_as_bf16_autocast(model):
             # bf16 times a float32 tensor is float32 under autocast (type promotion): not this rule
             raise ValueError(f"bf16 autocast: {node.name} mixes the image's values with a tensor of weights")
         (out,) = node.output
+        if not activations:
+            nodes.append(node)
+            continue
         if out in outputs:  # the graph's output keeps its name, on the rounded value
             node.output[:] = [f"{out}/float32"]
             nodes.append(node)

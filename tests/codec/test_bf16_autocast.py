@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from onnx import TensorProto, helper
+from onnx.numpy_helper import to_array as onnx_numpy
 
 from codec.engines.bf16_autocast import round_as_bf16_autocast
 from codec.engines.runtime import load
@@ -56,6 +57,19 @@ def test_values_are_rounded_to_nearest_even_bf16_where_autocast_rounds():
 
     sq = bf16(x * x)
     assert np.array_equal(y, bf16(sq * bf16(np.float32(1) / np.sqrt(sq))))
+
+
+def test_without_activations_only_the_input_and_the_weights_are_rounded():
+    w = helper.make_tensor("w", TensorProto.FLOAT, [2, 2, 1, 1], [0.1, 0.2, 0.3, 0.7])
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Mul", ["c", "c"], ["y"])]
+    x = np.random.default_rng(1).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    y = _run(round_as_bf16_autocast(_graph(nodes, [w]), activations=False), x)
+
+    def bf16(v):
+        return torch.from_numpy(np.asarray(v, np.float32)).bfloat16().float()
+
+    c = torch.nn.functional.conv2d(bf16(x), bf16(onnx_numpy(w)))
+    assert torch.allclose(torch.from_numpy(y), c * c, rtol=1e-6) and not torch.equal(torch.from_numpy(y), bf16(c * c))
 
 
 def test_a_product_with_a_tensor_of_weights_has_no_rule():
