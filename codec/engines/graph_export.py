@@ -3,7 +3,9 @@
 Run when weights are exported (``weights.save_model``), or on a folder of weights made without
 them (``python -m codec.weights add-graphs DIR``): torch traces each transform and ONNX
 records it with dynamic height and width.  g_s's transposed convolutions are recorded as their four
-sub-pixel convolutions (``SubPixelDeconv``), which ONNX Runtime runs faster.  The graphs keep no tensors: every initializer that is
+sub-pixel convolutions (``SubPixelDeconv``), which ONNX Runtime runs faster.  g_a's graph rounds its values to
+bfloat16 where torch's bf16 autocast does (``bf16_autocast.py``), so that both runtimes encode the latents
+that training tuned; h_a and g_s stay float32, as the torch runtime runs them.  The graphs keep no tensors: every initializer that is
 one of the model's tensors is declared as external data, and ``onnx_transforms.py`` supplies it from
 the loaded shards, so the weights exist once, in the safetensors files.  Needs torch and onnx
 (the ``torch`` extra); the runtime that reads the graphs needs neither.
@@ -21,11 +23,17 @@ import torch
 import torch.nn as nn
 
 from ..networks.model import LicModel
+from .bf16_autocast import round_as_bf16_autocast
 from .onnx_transforms import EXTERNAL_LOCATION, GRAPHS, graph_path
 
-__all__ = ["export_graphs", "SubPixelDeconv"]
+__all__ = ["export_graphs", "SubPixelDeconv", "BF16_AUTOCAST"]
 
 OPSET = 17
+BF16_AUTOCAST = ("g_a",)  # trained under bf16 autocast, and so run by the torch runtime (torch_transforms.py)
+# Whether those graphs also round their activations, not only their input and weights (bf16_autocast.py;
+# both matched the torch runtime's RD on a 6-image proxy, the activations cost +11 % encode time:
+# benchmarks/results/runtime.md).
+BF16_ACTIVATIONS = True
 
 
 class SubPixelDeconv(nn.Module):
@@ -147,6 +155,8 @@ def _graph(model: LicModel, name: str) -> tuple[bytes, list[str]]:
     for node in graph.graph.node:  # the trace's own names for the model's tensors, as initializers'
         node.input[:] = [n.removeprefix("model.") for n in node.input]
         node.output[:] = [n.removeprefix("model.") for n in node.output]
+    if name in BF16_AUTOCAST:
+        round_as_bf16_autocast(graph, activations=BF16_ACTIVATIONS)
     graph.producer_name = "lic"
     return graph.SerializeToString(), external
 

@@ -1,7 +1,8 @@
 """The float transforms on ONNX Runtime: g_a, h_a and g_s without torch.
 
 Each transform is an ONNX graph exported from the torch model (``graph_export.py``) and shipped
-beside the weights as ``<model id>-<g_a|h_a|g_s>.onnx``.  A graph holds no weights of its own: its
+beside the weights as ``<model id>-<g_a|h_a|g_s>.onnx``; g_a's rounds its values to bf16 where torch's bf16
+autocast does (``bf16_autocast.py``), in float32 arithmetic.  A graph holds no weights of its own: its
 initializers are declared as external data, and the session takes them from the tensors loaded
 from the safetensors shards, so the shards stay the one copy of every tensor.  The shards' metadata records each graph's SHA-256, so
 a graph that is damaged, swapped or left over from other weights is refused with one line before

@@ -58,17 +58,24 @@ def test_a_file_from_either_runtime_decodes_on_the_other(runtimes, sample, maker
     assert np.abs(mine - theirs).max() <= 1
 
 
-def test_the_shipped_graphs_compute_the_shipped_weights_transforms(runtimes):
+def test_the_shipped_graphs_compute_the_shipped_weights_transforms(runtimes, sample):
+    """h_a and g_s in float32; g_a as under torch's bf16 autocast, which training used (bf16_autocast.py)."""
     model = load_model()
     onnx = runtimes["onnx"].coder.transforms
     rng = np.random.default_rng(0)
-    x = rng.random((1, 3, 64, 128), dtype=np.float32)
+    x = np.ascontiguousarray(sample[None].transpose(0, 3, 1, 2), dtype=np.float32) / 255
     y = rng.standard_normal((1, model.config.M, 4, 8)).astype(np.float32)
     with torch.no_grad():
-        ref_y = model.g_a(torch.from_numpy(x)).numpy()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16_y = model.g_a(torch.from_numpy(x)).float().numpy()
+        fp32_y = model.g_a(torch.from_numpy(x)).numpy()
         ref_z = model.hyper.h_a(torch.from_numpy(y)).numpy()
         ref_x = model.g_s(torch.from_numpy(y)).numpy()
-    assert np.abs(onnx.analyse(x) - ref_y).max() < 1e-3 * np.abs(ref_y).max()
+    onnx_y = onnx.analyse(x)
+    # Most latents are torch's bf16 ones to the bit (the rest differ where the order of summation
+    # tips a rounding): far closer to them than float32's, which match none.
+    assert np.mean(onnx_y == bf16_y) > 0.8
+    assert np.sqrt(np.mean((onnx_y - bf16_y) ** 2)) < 0.25 * np.sqrt(np.mean((fp32_y - bf16_y) ** 2))
     assert np.abs(onnx.hyper_analyse(y) - ref_z).max() < 1e-3 * np.abs(ref_z).max()
     assert np.abs(onnx.synthesise(y) - ref_x).max() < 1e-3
 
