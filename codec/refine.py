@@ -65,8 +65,8 @@ class RefineStep(NamedTuple):
     (``hard_cost`` set), and a descent step, where the relaxed forward pass made the tile's
     reconstruction (``reconstruction`` set; with STE that pass is also a check, so both are set).
     Checks come at step 0 and every ``check_every`` steps (SGA), and at the step the tile ended,
-    unless that step was already checked; descent steps at every step run.  The tensors are the refinement's own
-    (``latents`` is changed in place by later steps): copy what you keep."""
+    unless that step was already checked; descent steps at every step run.  The tensors are the
+    refinement's own (``latents`` may be a view that later steps change): copy what you keep."""
 
     tile: int  # the tile's index, in the order refined (row-major over the latent grid)
     step: int  # descent steps taken before these latents
