@@ -28,7 +28,8 @@ from .effort import effort_config
 from .quality import rd_cost
 from .timings import Timings
 
-__all__ = ["Timings", "Progress", "encode_rgb", "decode_rgb", "reconstruct_rgb", "as_coder"]
+__all__ = ["Timings", "Progress", "encode_rgb", "decode_rgb", "reconstruct_rgb", "as_coder", "rgb_to_input",
+           "output_to_rgb", "pack_file"]
 
 # ``progress(done, total)``: one coding pass's units of work, done so far and in all (``_counting``).
 Progress = Callable[[int, int], object]
@@ -58,14 +59,14 @@ class _SymbolChecksum:
         self.value = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self.value)
 
 
-def _to_array(rgb: np.ndarray) -> np.ndarray:
+def rgb_to_input(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 -> the model's input, (1, 3, H, W) float32 in [0, 1]."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
     return (rgb.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255))
 
 
-def _to_rgb(x_hat: np.ndarray) -> np.ndarray:
+def output_to_rgb(x_hat: np.ndarray) -> np.ndarray:
     """The model's output (1, 3, H, W) in [0, 1] -> the decoder's (H, W, 3) uint8 samples."""
     return np.round(x_hat[0].transpose(1, 2, 0) * np.float32(255)).astype(np.uint8)
 
@@ -123,7 +124,7 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     config = effort_config(effort)
     start = time.perf_counter()
     with _counting(progress, (height, width), effort) as unit:
-        x_padded, y, z_symbols = coder.analyse(_to_array(rgb), quality, None if config.steps else unit)
+        x_padded, y, z_symbols = coder.analyse(rgb_to_input(rgb), quality, None if config.steps else unit)
         codes = [coder.code_latents(y, z_symbols)]
         if config.steps:
             codes.append(coder.code_latents(_refined(coder, x_padded, (height, width), y, z_symbols, quality,
@@ -131,14 +132,14 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     timings.network = time.perf_counter() - start
 
     start = time.perf_counter()
-    files = [_pack(coder, code, quality, width, height, channels, icc, alpha, model_hash) for code in codes]
+    files = [pack_file(coder, code, quality, width, height, channels, icc, alpha, model_hash) for code in codes]
     timings.coding = time.perf_counter() - start
     if len(files) == 1:
         return files[0], codes[0].y_hat
     start = time.perf_counter()
     costs = []
     for data, code in zip(files, codes):  # the whole image's cost: bits, and the squared error on [0, 1]
-        decoded = _to_rgb(coder.reconstruct(code.y_hat, quality, (height, width))).astype(np.float64)
+        decoded = output_to_rgb(coder.reconstruct(code.y_hat, quality, (height, width))).astype(np.float64)
         costs.append(rd_cost(len(data) * 8, float(((decoded - rgb) ** 2).sum()) / 3 / 255**2, quality))
     best = int(np.argmin(costs))  # ties keep the one-pass file
     timings.network += time.perf_counter() - start
@@ -161,9 +162,11 @@ def _refined(coder: Coder, x_padded, size, y, z_symbols, quality, config, progre
     return refined.cpu().numpy()
 
 
-def _pack(coder: Coder, code: Compressed, quality: float, width: int, height: int, channels: str,
+def pack_file(coder: Coder, code: Compressed, quality: float, width: int, height: int, channels: str,
           icc: bytes | None, alpha: bytes | None, model_hash: bytes | None) -> bytes:
-    """Range code one image's symbols and wrap them in the container."""
+    """The ``.lic`` file of one image's coded latents ``code`` (``Coder.code_latents``): its symbols
+    range coded and wrapped in the container, with the header fields given (``model_hash`` None:
+    the coder's own fingerprint)."""
     z = code.z_symbols[0].reshape(code.z_symbols.shape[1], -1)
     slices = [(s.symbols, s.indexes) for s in code.slices]
     entropy = coder.entropy
@@ -231,7 +234,7 @@ def decode_rgb(model, data: bytes | Container, *, timings: Timings | None = None
         x_hat = coder.decompress(z.reshape(1, -1, hz, wz), read_slice, header.quality, size, unit)
     if checksum.value != header.symbol_crc:
         raise LicFormatError("corrupt: decoded content does not match the encoder's checksum")
-    rgb = _to_rgb(x_hat)
+    rgb = output_to_rgb(x_hat)
     timings.coding = coding
     timings.network = time.perf_counter() - start - coding
     return rgb, header, alpha
@@ -248,6 +251,6 @@ def reconstruct_rgb(model, rgb: np.ndarray, quality: float, effort: int = 0,
         y_hat = _encode(coder, rgb, quality, effort=effort, progress=progress)[1]
     else:
         with _counting(progress, rgb.shape[:2]) as unit:
-            _, y, z_symbols = coder.analyse(_to_array(rgb), quality, unit)
+            _, y, z_symbols = coder.analyse(rgb_to_input(rgb), quality, unit)
             y_hat = coder.code_latents(y, z_symbols).y_hat
-    return _to_rgb(coder.reconstruct(y_hat, quality, rgb.shape[:2]))
+    return output_to_rgb(coder.reconstruct(y_hat, quality, rgb.shape[:2]))

@@ -28,6 +28,9 @@ g_s in bf16 where the hardware computes it natively (``networks/precision.py``):
 gradients, and the file chosen is then scored exactly.  So refined files may differ between
 machines; each decodes the same everywhere.
 
+An optional observer (``refine_latents(..., observer=...)``) is told what each step computed
+(``RefineStep``): benchmarks record whole trajectories with it, and replay stopping rules over them.
+
 Memory stays bounded on any image size: the latents are refined in tiles of ``REFINE_TILE`` latents
 (each seen with a ``REFINE_HALO`` of neighbours, which are read but not changed), so one backward
 pass never holds more than one tile's activations.
@@ -48,10 +51,32 @@ from .networks.precision import native_bf16
 from .quality import rd_cost
 from .stopping import EsEmv, Plateau
 
-__all__ = ["REFINE_TILE", "REFINE_HALO", "lr_at", "refine_latents", "sga_round", "steps_for"]
+__all__ = ["REFINE_TILE", "REFINE_HALO", "RefineStep", "RefineObserver", "lr_at", "refine_latents", "sga_round",
+           "steps_for"]
 
 REFINE_TILE = 48  # latents per tile side (768 pixels: a Kodak image is one tile); one backward stays < 1 GB
 REFINE_HALO = 4  # latents of context around a tile: covers g_s's and the slice networks' reach
+
+
+class RefineStep(NamedTuple):
+    """What one step of a tile's refinement computed, as ``refine_latents`` tells its observer.
+
+    Two kinds of step are told: a check, where the hard-rounded cost J(⌊y⌉) of the tile was evaluated
+    (``hard_cost`` set), and a descent step, where the relaxed forward pass made the tile's
+    reconstruction (``reconstruction`` set; with STE that pass is also a check, so both are set).
+    Checks come at step 0 and every ``check_every`` steps (SGA), and at the step the tile ended,
+    unless that step was already checked; descent steps at every step run.  The tensors are the
+    refinement's own (``latents`` may be a view that later steps change): copy what you keep."""
+
+    tile: int  # the tile's index, in the order refined (row-major over the latent grid)
+    step: int  # descent steps taken before these latents
+    latents: torch.Tensor  # the window's latents (1, M, h, w) that were evaluated, halo included
+    hard_cost: float | None  # ``rd_cost`` of the tile with these latents hard-rounded; None: not a check
+    reconstruction: torch.Tensor | None  # the tile's pixels from the relaxed rounding (what ES-EMV watches)
+    stopped: bool  # the stopping rule fired on this value: the tile ends here (the final check says False)
+
+
+RefineObserver = Callable[[RefineStep], object]
 
 
 def lr_at(config: RefineConfig, quality: float) -> float:
@@ -209,16 +234,20 @@ class _Descent:
 
 
 def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, generator: torch.Generator,
-                 progress: Callable[[], object] | None) -> torch.Tensor:
+                 progress: Callable[[], object] | None, tile: int = 0,
+                 observer: RefineObserver | None = None) -> torch.Tensor:
     """The best latents found for the window's tile: never worse than its own on the hard-rounded
     cost (as the window sees it).  At most ``config.steps`` steps, fewer when the tile's watched
-    value has stopped improving (``_Watch``); ``progress()`` counts the steps not run as well."""
+    value has stopped improving (``_Watch``); ``progress()`` counts the steps not run as well.
+    ``observer`` is told each step as tile ``tile`` (``RefineStep``)."""
     best, watch, descent = _Best(window), _Watch(config), _Descent(window, quality, config)
     hard_forward = config.relaxation == "ste"  # its forward pass is the hard-rounded cost itself
     if not hard_forward:
         cost = _hard_cost(model, window, window.y, quality)
         best.offer(cost, window.y)
-        watch.cost(0, cost)
+        stopped = watch.cost(0, cost)
+        if observer is not None:
+            observer(RefineStep(tile, 0, window.y, cost, None, stopped))
     evaluated, stopped, step = False, False, 0
     for step in range(config.steps):
         current = descent.current()
@@ -227,6 +256,8 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
             cost = _hard_cost(model, window, current, quality)
             best.offer(cost, current)
             evaluated, stopped = True, watch.cost(step, cost)
+            if observer is not None:
+                observer(RefineStep(tile, step, current, cost, None, stopped))
             if stopped:
                 break
         cost, x_tile = _tile_cost(model, window, current, quality, _rounding(config, step, generator))
@@ -236,6 +267,8 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
             stopped = watch.cost(step, cost.item())
         else:
             stopped = watch.reconstruction(step, x_tile)
+        if observer is not None:
+            observer(RefineStep(tile, step, current, cost.item() if hard_forward else None, x_tile, stopped))
         if stopped:
             break
         descent.step(step, cost, None if improved else best)
@@ -245,7 +278,10 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
         step, evaluated = config.steps, False
     if not evaluated:
         current = descent.current()
-        best.offer(_hard_cost(model, window, current, quality), current)
+        cost = _hard_cost(model, window, current, quality)
+        best.offer(cost, current)
+        if observer is not None:
+            observer(RefineStep(tile, step, current, cost, None, False))
     for _ in range(config.steps - step if progress is not None else 0):
         progress()
     return best.latents
@@ -270,11 +306,15 @@ def _fitting(model) -> Iterator[None]:
 
 def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torch.Tensor, features: torch.Tensor,
                    quality: float, config: RefineConfig,
-                   progress: Callable[[], object] | None = None) -> torch.Tensor:
+                   progress: Callable[[], object] | None = None,
+                   observer: RefineObserver | None = None) -> torch.Tensor:
     """Latents ``y`` (1, M, h, w, gains applied) refined for the image of ``size`` (H, W) held in
     ``x_padded`` (1, 3, 16h, 16w), given the hyper features ψ of the fixed ẑ.  Returns a new
     tensor, never worse than ``y`` on each tile's hard-rounded cost (as its window sees it).
-    ``progress()`` after each step; a tile that stops early reports its remaining steps at once."""
+    ``progress()`` after each step; a tile that stops early reports its remaining steps at once.
+    ``observer(RefineStep)`` after each check and each descent step's forward pass (``RefineStep``
+    says which); it sees only what the refinement computes anyway, so the result is the same with
+    or without it."""
     if config.steps == 0:
         return y
     generator = torch.Generator(device=y.device)
@@ -283,7 +323,8 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
         for index, (rows, cols, window) in enumerate(_windows(x_padded, size, y, features)):
             # Each tile's Gumbel draws are its own: a tile that stops early leaves the next one's alone.
             generator.manual_seed(config.seed + index)
-            y[..., rows, cols] = _refine_tile(model, window, quality, config, generator, progress).detach()
+            y[..., rows, cols] = _refine_tile(model, window, quality, config, generator, progress,
+                                                index, observer).detach()
     return y
 
 

@@ -211,3 +211,30 @@ def test_every_effort_level_is_a_valid_budget():
         assert config.patience < max(config.steps, 1) or config.patience == 0
     caps = [effort.EFFORTS[level].steps for level in sorted(effort.EFFORTS)]
     assert caps == sorted(caps)  # a higher effort never has a smaller budget
+
+
+@pytest.mark.parametrize("relaxation", ["ste", "sga"])
+def test_an_observer_sees_every_checked_step_and_changes_nothing(model, monkeypatch, relaxation):
+    monkeypatch.setattr(refine, "REFINE_TILE", 4)  # a 4 x 6 latent grid: two tiles
+    x, quality = _image(64, 96), 4.0
+    a = _Analysed(model, x, quality)
+    config = RefineConfig(steps=7, lr=0.03, relaxation=relaxation, check_every=3)
+    plain = refine_latents(model, a.x_padded, (64, 96), a.y, a.features, quality, config)
+    hard_costs, seen = [], []
+
+    def hard_cost(*args):
+        hard_costs.append(cost(*args))
+        return hard_costs[-1]
+
+    cost = refine._hard_cost
+    monkeypatch.setattr(refine, "_hard_cost", hard_cost)
+    observed = refine_latents(model, a.x_padded, (64, 96), a.y, a.features, quality, config, observer=seen.append)
+    assert torch.equal(observed, plain)
+    checks = [0, 3, 6, 7] if relaxation == "sga" else list(range(8))  # STE: each forward pass is a check
+    for tile in (0, 1):
+        mine = [s for s in seen if s.tile == tile]
+        assert [s.step for s in mine if s.hard_cost is not None] == checks
+        assert [s.step for s in mine if s.reconstruction is not None] == list(range(7))
+        assert not any(s.stopped for s in mine)
+    # every hard-rounded evaluation outside the descent's own forward pass is told, with its value
+    assert [s.hard_cost for s in seen if s.reconstruction is None] == hard_costs
