@@ -42,7 +42,7 @@ import torch
 from benchmarks.bd import bd_rate
 from benchmarks.effort_replay import _on_cost
 from benchmarks.effort_trace import CHECK, KODAK, crop, image_names, real_cost
-from codec.coding import _to_array
+from codec.coding import rgb_to_input
 from codec.quality import rd_cost
 
 SETS = ("bias", "last", "all")
@@ -112,7 +112,7 @@ def theta_bits(k: np.ndarray) -> tuple[int, int]:
 def adapt(model, y_hat: np.ndarray, rgb: np.ndarray, quality: float, kind: str, args):
     """θ fitted for latents ``y_hat`` (gains applied); yields, for each Δ of ``args.deltas``, the
     quantised θ's squared error (8-bit scale, summed), its bits and the CPU s spent."""
-    target = torch.from_numpy(_to_array(rgb))
+    target = torch.from_numpy(rgb_to_input(rgb))
     h, w = rgb.shape[:2]
     lam = rd_cost(0.0, 1.0, quality)  # λ·255², the weight of the squared error on [0, 1]
     start = time.process_time()
@@ -166,7 +166,7 @@ def probe(args) -> dict:
         rgb = crop(KODAK / f"{name}.png", args.crop)
         pixels = rgb.shape[0] * rgb.shape[1]
         for q in (float(v) for v in args.qualities.split(",")):
-            _, y0, z = coder.analyse(_to_array(rgb), q)
+            _, y0, z = coder.analyse(rgb_to_input(rgb), q)
             bases = {"e0": (y0, 0.0)} if "e0" in args.bases else {}
             if "e3" in args.bases:
                 bases["e3"] = effort3_latents(Path(args.trace), name, q)
