@@ -24,7 +24,7 @@ import bitstream
 from bitstream import Container, Header, InputError, LicFormatError
 
 from .coder import Coder, Compressed, hyper_latent_size, latent_size, tile_count
-from .effort import effort_config
+from .effort import SCORE_BELOW, effort_config
 from .quality import rd_cost
 from .timings import Timings
 
@@ -110,7 +110,8 @@ def encode_rgb(model, rgb: np.ndarray, quality: float, *, channels: str = "RGB",
     ``quality`` must be a stored value (``codec.quality.quantize_quality``): the header holds it.
     ``progress(done, total)`` follows the pass (``_counting``: g_a's tiles, or the refinement's
     steps).  ``effort`` > 0 (the torch runtime) refines the latents for this image first
-    (``refine.py``) and never does worse than effort 0: both files are made, and the one with the lower
+    (``refine.py``), which never makes them worse than effort 0's by its own measure of the cost.  Where
+    that measure's gain is below ``effort.SCORE_BELOW``, both files are made and the one with the lower
     real cost (``rd_cost`` of its size and of its decoded samples' error) is returned."""
     return _encode(model, rgb, quality, channels, icc, alpha, effort, progress, timings, model_hash)[0]
 
@@ -125,10 +126,15 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     start = time.perf_counter()
     with _counting(progress, (height, width), effort) as unit:
         x_padded, y, z_symbols = coder.analyse(rgb_to_input(rgb), quality, None if config.steps else unit)
-        codes = [coder.code_latents(y, z_symbols)]
+        candidates = [y]
         if config.steps:
-            codes.append(coder.code_latents(_refined(coder, x_padded, (height, width), y, z_symbols, quality,
-                                                     config, unit), z_symbols))
+            refined, gain = _refined(coder, x_padded, (height, width), y, z_symbols, quality, config, unit)
+            if not np.array_equal(refined, y):  # else it is the one-pass file itself
+                # The refinement kept, tile by tile, its best latents starting from these: by its own
+                # measure they cannot lose.  Its measure (bf16 g_s, the model's rate) is not the file's,
+                # so where it gained little the real files decide.
+                candidates = [refined] if gain >= SCORE_BELOW else [y, refined]
+        codes = [coder.code_latents(latents, z_symbols) for latents in candidates]
     timings.network = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -146,8 +152,28 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     return files[best], codes[best].y_hat
 
 
-def _refined(coder: Coder, x_padded, size, y, z_symbols, quality, config, progress) -> np.ndarray:
-    """The latents refined for this image (``refine.py``): a descent through the torch model."""
+class _OwnCost:
+    """An observer of ``refine_latents``: each tile's hard-rounded cost at its start and the least it
+    reached, as the refinement measured them (what it computes anyway)."""
+
+    def __init__(self):
+        self.start: dict[int, float] = {}
+        self.best: dict[int, float] = {}
+
+    def __call__(self, seen) -> None:
+        if seen.hard_cost is not None:
+            self.start.setdefault(seen.tile, seen.hard_cost)
+            self.best[seen.tile] = min(self.best.get(seen.tile, seen.hard_cost), seen.hard_cost)
+
+    def gain(self) -> float:
+        """The fall of the summed cost, as a fraction of where it started (0: nothing was measured)."""
+        start = sum(self.start.values())
+        return (start - sum(self.best.values())) / start if start > 0 else 0.0
+
+
+def _refined(coder: Coder, x_padded, size, y, z_symbols, quality, config, progress) -> tuple[np.ndarray, float]:
+    """The latents refined for this image (``refine.py``, a descent through the torch model), and the
+    fraction of its own hard-rounded cost that the refinement took off (``_OwnCost``)."""
     model = getattr(coder.transforms, "model", None)
     if model is None:
         raise InputError("--effort above 0 needs the torch runtime")
@@ -157,9 +183,10 @@ def _refined(coder: Coder, x_padded, size, y, z_symbols, quality, config, progre
 
     device = model.device
     features = torch.from_numpy(coder.entropy.features(z_symbols)).float().to(device)
+    own = _OwnCost()
     refined = refine_latents(model, torch.from_numpy(x_padded).to(device), size, torch.from_numpy(y).to(device),
-                             features, quality, config, progress)
-    return refined.cpu().numpy()
+                             features, quality, config, progress, own)
+    return refined.cpu().numpy(), own.gain()
 
 
 def pack_file(coder: Coder, code: Compressed, quality: float, width: int, height: int, channels: str,

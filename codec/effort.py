@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bitstream import InputError
 
-__all__ = ["RefineConfig", "EFFORTS", "MAX_EFFORT", "DEFAULT_EFFORT", "check_effort", "effort_config"]
+__all__ = ["RefineConfig", "EFFORTS", "MAX_EFFORT", "DEFAULT_EFFORT", "SCORE_BELOW", "check_effort", "effort_config"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,15 @@ EFFORTS = {
 }
 MAX_EFFORT = max(EFFORTS)
 DEFAULT_EFFORT = 0
+
+# The refinement keeps each tile's best latents from the one-pass ones on, by its own measure of the cost
+# (bf16 g_s where native, the model's rate).  Where that measure fell by less than this fraction, the
+# encoder also codes the one-pass latents and keeps the cheaper real file (``codec.coding``); above it the
+# one-pass file is neither coded nor scored, which saves two float32 g_s passes and one entropy coding.
+# The own measure overstates the real gain by about a fifth, more at small gains; so "never worse than
+# effort 0" holds by construction below this margin and by measurement above it
+# (``benchmarks.effort_choice``, figures in ``benchmarks/results/effort.md``).
+SCORE_BELOW = 0.002
 
 
 def check_effort(effort) -> int:

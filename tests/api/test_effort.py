@@ -59,3 +59,39 @@ def test_targets_search_at_the_same_effort(make_image):
     assert result.met and len(result.data) <= size and result.quality >= 5.0
     assert steps  # every candidate was refined
     assert result.data == refined.compress(image, result.quality)
+
+
+def _scored_files(model, monkeypatch) -> list:
+    """Counts the files ``encode_rgb`` decodes to score them (one entry per scored file)."""
+    coder = model.coder()
+    scored = []
+    reconstruct = coder.reconstruct
+    monkeypatch.setattr(coder, "reconstruct", lambda *a, **k: scored.append(1) or reconstruct(*a, **k))
+    return coder, scored
+
+
+def test_a_clear_gain_codes_one_file_and_a_small_one_keeps_the_cheaper_real_file(active_tiny_model, make_image,
+                                                                                  monkeypatch):
+    import codec.coding as coding
+
+    rgb, quality = make_image(48, 80, 3, seed=0), 5.0
+    coder, scored = _scored_files(active_tiny_model, monkeypatch)
+    monkeypatch.setattr(coding, "SCORE_BELOW", 0.0)  # any gain is trusted: the one-pass file is not made
+    trusted = encode_rgb(coder, rgb, quality, effort=1)
+    assert scored == []
+    monkeypatch.setattr(coding, "SCORE_BELOW", float("inf"))  # no gain is trusted: both files are scored
+    checked = encode_rgb(coder, rgb, quality, effort=1)
+    assert len(scored) == 2
+    effort0 = encode_rgb(coder, rgb, quality, effort=0)
+    assert checked in (trusted, effort0)
+
+
+def test_latents_the_refinement_did_not_move_give_the_one_pass_file_unscored(active_tiny_model, make_image,
+                                                                              monkeypatch):
+    import codec.refine as refine
+
+    rgb, quality = make_image(48, 80, 3, seed=1), 3.0
+    coder, scored = _scored_files(active_tiny_model, monkeypatch)
+    monkeypatch.setattr(refine, "refine_latents", lambda model, x, size, y, *a, **k: y.clone())
+    assert encode_rgb(coder, rgb, quality, effort=2) == encode_rgb(coder, rgb, quality, effort=0)
+    assert scored == []
