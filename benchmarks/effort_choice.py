@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.effort_choice --out FILE --configs ste3,ste6,e2`` refines each image and quality under
 each budget (``steN``: N straight-through steps at effort 1's step size; ``sgaN``: N SGA steps; ``eK``:
-effort K's budget), and for the refined latents and the one-pass ones records, one JSON line per point:
+effort K's budget; options in ``budget``), and for the refined latents and the one-pass ones records, one JSON line per point:
 
 - the real file's bits and the squared error of its decoded samples (the decoder's float32 g_s), so its
   real cost ``rd_cost``; and
@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +41,17 @@ MARGINS = (0.0, 0.001, 0.002, 0.005, 0.01)
 
 
 def budget(name: str) -> RefineConfig:
-    """``steN``, ``sgaN`` or ``eK`` (see the module docstring)."""
-    if name.startswith("e"):
-        return effort_config(int(name[1:]))
-    relaxation, steps = name[:3], int(name[3:])
-    return RefineConfig(steps=steps, relaxation=relaxation, **({"check_every": 8} if relaxation == "sga" else {}))
+    """``steN``, ``sgaN`` or ``eK`` (see the module docstring), then optionally ``-ngd`` (normalised
+    gradient descent rather than Adam) and ``-lrX`` (the step size at quality 1): ``ste5-ngd-lr0.02``."""
+    base, *options = name.split("-")
+    if base.startswith("e"):
+        config = effort_config(int(base[1:]))
+    else:
+        relaxation, steps = base[:3], int(base[3:])
+        config = RefineConfig(steps=steps, relaxation=relaxation, **({"check_every": 8} if relaxation == "sga" else {}))
+    for option in options:
+        config = replace(config, **({"optimizer": option} if option in ("adam", "ngd") else {"lr": float(option[2:])}))
+    return config
 
 
 class TileCosts:

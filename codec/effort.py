@@ -27,9 +27,10 @@ class RefineConfig:
     temperature follow the cap, so a stopped tile ran a prefix of the full schedule."""
 
     steps: int
-    lr: float = 0.01  # Adam's step at quality 1, on latents whose quantisation step is 1 ...
+    lr: float = 0.01  # the typical move of a step at quality 1, on latents whose quantisation step is 1 ...
     lr_doubling: float = 2.0  # ... doubling every this many quality steps (refine.lr_at)
     relaxation: str = "ste"  # "ste" or "sga"
+    optimizer: str = "adam"  # "adam", or "ngd": normalised gradient descent (``refine._Descent``)
     tau_start: float = 0.5  # SGA temperature, annealed geometrically to tau_end
     tau_end: float = 0.05
     check_every: int = 2  # hard-rounded cost evaluated this often (and at the end)
@@ -41,6 +42,8 @@ class RefineConfig:
     def __post_init__(self):
         if self.relaxation not in ("ste", "sga"):
             raise ValueError(f"relaxation must be 'ste' or 'sga', not {self.relaxation!r}")
+        if self.optimizer not in ("adam", "ngd"):
+            raise ValueError(f"optimizer must be 'adam' or 'ngd', not {self.optimizer!r}")
         if self.stop_on not in ("cost", "emv"):
             raise ValueError(f"stop_on must be 'cost' or 'emv', not {self.stop_on!r}")
         if self.steps < 0 or self.patience < 0 or self.check_every < 1:

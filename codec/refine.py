@@ -199,8 +199,14 @@ class _Watch:
 
 
 class _Descent:
-    """Adam on the tile's latents (its halo held), with the step size decaying linearly over the cap
-    and, for STE, backtracking."""
+    """Descent on the tile's latents (its halo held): Adam, or normalised gradient descent
+    (``RefineConfig.optimizer``), with the step size decaying linearly over the cap and, for STE,
+    backtracking.
+
+    Normalised gradient descent moves each latent by lr · g / RMS(g) over the tile: the typical move is
+    lr, as with Adam, but each latent moves in proportion to its own gradient.  Adam's first steps move
+    every latent by about lr whatever its gradient, so under hard rounding the latents that sit near a
+    rounding boundary cross it whether or not their gradient asks for it."""
 
     def __init__(self, window: _Window, quality: float, config: RefineConfig):
         self.window, self.steps = window, config.steps
@@ -208,7 +214,7 @@ class _Descent:
         self.mask[window.core] = 1
         self.free = window.y.clone().requires_grad_(True)
         self.lr, self.lr_scale, self.good_grad = lr_at(config, quality), 1.0, None
-        self.optimizer = torch.optim.Adam([self.free], lr=self.lr)
+        self.optimizer = torch.optim.Adam([self.free], lr=self.lr) if config.optimizer == "adam" else None
 
     def current(self) -> torch.Tensor:
         """The window's latents now: the tile's moved, the halo's as they are."""
@@ -227,8 +233,15 @@ class _Descent:
         else:
             cost.backward()
             self.good_grad = self.free.grad.detach().clone()
-        for group in self.optimizer.param_groups:  # linear decay: big moves first, then settle
-            group["lr"] = self.lr * self.lr_scale * (1 - step / self.steps)
+        lr = self.lr * self.lr_scale * (1 - step / self.steps)  # linear decay: big moves first, then settle
+        if self.optimizer is None:
+            with torch.no_grad():
+                grad = self.free.grad[self.window.core]
+                self.free[self.window.core] -= lr * grad / grad.pow(2).mean().sqrt().clamp_min(1e-30)
+            self.free.grad = None
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 

@@ -48,12 +48,12 @@ def _real_cost(model, x, quality, code):
     return bits + lambda_for_quality(quality) * 255**2 * float((x_hat - x).pow(2).sum()) / 3
 
 
-@pytest.mark.parametrize("relaxation", ["ste", "sga"])
-def test_refined_latents_cost_less_than_the_one_pass_ones(model, relaxation):
+@pytest.mark.parametrize("relaxation, optimizer", [("ste", "adam"), ("sga", "adam"), ("ste", "ngd")])
+def test_refined_latents_cost_less_than_the_one_pass_ones(model, relaxation, optimizer):
     x, quality = _image(64, 96), 4.0
     a = _Analysed(model, x, quality)
     before = _real_cost(model, x, quality, a.code(a.y))
-    config = RefineConfig(steps=12, lr=0.03, relaxation=relaxation)
+    config = RefineConfig(steps=12, lr=0.03, relaxation=relaxation, optimizer=optimizer)
     refined = refine_latents(model, a.x_padded, (64, 96), a.y, a.features, quality, config)
     assert refined.shape == a.y.shape and not torch.equal(refined, a.y)
     after = _real_cost(model, x, quality, a.code(refined))
@@ -199,7 +199,7 @@ def test_early_stopping_keeps_the_best_latents_and_never_makes_a_tile_worse(mode
 
 def test_bad_budgets_are_value_errors():
     for bad in (dict(patience=-1), dict(stop_on="loss"), dict(emv_alpha=0.0), dict(emv_alpha=1.0),
-                dict(check_every=0)):
+                dict(check_every=0), dict(optimizer="sgd")):
         with pytest.raises(ValueError):
             RefineConfig(steps=10, **bad)
 
@@ -238,3 +238,15 @@ def test_an_observer_sees_every_checked_step_and_changes_nothing(model, monkeypa
         assert not any(s.stopped for s in mine)
     # every hard-rounded evaluation outside the descent's own forward pass is told, with its value
     assert [s.hard_cost for s in seen if s.reconstruction is None] == hard_costs
+
+
+def test_normalised_steps_move_each_latent_in_proportion_to_its_gradient():
+    y = torch.zeros(1, 2, 2, 2)
+    window = refine._Window(y, y, torch.zeros(1, 3, 32, 32), (..., slice(0, 2), slice(0, 2)), (...,))
+    descent = refine._Descent(window, 1.0, RefineConfig(steps=10, lr=0.5, optimizer="ngd"))
+    weights = torch.tensor([0.0, 1.0, 2.0, 3.0, 0.0, -1.0, -2.0, -3.0]).reshape(1, 2, 2, 2)
+    descent.step(0, (descent.current() * weights).sum(), None)
+    moved = descent.current().detach()
+    rms = weights.pow(2).mean().sqrt()
+    assert torch.allclose(moved, -0.5 * weights / rms)  # the first step: lr · g / RMS(g), no decay yet
+
