@@ -52,18 +52,20 @@ class RefineConfig:
             raise ValueError("emv_alpha must be in (0, 1)")
 
 
-# What each level runs, per latent tile: a budget, the most steps and a patience.  Effort 1 was chosen on
-# Kodak (kodim05 and kodim12 at q 1, 2, 4, 6, 8, real files, BD-rate against effort 0): STE 2 steps -3.1 %,
-# 3 steps -4.1 %, 6 steps -5.3 %; the first step's size matters most (``refine.lr_at``).  Three steps leave
-# no room to stop early.  Efforts 2 and 3 run SGA, whose annealed soft rounding keeps improving where STE
+# What each level runs, per latent tile: a budget, the most steps and a patience.  Effort 1 is a few
+# straight-through steps of normalised gradient descent: Adam's sign-like first steps flip latents near a
+# rounding boundary whatever their gradient, and on the current weights mostly made the cost worse (the
+# backtracking then kept the one-pass latents); moves in proportion to the gradient keep their gain from
+# the first step.  Five steps fit effort 1's time (a step costs about as much as one bf16 g_s forward and
+# backward).  Efforts 2 and 3 run SGA, whose annealed soft rounding keeps improving where STE
 # stalls, under a cap of 100 steps, and stop a tile once its hard-rounded cost has not fallen for the
 # patience: a long schedule that stops where the tile stops paying beats a short one run to its end at
-# equal CPU time (replays of recorded trajectories, ``benchmarks.effort_trace``; figures and commands in
-# ``benchmarks/results/effort.md``).  ES-EMV never stops these runs: SGA's temperature and the step size
-# both fall over the cap, so the reconstruction moves less at every step and its variance keeps falling.
+# equal CPU time (replays of recorded trajectories, ``benchmarks.effort_trace``).  ES-EMV never stops
+# these runs: SGA's temperature and the step size both fall over the cap, so the reconstruction moves less
+# at every step and its variance keeps falling.  Figures and commands: ``benchmarks/results/effort.md``.
 EFFORTS = {
     0: RefineConfig(steps=0),
-    1: RefineConfig(steps=3, lr=0.01, relaxation="ste"),
+    1: RefineConfig(steps=5, lr=0.01, relaxation="ste", optimizer="ngd"),
     2: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=8, patience=8),
     3: RefineConfig(steps=100, lr=0.01, relaxation="sga", check_every=4, patience=24),
 }
