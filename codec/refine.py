@@ -19,9 +19,9 @@ the coder will see); with STE, whose forward pass is that cost, a step that made
 back and retried at half the size (backtracking).  Each tile runs at most a cap of steps and stops
 sooner once it is done: when the minimum of its hard-rounded cost, or of the moving variance of its
 reconstruction (ES-EMV, ``codec.stopping``), has not fallen for a patience of steps; so the time
-goes to the tiles that still improve.  The caller codes both
-the refined and the one-pass latents, and keeps the cheaper real file (``codec.coding``).  The
-levels of ``--effort`` are in ``codec.effort``.
+goes to the tiles that still improve.  The caller (``codec.coding``) reads the refinement's own
+gain through an observer, and where it is small codes the one-pass latents as well and keeps the
+cheaper real file.  The levels of ``--effort`` are in ``codec.effort``.
 
 The model's own rate and synthesis (``LicModel.rate``, ``LicModel.synthesise``) give the cost, with
 g_s in bf16 where the hardware computes it natively (``networks/precision.py``): the search only needs good
