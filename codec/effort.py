@@ -76,7 +76,7 @@ DEFAULT_EFFORT = 0
 # (bf16 g_s where native, the model's rate).  Where that measure fell by less than this fraction, the
 # encoder also codes the one-pass latents and keeps the cheaper real file (``codec.coding``); above it the
 # one-pass file is neither coded nor scored, which saves two float32 g_s passes and one entropy coding.
-# The own measure overstates the real gain by about a fifth, more at small gains; so "never worse than
+# The own measure overstates the real gain a little, relatively more at small gains; so "never worse than
 # effort 0" holds by construction below this margin and by measurement above it
 # (``benchmarks.effort_choice``, figures in ``benchmarks/results/effort.md``).
 SCORE_BELOW = 0.002
