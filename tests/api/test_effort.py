@@ -61,8 +61,8 @@ def test_targets_search_at_the_same_effort(make_image):
     assert result.data == refined.compress(image, result.quality)
 
 
-def _scored_files(model, monkeypatch) -> list:
-    """Counts the files ``encode_rgb`` decodes to score them (one entry per scored file)."""
+def _scored_files(model, monkeypatch) -> tuple:
+    """A coder of ``model``, and a list that gets one entry per file ``encode_rgb`` decodes to score it."""
     coder = model.coder()
     scored = []
     reconstruct = coder.reconstruct

@@ -52,7 +52,7 @@ def test_a_refined_encode_reports_its_descent_steps(image):
     calls = Calls()
     c.compress(image, 4, progress=calls)
     (steps,) = calls.passes()
-    assert steps == codec.effort.effort_config(1).steps  # effort 1's steps on the one refinement tile of a small image
+    assert steps == codec.effort.effort_config(1).steps  # effort 1's steps, on the one tile of a small image
 
 
 def test_a_target_search_reports_a_whole_pass_per_candidate(image, monkeypatch):
