@@ -4,8 +4,9 @@
  * sub-predictions (those that earn their place in the blend), how q's size is binarised (a unary
  * code that starts from the context's likeliest size instead of from zero, so fewer bits are
  * coded), and R and B taken as G where they equalled it next door (no blend there).  Version 4
- * differs from version 3 in its contexts only (the sign's, a second bias correction) and in an
- * option the encoder chooses per image, tools for images of few colours (text and graphics, a colour
+ * differs from version 3 in an adaptive linear sub-prediction in every blend (lms_predict), three
+ * more fixed ones for G in colour, its contexts (the sign's, the class, a second bias correction,
+ * the probabilities' weighing) and an option the encoder chooses per image, tools for images of few colours (text and graphics, a colour
  * overlay on gray): a match mode against the neighbours' values, and for R and B a gray bit and a
  * colour map (see code_sample).
  *
