@@ -12,7 +12,8 @@
  * "direct" (halving the range, no model).
  *
  * A modelled bit keeps two estimates of P(bit = 1) and codes with their mean (the two-rate
- * estimator of AV1 and VVC's CABAC): one fast (rate 2^-BC_FAST), for local changes, and one that
+ * estimator of AV1 and VVC's CABAC), or with the slow one weighing three times the fast one (the
+ * _weighed calls): one fast (rate 2^-BC_FAST), for local changes, and one that
  * starts as a running frequency over the prior's weight and its first observations and settles at
  * rate 2^-BC_SLOW_MAX, for the stationary part.  All integer: both sides compute the same
  * probabilities on every machine.
@@ -26,6 +27,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The coding calls sit in the hot loops of their callers, which gcc -O3 would otherwise leave as calls. */
+#if defined(__GNUC__) || defined(__clang__)
+#define BC_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define BC_INLINE static __forceinline
+#else
+#define BC_INLINE static inline
+#endif
 
 #define BC_PROB_BITS 16
 #define BC_ONE (1u << BC_PROB_BITS)
@@ -73,14 +83,17 @@ static inline void bc_bit_init(bc_bit *b, uint32_t p1) {
     b->left = (uint8_t)(b->shift < BC_SLOW_MAX ? (1u << b->shift) - 1 - BC_PRIOR : 0);
 }
 
-/* P(bit = 1) to code with. */
-static inline uint32_t bc_p1(const bc_bit *b) {
-    uint32_t p = ((uint32_t)b->fast + b->slow + 1) >> 1;
+/* P(bit = 1) to code with: the two estimates weighed (4 - slow) : slow, slow in quarters (2: their mean,
+ * (fast + slow + 1) >> 1 exactly; 3: the slow one weighs three times the fast one). */
+BC_INLINE uint32_t bc_p1_weighed(const bc_bit *b, const int slow) {
+    uint32_t p = ((4 - slow) * (uint32_t)b->fast + slow * (uint32_t)b->slow + 2) >> 2;
     return p < BC_PMIN ? BC_PMIN : p > BC_ONE - BC_PMIN ? BC_ONE - BC_PMIN : p;
 }
 
+static inline uint32_t bc_p1(const bc_bit *b) { return bc_p1_weighed(b, 2); }
+
 /* Move both estimates towards the bit seen; stays in 0..65535 (a step never covers the whole gap). */
-static inline void bc_bit_update(bc_bit *b, int bit) {
+BC_INLINE void bc_bit_update(bc_bit *b, int bit) {
     int s = b->shift;
     if (bit) {
         b->fast = (uint16_t)(b->fast + ((BC_ONE - b->fast) >> BC_FAST));
@@ -147,8 +160,9 @@ static inline void bc_shift_low(bc_encoder *e) {
     e->low = (e->low & 0x00FFFFFFu) << 8;
 }
 
-static inline void bc_encode(bc_encoder *e, bc_bit *b, int bit) {
-    uint32_t bound = (e->range >> BC_PROB_BITS) * (BC_ONE - bc_p1(b));
+/* A modelled bit with P(bit = 1) = bc_p1_weighed(b, slow). */
+BC_INLINE void bc_encode_weighed(bc_encoder *e, bc_bit *b, int bit, const int slow) {
+    uint32_t bound = (e->range >> BC_PROB_BITS) * (BC_ONE - bc_p1_weighed(b, slow));
     if (bit) {
         e->low += bound;
         e->range -= bound;
@@ -161,6 +175,8 @@ static inline void bc_encode(bc_encoder *e, bc_bit *b, int bit) {
     }
     bc_bit_update(b, bit);
 }
+
+static inline void bc_encode(bc_encoder *e, bc_bit *b, int bit) { bc_encode_weighed(e, b, bit, 2); }
 
 /* The n low bits of value, highest first, at even chances. */
 static inline void bc_encode_direct(bc_encoder *e, uint32_t value, int n) {
@@ -206,8 +222,8 @@ static inline int bc_decoder_init(bc_decoder *d, const uint8_t *buf, size_t size
     return 0;
 }
 
-static inline int bc_decode(bc_decoder *d, bc_bit *b) {
-    uint32_t bound = (d->range >> BC_PROB_BITS) * (BC_ONE - bc_p1(b));
+BC_INLINE int bc_decode_weighed(bc_decoder *d, bc_bit *b, const int slow) {
+    uint32_t bound = (d->range >> BC_PROB_BITS) * (BC_ONE - bc_p1_weighed(b, slow));
     int bit;
     if (d->code < bound) {
         d->range = bound;
@@ -224,6 +240,8 @@ static inline int bc_decode(bc_decoder *d, bc_bit *b) {
     bc_bit_update(b, bit);
     return bit;
 }
+
+static inline int bc_decode(bc_decoder *d, bc_bit *b) { return bc_decode_weighed(d, b, 2); }
 
 /* 0 once every symbol is decoded from an intact stream; -1 (ended early), -2 (bytes left over) or
  * -3 (a final state the encoder cannot have left) otherwise. */

@@ -4,8 +4,9 @@
  * sub-predictions (those that earn their place in the blend), how q's size is binarised (a unary
  * code that starts from the context's likeliest size instead of from zero, so fewer bits are
  * coded), and R and B taken as G where they equalled it next door (no blend there).  Version 4
- * differs from version 3 in its contexts only (the sign's, a second bias correction) and in an
- * option the encoder chooses per image, tools for images of few colours (text and graphics, a colour
+ * differs from version 3 in an adaptive linear sub-prediction in every blend (lms_predict), three
+ * more fixed ones for G in colour, its contexts (the sign's, the class, a second bias correction,
+ * the probabilities' weighing) and an option the encoder chooses per image, tools for images of few colours (text and graphics, a colour
  * overlay on gray): a match mode against the neighbours' values, and for R and B a gray bit and a
  * colour map (see code_sample).
  *
@@ -42,9 +43,15 @@
 #define N_TOKEN (N_BUCKET + 1) /* version 3's size token: 0 for q = 0, else 1 + the bit length of |q| - 1 */
 #define N_BIAS (256 * 8) /* CALIC's texture (8 bits) x error energy (8 classes) */
 #define BIAS_RESET 64    /* halve a bias context's statistics at this count */
+#define BIAS_RESET4 128  /* version 4's */
 #define N_SIGN4 (2 * 81 * 4 * 3 * 2) /* version 4's sign contexts, see sign_context() */
 #define N_BIAS2 (9 * 8)  /* version 4's second bias context: the signs of q at W and N x error energy */
 #define ERR_CAP ((1 << 20) - 1)
+/* Version 4's adaptive linear sub-prediction (see lms_predict): */
+#define LMS_TAPS_MAX 14  /* inputs: 6 of the channel, 4 per channel coded before it at the pixel */
+#define LMS_WB 16        /* weights in units of 2^-16 */
+#define LMS_RATE 5       /* step: 2^-5 of the error over the inputs' power (rounded up to a power of two) */
+#define LMS_WMAX (1 << (LMS_WB + 5)) /* |weight| < 32: keeps every product of the update in 64 bits */
 #define PAD 2            /* columns left and right of each row buffer */
 #define RING 4           /* rows kept per channel: y - 2 .. y + 1 */
 
@@ -74,6 +81,10 @@ typedef struct {
     int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
     uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
     uint32_t *above; /* (width + 2 PAD) x n_pred: Rows.above */
+    int32_t lms_w[LMS_TAPS_MAX];  /* version 4: the linear sub-prediction's weights, units of 2^-LMS_WB */
+    int32_t lms_u[LMS_TAPS_MAX];  /* and its inputs at the sample being coded */
+    int64_t lms_acc;              /* sum of weight x input there */
+    int32_t lms_base;             /* W + N there */
 } Channel;
 
 /* One channel's rows around the row being coded, set at the start of each row. */
@@ -105,7 +116,12 @@ static inline int32_t floor_div32(int32_t a, int32_t b) { /* b > 0 */
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
-static inline int64_t floor_shr(int64_t a, int s) { return a >= 0 ? a >> s : -((-a + (1 << s) - 1) >> s); }
+/* floor(a / 2^s) for |a| < 2^62 and 0 <= s <= 62, without a branch (signs of LMS products are
+ * coin flips) and without shifting a negative number (implementation-defined in C): a + 2^62 is
+ * shifted as unsigned, and 2^(62 - s) taken off. */
+static inline int64_t floor_shr(int64_t a, int s) {
+    return (int64_t)(((uint64_t)a + ((uint64_t)1 << 62)) >> s) - ((int64_t)1 << (62 - s));
+}
 
 /* 0..7 for v = 0..7, then 4 classes per octave: 4 (L - 3) + the top 3 bits of v, capped. */
 static inline int log_class(int64_t v) {
@@ -226,6 +242,11 @@ static ALWAYS_INLINE int predictors(const Rows *r, int version, int channels, in
         if (v2) p[k++] = (ONE / 2) * (w + ne);
         p[k++] = (ONE / 2) * (w + n);
         if (channels == 1) p[k++] = (ONE / 2) * (n + ne);
+        else if (version == 4) {
+            p[k++] = ONE * (2 * w - cur[x - 2]);
+            p[k++] = ONE * (w + ne - n);
+            p[k++] = ONE * (2 * n - r[c].up2[x]);
+        }
     } else {
         int32_t gmed, gmean2, gne, rmed, rmean2, rne;
         inter(cur, up, r[0].cur, r[0].up, x, &gmed, &gmean2, &gne);
@@ -352,10 +373,10 @@ static ALWAYS_INLINE int64_t decode_q(bc_decoder *d, Channel *ch, int version, i
 /* One modelled bit, either side (e for the encoder, d for the decoder, the other NULL); returns it. */
 static ALWAYS_INLINE int code_bit(bc_encoder *e, bc_decoder *d, bc_bit *m, int bit) {
     if (e != NULL) {
-        bc_encode(e, m, bit);
+        bc_encode_weighed(e, m, bit, 3);
         return bit;
     }
-    return bc_decode(d, m);
+    return bc_decode_weighed(d, m, 3);
 }
 
 /* Version 4's q, either side: version 3's token, mantissa and direct bits, with the sign in
@@ -406,10 +427,64 @@ static ALWAYS_INLINE int sign_context(const Rows *r, int x, int flip, int cls, i
     return k * 3 + (frac < 2 ? 0 : frac < 4 ? 1 : 2);
 }
 
-/* How many sub-predictions predictors() gives. */
+/* How many sub-predictions a sample blends: predictors()'s, and in version 4 lms_predict()'s last. */
 static ALWAYS_INLINE int n_predictors(int version, int channels, int c) {
     if (version == 2) return channels == 1 ? 12 : c == 2 ? 11 : 9;
-    return /* versions 3 and 4 */ channels == 1 ? 7 : c == 0 ? 4 : c == 1 ? 5 : 7;
+    if (version == 3) return channels == 1 ? 7 : c == 0 ? 4 : c == 1 ? 5 : 7;
+    return channels == 1 ? 8 : c == 0 ? 8 : c == 1 ? 6 : 8;
+}
+
+/* Version 4's adaptive linear sub-prediction of channel c at x, in ONE units: a normalised LMS
+ * filter (Widrow and Hoff 1960; NLMS, Nagumo and Noda 1967) over the differences of the neighbours
+ * to B = (W + N) / 2,
+ *
+ *     x ~ B + sum_i w_i u_i / 2,   u = (W - N, 2 NW - 2B, 2 NE - 2B, 2 NN - 2B, 2 WW - 2B, 2 NEE - 2B,
+ *                                       and per channel j coded before c: 2 X_j - 2 B_j, W_j - N_j,
+ *                                       2 NW_j - 2 B_j, 2 NE_j - 2 B_j),
+ *
+ * X_j the sample of channel j at this pixel.  Unlike the fixed sub-predictions it learns how far R
+ * and B follow G at the pixel (a slope other than 1) and the image's own spatial weights; the blend
+ * weighs it by its errors next door like any other.  Integer: weights in units of 2^-LMS_WB. */
+static ALWAYS_INLINE int32_t lms_predict(Channel *ch, const Rows *rows, int c, int x, int64_t maxval) {
+    const int32_t *cur = rows[c].cur, *up = rows[c].up;
+    const int32_t b2 = cur[x - 1] + up[x];
+    int32_t *u = ch->lms_u;
+    u[0] = cur[x - 1] - up[x];
+    u[1] = 2 * up[x - 1] - b2;
+    u[2] = 2 * up[x + 1] - b2;
+    u[3] = 2 * rows[c].up2[x] - b2;
+    u[4] = 2 * cur[x - 2] - b2;
+    u[5] = 2 * up[x + 2] - b2;
+    int n = 6;
+    for (int j = 0; j < c; j++) {
+        const int32_t *jc = rows[j].cur, *ju = rows[j].up;
+        u[n++] = 2 * jc[x] - jc[x - 1] - ju[x];
+        u[n++] = jc[x - 1] - ju[x];
+        u[n++] = 2 * ju[x - 1] - jc[x - 1] - ju[x];
+        u[n++] = 2 * ju[x + 1] - jc[x - 1] - ju[x];
+    }
+    int64_t acc = 0;
+    for (int i = 0; i < n; i++) acc += (int64_t)ch->lms_w[i] * u[i];
+    ch->lms_acc = acc;
+    ch->lms_base = b2;
+    int64_t p = floor_shr(((int64_t)b2 << LMS_WB) + acc, LMS_WB + 1 - SHIFT);
+    return (int32_t)(p < 0 ? 0 : p > ONE * maxval ? ONE * maxval : p);
+}
+
+/* After the sample: each weight moves by 2^-LMS_RATE of the filter's error times its input over the
+ * inputs' power (rounded up to a power of two: a shift, not a division). */
+static ALWAYS_INLINE void lms_update(Channel *ch, int c, int32_t value) {
+    const int n = 6 + 4 * c;
+    const int32_t *u = ch->lms_u;
+    const int64_t err = ((int64_t)(2 * value - ch->lms_base) << LMS_WB) - ch->lms_acc;
+    uint64_t power = 4;
+    for (int i = 0; i < n; i++) power += (uint64_t)((int64_t)u[i] * u[i]);
+    const int s = bit_length(power) + LMS_RATE;
+    const int64_t half = (int64_t)1 << (s - 1);
+    for (int i = 0; i < n; i++) {
+        int64_t w = ch->lms_w[i] + floor_shr(err * u[i] + half, s);
+        ch->lms_w[i] = (int32_t)(w < -LMS_WMAX ? -LMS_WMAX : w > LMS_WMAX ? LMS_WMAX : w);
+    }
 }
 
 /* Code (or decode) the sample of channel c at (x, y); version, C and c are constants where this is
@@ -429,6 +504,7 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     const Rows *r = &rows[c];
     int32_t *cur = r->cur, *up = r->up, *up2 = r->up2;
     predictors(rows, version, C, c, x, p);
+    if (version == 4) p[np - 1] = lms_predict(ch, rows, c, x, maxval);
 
     /* Where R (or B) has equalled G at W, N, NW and NE (gray content in a colour image, lossless
      * or not), G' is the prediction and q has a class of its own: no blend, no bias correction. */
@@ -491,8 +567,8 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         int32_t count = ch->bias_count[bctx];
         if (version == 4) {
             /* The mean error in two contexts pooled: CALIC's, and the signs of q at W and N with the
-             * error energy.  Each sum holds at most BIAS_RESET errors clipped to E / 5 + 1 < 2^21, so
-             * |2 (sum + sum2)| < 2^29: 32-bit arithmetic is exact, and one division serves both. */
+             * error energy.  Each sum holds fewer than BIAS_RESET4 errors clipped to E / 5 + 1 < 2^21,
+             * so |2 (sum + sum2)| < 2^30: 32-bit arithmetic is exact, and one division serves both. */
             bctx2 = (sign3(r->qcur[x - 1]) * 3 + sign3(r->qup[x])) * 8 + (energy < 7 ? energy : 7);
             int32_t n = count + ch->bias2_count[bctx2];
             int32_t sum = (int32_t)(ch->bias_sum[bctx] + ch->bias2_sum[bctx2]);
@@ -509,7 +585,15 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
             if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
         }
 
-        cls = log_class(scaled);
+        if (version == 4) {
+            /* E mixed 3 : 1 with the final errors next door, 5 q weighed as E's 5 errors (q of this
+             * channel at W and N 3/2 each, at NW and NE 1 each; in steps of 2K + 1). */
+            const int64_t near = (int64_t)ONE * (3 * (llabs(r->qcur[x - 1]) + llabs(r->qup[x]))
+                                                 + 2 * (llabs(r->qup[x - 1]) + llabs(r->qup[x + 1]))) / 2;
+            cls = log_class((6 * scaled + 2 * near) / 8);
+        } else {
+            cls = log_class(scaled);
+        }
     }
     /* With the option, the match mode: where W, N, NE and NW show fewer than four distinct values
      * (text, graphics, flat areas), bits say whether x is (within K) the first, second, ... of them,
@@ -539,7 +623,9 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     }
     int ref = 0;
     if (c > 0) {
-        int r = bit_length((uint64_t)(*q_ref < 0 ? -*q_ref : *q_ref));
+        /* G's |q| at the pixel; in version 4, for B, R's. */
+        const int64_t qr = version == 4 && c == 2 ? rows[1].qcur[x] : *q_ref;
+        int r = bit_length((uint64_t)(qr < 0 ? -qr : qr));
         ref = r < N_REF - 1 ? r : N_REF - 1;
     }
     /* CALIC's sign flipping: q's likelier sign is the side the unrounded prediction lies on. */
@@ -569,6 +655,7 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     cur[x] = (int32_t)value;
     out[c * plane + (size_t)y * W + x] = (uint16_t)value;
 
+    if (version == 4) lms_update(ch, c, (int32_t)value);
     uint32_t *e = r->ecur + (size_t)x * np;
     const int32_t v8 = ONE * (int32_t)value;
     for (int k = 0; k < np; k++) {
@@ -586,13 +673,13 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
         err = err < -limit ? -limit : err > limit ? limit : err;
         ch->bias_sum[bctx] += err;
-        if (++ch->bias_count[bctx] >= BIAS_RESET) {
+        if (++ch->bias_count[bctx] >= (version == 4 ? BIAS_RESET4 : BIAS_RESET)) {
             ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
             ch->bias_count[bctx] >>= 1;
         }
         if (version == 4) {
             ch->bias2_sum[bctx2] += err;
-            if (++ch->bias2_count[bctx2] >= BIAS_RESET) {
+            if (++ch->bias2_count[bctx2] >= BIAS_RESET4) {
                 ch->bias2_sum[bctx2] = floor_shr(ch->bias2_sum[bctx2], 1);
                 ch->bias2_count[bctx2] >>= 1;
             }

@@ -44,6 +44,15 @@ has the measurements, including what did not pay):
   W and N), E's class / 16, how far the unrounded prediction lies from the rounded one (within 1/4,
   1/2, or more: far from it the sign is nearly known, CALIC's reason for the flip) and whether
   |q| = 1, the size being coded first.
+- **An adaptive linear sub-prediction** in every channel's blend: normalised LMS (Widrow and Hoff
+  1960; Nagumo and Noda 1967) over the neighbours' differences to (W + N) / 2 and, for R and B, the
+  channels coded before them at the pixel and next door, its weights updated after every sample
+  (all integer; a power-of-two normalisation, so no division).  It learns what the fixed
+  sub-predictions cannot: how far R and B follow G (a slope other than 1), and the image's own
+  spatial weights.  G in colour also blends 2W - WW, W + NE - N and 2N - NN.
+- **Sharper contexts.** The expected-error class mixes E 3 : 1 with the final errors q next door;
+  B's second context is R's |q| at the pixel rather than G's; bias statistics halve at 128
+  samples; and every modelled bit weighs its slow estimate three times the fast one.
 - **A second bias correction**, pooled with CALIC's: the mean error of the blend in the context of
   the signs of q at W and N and the error energy, C = (sum_1 + sum_2) / (n_1 + n_2) over the two
   contexts' statistics (one division; errors of one sign come in patches).
