@@ -1,8 +1,8 @@
 """The float transforms on ONNX Runtime: g_a, h_a and g_s without torch.
 
 Each transform is an ONNX graph exported from the torch model (``graph_export.py``) and shipped
-beside the weights as ``<model id>-<g_a|h_a|g_s>.onnx``; g_a's rounds its values to bf16 where torch's bf16
-autocast does (``bf16_autocast.py``), in float32 arithmetic.  A graph holds no weights of its own: its
+beside the weights as ``<model id>-<g_a|h_a|g_s>.onnx``; g_a's rounds its input and weights to bf16 as
+torch's bf16 autocast does (``bf16_autocast.py``), in float32 arithmetic.  A graph holds no weights of its own: its
 initializers are declared as external data, and the session takes them from the tensors loaded
 from the safetensors shards, so the shards stay the one copy of every tensor.  The shards' metadata records each graph's SHA-256, so
 a graph that is damaged, swapped or left over from other weights is refused with one line before
@@ -21,6 +21,13 @@ __all__ = ["OnnxTransforms", "GRAPHS", "EXTERNAL_LOCATION", "graph_path"]
 
 GRAPHS = ("g_a", "h_a", "g_s")
 EXTERNAL_LOCATION = "safetensors"  # where a graph says its tensors are: supplied by the session
+# A run covering more image pixels than this hands its arena's free memory back when it ends.  ONNX
+# Runtime's arena otherwise keeps the largest run's buffers for the process's life: on a 24-megapixel
+# encode, a g_a tile's ~0.7 GB stays resident under the entropy path's own peak, where torch has freed
+# its buffers (benchmarks/results/runtime.md).  Kodak-sized images stay below it and keep their
+# arena from one run to the next (no page faults again).
+RELEASE_ABOVE_PIXELS = 1 << 20
+IMAGE_PIXELS_PER_INPUT_PIXEL = {"g_a": 1, "h_a": 16 * 16, "g_s": 16 * 16}  # g_a's input is the image, the others' y
 
 
 def graph_path(directory: Path, model_id: str, name: str) -> Path:
@@ -79,7 +86,9 @@ class OnnxTransforms:
 
     def _run(self, name: str, x: np.ndarray) -> np.ndarray:
         session, input_name, _ = self._session(name)
-        return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        large = x.shape[-2] * x.shape[-1] * IMAGE_PIXELS_PER_INPUT_PIXEL[name] > RELEASE_ABOVE_PIXELS
+        return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)},
+                           _releasing_arena() if large else None)[0]
 
     def analyse(self, x: np.ndarray) -> np.ndarray:
         return self._run("g_a", x)
@@ -89,6 +98,15 @@ class OnnxTransforms:
 
     def synthesise(self, y_hat: np.ndarray) -> np.ndarray:
         return self._run("g_s", y_hat)
+
+
+def _releasing_arena():
+    """Run options that shrink the CPU arena to what is still in use when the run ends."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def _read_graph(path: Path, listed: dict) -> tuple[Path, bytes, list[str]]:

@@ -2,8 +2,8 @@
 
 g_a runs in bf16 where the device has native bf16 arithmetic (``codec/networks/precision.py``): it trains under
 bf16 autocast and only picks the latents (the file is exact whatever it computes), so it is faster
-there at the rate-distortion that training reached with it.  (The ONNX graph of g_a rounds as bf16 autocast
-does on every CPU, ``bf16_autocast.py``; on a CPU without bf16, g_a here runs in float32 and the two
+there at the rate-distortion that training reached with it.  (The ONNX graph of g_a rounds its input and weights as bf16 autocast
+does, on every CPU, ``bf16_autocast.py``; on a CPU without bf16, g_a here runs in float32 and the two
 runtimes' files differ in 0.1-1 % of the latents, and still decode on either.)  h_a and g_s run in float32.  On CPU the
 convolutions run on channels-last tensors, about twice as fast as NCHW in oneDNN.
 """

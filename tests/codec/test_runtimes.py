@@ -59,7 +59,8 @@ def test_a_file_from_either_runtime_decodes_on_the_other(runtimes, sample, maker
 
 
 def test_the_shipped_graphs_compute_the_shipped_weights_transforms(runtimes, sample):
-    """h_a and g_s in float32; g_a as under torch's bf16 autocast, which training used (bf16_autocast.py)."""
+    """h_a and g_s in float32; g_a on the image and weights rounded to bf16 as torch's bf16 autocast rounds them,
+    which training used (bf16_autocast.py, graph_export.BF16_ACTIVATIONS)."""
     model = load_model()
     onnx = runtimes["onnx"].coder.transforms
     rng = np.random.default_rng(0)
@@ -72,10 +73,10 @@ def test_the_shipped_graphs_compute_the_shipped_weights_transforms(runtimes, sam
         ref_z = model.hyper.h_a(torch.from_numpy(y)).numpy()
         ref_x = model.g_s(torch.from_numpy(y)).numpy()
     onnx_y = onnx.analyse(x)
-    # Most latents are torch's bf16 ones to the bit (the rest differ where the order of summation
-    # tips a rounding): far closer to them than float32's, which match none.
-    assert np.mean(onnx_y == bf16_y) > 0.8
-    assert np.sqrt(np.mean((onnx_y - bf16_y) ** 2)) < 0.25 * np.sqrt(np.mean((fp32_y - bf16_y) ** 2))
+    # The activations stay float32, so few latents are torch's bf16 ones to the bit, but the rounded input and
+    # weights take them about halfway from float32's towards them (0.51 of float32's RMS distance on this
+    # sample, 0.56 on Kodak: benchmarks/results/runtime.md); a float32 graph stays at float32's distance.
+    assert np.sqrt(np.mean((onnx_y - bf16_y) ** 2)) < 0.7 * np.sqrt(np.mean((fp32_y - bf16_y) ** 2))
     assert np.abs(onnx.hyper_analyse(y) - ref_z).max() < 1e-3 * np.abs(ref_z).max()
     assert np.abs(onnx.synthesise(y) - ref_x).max() < 1e-3
 
@@ -168,3 +169,25 @@ def test_coding_never_imports_torch_on_the_onnx_runtime(without_torch):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "onnx"]
+
+
+def test_large_onnx_runs_hand_their_arena_back_and_small_ones_keep_it(tiny_weights):
+    """ONNX Runtime's arena would keep a large tile's buffers resident under the entropy path's peak
+    (benchmarks/results/runtime.md): runs above RELEASE_ABOVE_PIXELS image pixels shrink it when they end."""
+    from codec.engines.onnx_transforms import RELEASE_ABOVE_PIXELS
+
+    transforms = load(tiny_weights, "onnx").coder.transforms
+    session, input_name, values = transforms._session("g_s")
+    seen = []
+
+    class Recording:
+        def run(self, outputs, feeds, options=None):
+            seen.append(options and options.get_run_config_entry("memory.enable_memory_arena_shrinkage"))
+            return session.run(outputs, feeds, options)
+
+    transforms._sessions["g_s"] = (Recording(), input_name, values)
+    channels = session.get_inputs()[0].shape[1]
+    side = int((RELEASE_ABOVE_PIXELS / 256) ** 0.5)  # y's pixels are 16 × 16 image pixels
+    for h in (side // 2, side + 1):
+        transforms.synthesise(np.zeros((1, channels, h, side), np.float32))
+    assert seen == [None, "cpu:0"]
