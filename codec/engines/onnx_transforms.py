@@ -11,6 +11,7 @@ ONNX Runtime reads it.  Sessions are made on first use: a decoder never loads g_
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -100,8 +101,9 @@ class OnnxTransforms:
         return self._run("g_s", y_hat)
 
 
+@functools.cache
 def _releasing_arena():
-    """Run options that shrink the CPU arena to what is still in use when the run ends."""
+    """Run options that shrink the CPU arena to what is still in use when the run ends (made once)."""
     import onnxruntime as ort
 
     options = ort.RunOptions()
