@@ -121,9 +121,12 @@ def run_rd(args: argparse.Namespace) -> None:
 
 
 def write_report(args: argparse.Namespace, skipped: dict[str, str]) -> None:
-    """Plots and BD-rate table from every codec JSON in ``args.out`` (skipped codecs left out)."""
+    """Plots and BD-rate table from every codec JSON in ``args.out`` (skipped codecs, and lic's curves of other
+    weights than ``lic``'s own, left out)."""
     all_names = set(registry(lic_options(args)))
-    measured = {k: v for k, v in report.load_curves(args.out).items() if k in all_names and k not in skipped}
+    curves = {k: v for k, v in report.load_curves(args.out).items() if k in all_names}
+    skipped = {**report.other_weights(args.out, curves), **skipped}
+    measured = {k: v for k, v in curves.items() if k not in skipped}
     references = report.load_curves(report.REFERENCE_DIR, report.REFERENCE_CURVES)
     if not args.no_plots:
         report.plot(measured, references, args.out)

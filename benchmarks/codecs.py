@@ -50,6 +50,11 @@ class Codec(abc.ABC):
         """Optional break-down of the last encode/decode time in seconds (e.g. network vs entropy coding)."""
         return {}
 
+    def provenance(self) -> dict[str, str]:
+        """What the measured curve depends on besides the codec's name (e.g. a learned codec's weights),
+        recorded beside its results so that a report never compares curves of different weights."""
+        return {}
+
 
 @dataclass
 class PillowCodec(Codec):

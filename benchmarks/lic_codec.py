@@ -76,3 +76,7 @@ class LicCodec(Codec):
     def timings(self) -> dict[str, float]:
         """Network and entropy-coding seconds of the last call."""
         return dataclasses.asdict(self._lic().last_timings)
+
+    def provenance(self) -> dict[str, str]:
+        """The fingerprint of the weights measured (the one every file's header records)."""
+        return {"weights": self._lic().model_hash.hex()}

@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.bd import bd_rate
 
-__all__ = ["REFERENCE_CURVES", "SAME_CODEC_REFERENCE", "load_curves", "plot", "bd_table"]
+__all__ = ["REFERENCE_CURVES", "SAME_CODEC_REFERENCE", "load_curves", "other_weights", "plot", "bd_table"]
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "kodak"
 REFERENCE_CURVES = (
@@ -46,6 +46,25 @@ def load_curves(folder: Path, names: tuple[str, ...] | None = None) -> dict[str,
         if "bpp" in results and "psnr-rgb" in results:
             curves[path.stem] = results
     return curves
+
+
+def other_weights(folder: Path, names, lic: str = "lic") -> dict[str, str]:
+    """name → why, for each of lic's other curves in ``folder`` (``lic-effort<e>``, ``lic-torch``) that was not
+    measured on the weights of ``lic``'s own curve, or does not say which weights it was: comparing them would
+    mix two models.  Nothing when ``lic``'s curve does not record its weights."""
+    def weights(name: str) -> str | None:
+        path = folder / f"{name}.json"
+        return json.loads(path.read_text()).get("weights") if path.exists() else None
+
+    shipped = weights(lic)
+    if shipped is None:
+        return {}
+    stale = {}
+    for name in names:
+        if name.startswith(f"{lic}-") and (theirs := weights(name)) != shipped:
+            stale[name] = (f"measured on other weights ({theirs or 'not recorded'}; {lic}: {shipped}), not compared;"
+                           f" measure it again with {lic}")
+    return stale
 
 
 def _msssim_db(results: Mapping) -> list[float] | None:

@@ -88,7 +88,8 @@ def sweep_codec(codec: Codec, images: Sequence[Path], qualities: Sequence[float]
 
 
 def results_json(codec: Codec, measurements: Iterable[Measurement], qualities: Sequence[float]) -> dict:
-    """CompressAI results format: per quality, the mean over images of each per-image value."""
+    """CompressAI results format: per quality, the mean over images of each per-image value; beside it the
+    codec's ``provenance()`` (lic: its weights' fingerprint)."""
     by_quality: dict[float, list[Measurement]] = {float(q): [] for q in qualities}
     for m in measurements:
         by_quality[m.quality].append(m)
@@ -111,7 +112,7 @@ def results_json(codec: Codec, measurements: Iterable[Measurement], qualities: S
         for name in stage_names:
             results[f"{name}_time"].append(statistics.fmean(dict(m.stage_times).get(name, 0.0) for m in ms))
     return {"name": codec.name, "description": codec.description, "n_images": max(n_images, default=0),
-            "results": results}
+            **codec.provenance(), "results": results}
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -81,3 +81,24 @@ def test_report_reads_only_rd_curves_from_the_results_folder(tmp_path):
     (tmp_path / "lic.json").write_text(json.dumps({"name": "lic", "results": {"bpp": [1.0], "psnr-rgb": [30.0]}}))
     (tmp_path / "lossless.json").write_text(json.dumps([{"set": "kodak"}]))  # another benchmark's rows
     assert list(load_curves(tmp_path)) == ["lic"]
+
+
+def test_lic_curves_of_other_weights_are_left_out_of_the_report(tmp_path):
+    import json
+
+    from benchmarks.report import other_weights
+
+    def write(name, **extra):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"name": name, **extra, "results": {}}))
+
+    names = ["lic", "lic-effort1", "lic-effort2", "lic-torch", "jpeg"]
+    write("lic-effort1", weights="0badf00d")
+    write("lic-effort2")  # from before curves recorded their weights
+    write("lic-torch", weights="5187f940")
+    write("jpeg")
+    write("lic")
+    assert other_weights(tmp_path, names) == {}  # effort 0's curve says nothing: nothing to compare with
+    write("lic", weights="5187f940")
+    stale = other_weights(tmp_path, names)
+    assert sorted(stale) == ["lic-effort1", "lic-effort2"]
+    assert "0badf00d" in stale["lic-effort1"] and "not recorded" in stale["lic-effort2"]

@@ -143,3 +143,13 @@ def test_lic_stage_times_are_read_from_its_shared_codec_object():
     codec = LicCodec()
     codec._codec = types.SimpleNamespace(last_timings=Timings())
     assert codec.timings() == {"network": 0.25, "coding": 0.5}
+
+
+def test_lic_curves_record_the_weights_they_were_measured_on(image_dir):
+    from benchmarks.lic_codec import LicCodec
+
+    codec = LicCodec(qualities=(2.0,), threads=1)
+    images = list_images(image_dir)[:1]
+    payload = results_json(codec, list(sweep_codec(codec, images, [2.0], repeats=1)), [2.0])
+    assert payload["weights"] == codec._lic().model_hash.hex() and len(payload["weights"]) == 8
+    assert "weights" not in results_json(registry()["jpeg"], [], [50])  # other codecs record nothing
