@@ -158,7 +158,9 @@ def _psnr(file: dict, pixels: int) -> float:
 
 
 def report(args) -> None:
-    rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()]
+    wanted = set(image_names(args.images))
+    rows = [r for path in args.out.split(",") for r in map(json.loads, Path(path).read_text().splitlines())
+            if r["image"] in wanted]
     by = defaultdict(list)
     for r in rows:
         by[r["schedule"]].append(r)
@@ -196,7 +198,8 @@ def report(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True, help="JSON lines, appended to (points already there are skipped)")
+    p.add_argument("--out", required=True, help="JSON lines, appended to (points already there are skipped); "
+                   "--report reads several, joined by commas, and only the points of --images")
     p.add_argument("--schedules", default="sga100")
     p.add_argument("--images", default="kodim01,kodim05,kodim12,kodim23", help='Kodak names, or "all"')
     p.add_argument("--qualities", default="2,4,6,8")
