@@ -77,7 +77,10 @@ class RefineConfig:
 # patience: a long schedule that stops where the tile stops paying beats a short one run to its end at
 # equal CPU time (replays of recorded trajectories, ``benchmarks.effort_trace``).  ES-EMV never stops
 # these runs: SGA's temperature and the step size both fall over the cap, so the reconstruction moves less
-# at every step and its variance keeps falling.  Figures and commands: ``benchmarks/results/effort.md``.
+# at every step and its variance keeps falling.  SGA keeps Adam, and starts from the one-pass latents: with
+# normalised steps its hard-rounded cost rose at high quality, and after a few normalised STE steps
+# (``RefineConfig.then``) its first steps undid theirs, so a cost plateau stopped it before it gained
+# (``benchmarks.effort_schedule``).  Figures and commands: ``benchmarks/results/effort.md``.
 EFFORTS = {
     0: RefineConfig(steps=0),
     1: RefineConfig(steps=5, lr=0.01, relaxation="ste", optimizer="ngd"),

@@ -206,7 +206,7 @@ class _Adam:
     steps move every latent with a gradient by about lr, whatever the gradient's size."""
 
     def __init__(self, free: torch.Tensor, core: tuple):
-        self.optimizer = torch.optim.Adam([free], lr=1.0)
+        self.optimizer = torch.optim.Adam([free], lr=1.0)  # the step size is set at every call
 
     def __call__(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
