@@ -41,17 +41,28 @@ MARGINS = (0.0, 0.001, 0.002, 0.005, 0.01)
 
 
 def budget(name: str) -> RefineConfig:
-    """``steN``, ``sgaN`` or ``eK`` (see the module docstring), then optionally ``-ngd`` (normalised
-    gradient descent rather than Adam) and ``-lrX`` (the step size at quality 1): ``ste5-ngd-lr0.02``."""
-    base, *options = name.split("-")
+    """``steN``, ``sgaN`` or ``eK`` (see the module docstring), then optionally ``-ngd`` or ``-adam`` (the
+    update: normalised gradient descent or Adam), ``-lrX`` (the step size at quality 1), ``-pN`` and ``-cN``
+    (patience and check interval), ``-tauA:B`` (SGA's temperature from A to B): ``ste5-ngd-lr0.02``.  Phases
+    join with ``+`` (``RefineConfig.then``): ``ste5-ngd+sga100-p8``."""
+    first, *rest = name.split("+")
+    base, *options = first.split("-")
     if base.startswith("e"):
         config = effort_config(int(base[1:]))
     else:
         relaxation, steps = base[:3], int(base[3:])
         config = RefineConfig(steps=steps, relaxation=relaxation, **({"check_every": 8} if relaxation == "sga" else {}))
     for option in options:
-        config = replace(config, **({"optimizer": option} if option in ("adam", "ngd") else {"lr": float(option[2:])}))
-    return config
+        if option in ("adam", "ngd"):
+            config = replace(config, optimizer=option)
+        elif option.startswith("tau"):
+            start, end = option[3:].split(":")
+            config = replace(config, tau_start=float(start), tau_end=float(end))
+        else:
+            field = {"lr": "lr", "p": "patience", "c": "check_every"}[option.rstrip("0123456789.")]
+            value = option[len(field if field == "lr" else field[0]):]
+            config = replace(config, **{field: float(value) if field == "lr" else int(value)})
+    return replace(config, then=budget("+".join(rest))) if rest else config
 
 
 class TileCosts:
@@ -89,8 +100,10 @@ def measure(args) -> None:
     done = {(r["image"], r["quality"], r["config"]) for r in map(json.loads, out.read_text().splitlines())} \
         if out.exists() else set()
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first construction imports modules: untimed
-    for name in image_names(args.images):
-        rgb = crop(KODAK / f"{name}.png", args.crop)
+    for image in image_names(args.images):
+        path = Path(image) if Path(image).suffix else KODAK / f"{image}.png"
+        name = path.stem
+        rgb = crop(path, args.crop)
         for q in (float(v) for v in args.qualities.split(",")):
             todo = [c for c in args.configs.split(",") if (name, q, c) not in done]
             if not todo:
@@ -165,7 +178,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="JSON lines, appended to (points already there are skipped)")
     p.add_argument("--configs", default="e1")
-    p.add_argument("--images", default="kodim01,kodim05,kodim12,kodim23", help='Kodak names, or "all"')
+    p.add_argument("--images", default="kodim01,kodim05,kodim12,kodim23",
+                   help='Kodak names, "all" (the 24), or paths of other images')
     p.add_argument("--qualities", default="2,4,6,8")
     p.add_argument("--crop", type=int, default=192, help="central square of this side (0: whole image)")
     p.add_argument("--report", action="store_true", help="read --out and print the table")

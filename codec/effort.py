@@ -24,7 +24,10 @@ class RefineConfig:
     ``stop_on``: "cost", the tile's hard-rounded rate-distortion cost (evaluated every
     ``check_every`` steps, and every step with STE, whose forward pass is that cost), or "emv", the
     moving variance of the tile's reconstruction with weight ``emv_alpha``.  The step size and SGA's
-    temperature follow the cap, so a stopped tile ran a prefix of the full schedule."""
+    temperature follow the cap, so a stopped tile ran a prefix of the full schedule.
+
+    ``then``: a second phase, run on each tile after this one and from its best latents (its own cap,
+    step size, relaxation and stopping rule): a few cheap straight-through steps, say, before SGA."""
 
     steps: int
     lr: float = 0.01  # the typical move of a step at quality 1, on latents whose quantisation step is 1 ...
@@ -38,6 +41,7 @@ class RefineConfig:
     patience: int = 0  # steps without a new minimum before a tile stops (0: always run ``steps``)
     stop_on: str = "cost"  # "cost" or "emv": the value whose minimum is watched
     emv_alpha: float = 0.1  # ES-EMV's averaging weight α
+    then: RefineConfig | None = None  # the next phase, from this one's best latents
 
     def __post_init__(self):
         if self.relaxation not in ("ste", "sga"):
@@ -50,6 +54,17 @@ class RefineConfig:
             raise ValueError("steps and patience must be >= 0, check_every >= 1")
         if not 0 < self.emv_alpha < 1:
             raise ValueError("emv_alpha must be in (0, 1)")
+        if self.then is not None and (not isinstance(self.then, RefineConfig) or self.steps == 0):
+            raise ValueError("then must be a RefineConfig, after a phase of at least one step")
+
+    def phases(self) -> tuple[RefineConfig, ...]:
+        """This phase and the ones after it, in the order they run."""
+        return (self,) + (self.then.phases() if self.then is not None else ())
+
+    @property
+    def total_steps(self) -> int:
+        """The most descent steps of all phases together, per tile."""
+        return sum(phase.steps for phase in self.phases())
 
 
 # What each level runs, per latent tile: a budget, the most steps and a patience.  Effort 1 is a few
@@ -62,7 +77,10 @@ class RefineConfig:
 # patience: a long schedule that stops where the tile stops paying beats a short one run to its end at
 # equal CPU time (replays of recorded trajectories, ``benchmarks.effort_trace``).  ES-EMV never stops
 # these runs: SGA's temperature and the step size both fall over the cap, so the reconstruction moves less
-# at every step and its variance keeps falling.  Figures and commands: ``benchmarks/results/effort.md``.
+# at every step and its variance keeps falling.  SGA keeps Adam, and starts from the one-pass latents: with
+# normalised steps its hard-rounded cost rose at high quality, and after a few normalised STE steps
+# (``RefineConfig.then``) its first steps undid theirs, so a cost plateau stopped it before it gained
+# (``benchmarks.effort_schedule``).  Figures and commands: ``benchmarks/results/effort.md``.
 EFFORTS = {
     0: RefineConfig(steps=0),
     1: RefineConfig(steps=5, lr=0.01, relaxation="ste", optimizer="ngd"),

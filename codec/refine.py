@@ -19,7 +19,9 @@ the coder will see); with STE, whose forward pass is that cost, a step that made
 back and retried at half the size (backtracking).  Each tile runs at most a cap of steps and stops
 sooner once it is done: when the minimum of its hard-rounded cost, or of the moving variance of its
 reconstruction (ES-EMV, ``codec.stopping``), has not fallen for a patience of steps; so the time
-goes to the tiles that still improve.  The caller (``codec.coding``) reads the refinement's own
+goes to the tiles that still improve.  A budget may run in phases (``RefineConfig.then``): each
+phase starts from the best latents of the phases before it, e.g. a few cheap straight-through steps
+before SGA.  The caller (``codec.coding``) reads the refinement's own
 gain through an observer, and where it is small codes the one-pass latents as well and keeps the
 cheaper real file.  The levels of ``--effort`` are in ``codec.effort``.
 
@@ -198,15 +200,43 @@ class _Watch:
         return self.emv is not None and self.emv.update(step, x_tile)
 
 
-class _Descent:
-    """Descent on the tile's latents (its halo held): Adam, or normalised gradient descent
-    (``RefineConfig.optimizer``), with the step size decaying linearly over the cap and, for STE,
-    backtracking.
+class _Adam:
+    """Adam (Kingma & Ba, ICLR 2015) on the window's free latents: m ← β₁m + (1 − β₁)g,
+    v ← β₂v + (1 − β₂)g², x ← x − lr · m̂ / (√v̂ + ε), with torch's defaults (β₁ 0.9, β₂ 0.999).  Its first
+    steps move every latent with a gradient by about lr, whatever the gradient's size."""
 
-    Normalised gradient descent moves each latent by lr · g / RMS(g) over the tile: the typical move is
-    lr, as with Adam, but each latent moves in proportion to its own gradient.  Adam's first steps move
-    every latent by about lr whatever its gradient, so under hard rounding the latents that sit near a
-    rounding boundary cross it whether or not their gradient asks for it."""
+    def __init__(self, free: torch.Tensor, core: tuple):
+        self.optimizer = torch.optim.Adam([free], lr=1.0)  # the step size is set at every call
+
+    def __call__(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+class _Normalised:
+    """Normalised gradient descent on the tile: x ← x − lr · g / RMS(g), the RMS over the tile's latents.
+    The typical move is lr, as with Adam, but each latent moves in proportion to its own gradient, so
+    under hard rounding a latent whose gradient is small stays on its side of a rounding boundary."""
+
+    def __init__(self, free: torch.Tensor, core: tuple):
+        self.free, self.core = free, core
+
+    def __call__(self, lr: float) -> None:
+        with torch.no_grad():
+            grad = self.free.grad[self.core]
+            self.free[self.core] -= lr * grad / grad.pow(2).mean().sqrt().clamp_min(1e-30)
+        self.free.grad = None
+
+
+_UPDATES = {"adam": _Adam, "ngd": _Normalised}  # ``RefineConfig.optimizer``
+
+
+class _Descent:
+    """Descent on the tile's latents (its halo held) by the update ``RefineConfig.optimizer`` names
+    (``_Adam``, ``_Normalised``), with the step size decaying linearly over the phase's cap and, for STE,
+    backtracking."""
 
     def __init__(self, window: _Window, quality: float, config: RefineConfig):
         self.window, self.steps = window, config.steps
@@ -214,7 +244,7 @@ class _Descent:
         self.mask[window.core] = 1
         self.free = window.y.clone().requires_grad_(True)
         self.lr, self.lr_scale, self.good_grad = lr_at(config, quality), 1.0, None
-        self.optimizer = torch.optim.Adam([self.free], lr=self.lr) if config.optimizer == "adam" else None
+        self.update = _UPDATES[config.optimizer](self.free, window.core)
 
     def current(self) -> torch.Tensor:
         """The window's latents now: the tile's moved, the halo's as they are."""
@@ -233,34 +263,40 @@ class _Descent:
         else:
             cost.backward()
             self.good_grad = self.free.grad.detach().clone()
-        lr = self.lr * self.lr_scale * (1 - step / self.steps)  # linear decay: big moves first, then settle
-        if self.optimizer is None:
-            with torch.no_grad():
-                grad = self.free.grad[self.window.core]
-                self.free[self.window.core] -= lr * grad / grad.pow(2).mean().sqrt().clamp_min(1e-30)
-            self.free.grad = None
-            return
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.update(self.lr * self.lr_scale * (1 - step / self.steps))  # linear decay: big moves first, then settle
 
 
 def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, generator: torch.Generator,
                  progress: Callable[[], object] | None, tile: int = 0,
                  observer: RefineObserver | None = None) -> torch.Tensor:
     """The best latents found for the window's tile: never worse than its own on the hard-rounded
-    cost (as the window sees it).  At most ``config.steps`` steps, fewer when the tile's watched
-    value has stopped improving (``_Watch``); ``progress()`` counts the steps not run as well.
-    ``observer`` is told each step as tile ``tile`` (``RefineStep``)."""
-    best, watch, descent = _Best(window), _Watch(config), _Descent(window, quality, config)
+    cost (as the window sees it).  Each phase of ``config`` (``RefineConfig.phases``) starts from the
+    best latents of the phases before it.  ``observer`` is told each step as tile ``tile``
+    (``RefineStep``), numbered from the first phase's start."""
+    best, offset = _Best(window), 0
+    for phase in config.phases():
+        _run_phase(model, window, quality, phase, generator, progress, tile, observer, best, offset)
+        with torch.no_grad():
+            window.y[window.core] = best.latents
+        offset += phase.steps
+    return best.latents
+
+
+def _run_phase(model, window: _Window, quality: float, config: RefineConfig, generator: torch.Generator,
+               progress: Callable[[], object] | None, tile: int, observer: RefineObserver | None,
+               best: _Best, offset: int) -> None:
+    """One phase's descent from the window's latents, offering every hard-rounded cost to ``best``: at
+    most ``config.steps`` steps, fewer when the tile's watched value has stopped improving (``_Watch``);
+    ``progress()`` counts the steps not run as well.  Steps are told to ``observer`` from ``offset``."""
+    watch, descent = _Watch(config), _Descent(window, quality, config)
     hard_forward = config.relaxation == "ste"  # its forward pass is the hard-rounded cost itself
     if not hard_forward:
-        cost = _hard_cost(model, window, window.y, quality)
+        # A previous phase ended on these latents and measured them: its cost is theirs.
+        cost = best.cost if math.isfinite(best.cost) else _hard_cost(model, window, window.y, quality)
         best.offer(cost, window.y)
         stopped = watch.cost(0, cost)
         if observer is not None:
-            observer(RefineStep(tile, 0, window.y, cost, None, stopped))
+            observer(RefineStep(tile, offset, window.y, cost, None, stopped))
     evaluated, stopped, step = False, False, 0
     for step in range(config.steps):
         current = descent.current()
@@ -270,7 +306,7 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
             best.offer(cost, current)
             evaluated, stopped = True, watch.cost(step, cost)
             if observer is not None:
-                observer(RefineStep(tile, step, current, cost, None, stopped))
+                observer(RefineStep(tile, offset + step, current, cost, None, stopped))
             if stopped:
                 break
         cost, x_tile = _tile_cost(model, window, current, quality, _rounding(config, step, generator))
@@ -281,7 +317,7 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
         else:
             stopped = watch.reconstruction(step, x_tile)
         if observer is not None:
-            observer(RefineStep(tile, step, current, cost.item() if hard_forward else None, x_tile, stopped))
+            observer(RefineStep(tile, offset + step, current, cost.item() if hard_forward else None, x_tile, stopped))
         if stopped:
             break
         descent.step(step, cost, None if improved else best)
@@ -294,10 +330,9 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
         cost = _hard_cost(model, window, current, quality)
         best.offer(cost, current)
         if observer is not None:
-            observer(RefineStep(tile, step, current, cost, None, False))
+            observer(RefineStep(tile, offset + step, current, cost, None, False))
     for _ in range(config.steps - step if progress is not None else 0):
         progress()
-    return best.latents
 
 
 @contextmanager
@@ -344,4 +379,4 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
 def steps_for(effort: int, latent_height: int, latent_width: int) -> int:
     """The most descent steps (for a progress bar) at ``effort`` on a latent grid of this size."""
     tiles = math.ceil(latent_height / REFINE_TILE) * math.ceil(latent_width / REFINE_TILE)
-    return effort_config(effort).steps * tiles
+    return effort_config(effort).total_steps * tiles

@@ -1,5 +1,7 @@
 """Claims about encoder-side latent refinement (codec/refine.py), on a tiny model."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -199,17 +201,20 @@ def test_early_stopping_keeps_the_best_latents_and_never_makes_a_tile_worse(mode
 
 def test_bad_budgets_are_value_errors():
     for bad in (dict(patience=-1), dict(stop_on="loss"), dict(emv_alpha=0.0), dict(emv_alpha=1.0),
-                dict(check_every=0), dict(optimizer="sgd")):
+                dict(check_every=0), dict(optimizer="sgd"), dict(then="sga")):
         with pytest.raises(ValueError):
             RefineConfig(steps=10, **bad)
+    with pytest.raises(ValueError, match="then"):
+        RefineConfig(steps=0, then=RefineConfig(steps=10))
 
 
 def test_every_effort_level_is_a_valid_budget():
     for level, config in effort.EFFORTS.items():
         assert isinstance(config, RefineConfig)
-        assert (config.steps == 0) == (level == 0)
-        assert config.patience < max(config.steps, 1) or config.patience == 0
-    caps = [effort.EFFORTS[level].steps for level in sorted(effort.EFFORTS)]
+        assert (config.total_steps == 0) == (level == 0)
+        for phase in config.phases():
+            assert phase.patience < max(phase.steps, 1) or phase.patience == 0
+    caps = [effort.EFFORTS[level].total_steps for level in sorted(effort.EFFORTS)]
     assert caps == sorted(caps)  # a higher effort never has a smaller budget
 
 
@@ -250,3 +255,27 @@ def test_normalised_steps_move_each_latent_in_proportion_to_its_gradient():
     rms = weights.pow(2).mean().sqrt()
     assert torch.allclose(moved, -0.5 * weights / rms)  # the first step: lr · g / RMS(g), no decay yet
 
+
+
+def test_a_second_phase_starts_from_the_first_phases_best_latents(model):
+    """``RefineConfig.then``: SGA after three normalised STE steps begins where STE alone ends, with the
+    cost STE measured there, and the observer numbers its steps on from the first phase's."""
+    x, quality = _image(64, 96, seed=2), 4.0
+    a = _Analysed(model, x, quality)
+    first = RefineConfig(steps=3, lr=0.03, optimizer="ngd")
+    alone = refine_latents(model, a.x_padded, (64, 96), a.y, a.features, quality, first)
+    seen, reports = [], []
+    both = replace(first, then=RefineConfig(steps=5, lr=0.03, relaxation="sga", check_every=2))
+    refined = refine_latents(model, a.x_padded, (64, 96), a.y, a.features, quality, both,
+                             lambda: reports.append(1), lambda s: seen.append(s._replace(latents=s.latents.clone())))
+    assert len(reports) == both.total_steps == 8
+    checks = [s for s in seen if s.hard_cost is not None and s.reconstruction is None]
+    assert [s.step for s in checks] == [3, 3, 5, 7, 8]  # STE's final check, then SGA's: its start, 2, 4, the end
+    start = checks[1]
+    assert torch.equal(start.latents, alone)
+    assert start.hard_cost == min(s.hard_cost for s in seen if s.step <= 3 and s is not start and s.hard_cost is not None)
+    assert [s.step for s in seen if s.reconstruction is not None] == list(range(8))
+    # the kept latents are the best the two phases measured: never worse than the first phase's
+    window = refine._Window(refined, a.features, a.x_padded, (...,), (..., slice(0, 64), slice(0, 96)))
+    with refine._fitting(model):
+        assert refine._hard_cost(model, window, refined, quality) <= start.hard_cost
