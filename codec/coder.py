@@ -26,7 +26,7 @@ from .quality import MAX_QUALITY, MIN_QUALITY
 from .shards import state_fingerprint
 
 __all__ = ["Coder", "Compressed", "FloatTransforms", "ALIGN", "Y_STRIDE", "latent_size", "hyper_latent_size",
-           "tile_count"]
+           "tile_count", "pad_to_align"]
 
 # g_a has four stride-2 stages (y is 1/16 of the image), h_a two more (z is 1/4 of y): inputs are
 # padded to a multiple of 64.
@@ -40,13 +40,16 @@ TRANSFORM_HALO = 64
 
 
 class FloatTransforms(Protocol):
-    """The float networks on (1, C, H, W) float32 arrays: an engine implements these three."""
+    """The float networks on (1, C, H, W) float32 arrays: an engine implements these three.
 
-    def analyse(self, x: np.ndarray) -> np.ndarray: ...  # g_a: image in [0, 1] -> y
+    ``more``: further runs of the same transform follow at once (the next tiles of one image), so
+    an engine that would hand its working memory back after a large run may keep it for them."""
+
+    def analyse(self, x: np.ndarray, more: bool = False) -> np.ndarray: ...  # g_a: image in [0, 1] -> y
 
     def hyper_analyse(self, y: np.ndarray) -> np.ndarray: ...  # h_a: y' -> z
 
-    def synthesise(self, y_hat: np.ndarray) -> np.ndarray: ...  # g_s: ŷ' ⊙ g⁻¹(q) -> x̂
+    def synthesise(self, y_hat: np.ndarray, more: bool = False) -> np.ndarray: ...  # g_s: ŷ' ⊙ g⁻¹(q) -> x̂
 
 
 class Compressed(NamedTuple):
@@ -74,15 +77,23 @@ def tile_count(height: int, width: int) -> int:
     return -(-h // TRANSFORM_TILE) * -(-w // TRANSFORM_TILE)
 
 
-def _pad(x: np.ndarray) -> np.ndarray:
-    h, w = x.shape[-2:]
+def pad_to_align(x: np.ndarray, axes: tuple[int, int] = (-2, -1)) -> np.ndarray:
+    """x with its height and width ``axes`` padded to a multiple of ALIGN: a copy, or x itself
+    where they already are.  Padding commutes with any per-sample map: the 8-bit samples may be
+    padded before they become floats."""
+    widths = [(0, 0)] * x.ndim
+    for axis in axes:
+        widths[axis] = (0, -x.shape[axis] % ALIGN)
+    if not any(after for _, after in widths):
+        return x
     # Replicate, not zeros: a flat border costs almost no bits and has no edge to ring.
-    return np.pad(x, ((0, 0), (0, 0), (0, -h % ALIGN), (0, -w % ALIGN)), mode="edge")
+    return np.pad(x, widths, mode="edge")
 
 
-def _tiled(transform: Callable[[np.ndarray], np.ndarray], x: np.ndarray, factor: float,
+def _tiled(transform: Callable[..., np.ndarray], x: np.ndarray, factor: float,
            tile_done: Callable[[], object] | None) -> np.ndarray:
-    """transform(x) in overlapping tiles; ``factor`` = input pixels per output pixel."""
+    """transform(x) in overlapping tiles; ``factor`` = input pixels per output pixel.  Every tile
+    but the last is run with ``more=True`` (``FloatTransforms``)."""
     h, w = x.shape[-2:]
     tile, halo = TRANSFORM_TILE, TRANSFORM_HALO  # in pixels: g_a's input, g_s's output
     if factor < 1:
@@ -98,7 +109,8 @@ def _tiled(transform: Callable[[np.ndarray], np.ndarray], x: np.ndarray, factor:
         for c0 in range(0, w, tile):
             r1, c1 = min(h, r0 + tile), min(w, c0 + tile)
             a, b = max(0, r0 - halo), max(0, c0 - halo)
-            out = transform(np.ascontiguousarray(x[..., a : min(h, r1 + halo), b : min(w, c1 + halo)]))
+            out = transform(np.ascontiguousarray(x[..., a : min(h, r1 + halo), b : min(w, c1 + halo)]),
+                            more=r1 < h or c1 < w)
             ta, tb = round((r0 - a) / factor), round((c0 - b) / factor)
             cols.append(out[..., ta : ta + round((r1 - r0) / factor), tb : tb + round((c1 - c0) / factor)])
             if tile_done:
@@ -158,7 +170,7 @@ class Coder:
         ẑ (``refine.py``) before coding."""
         if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != 3:
             raise ValueError(f"compress expects one RGB image (1,3,H,W), got {tuple(x.shape)}")
-        x_padded = _pad(np.asarray(x, dtype=np.float32))
+        x_padded = pad_to_align(np.asarray(x, dtype=np.float32))
         y = _tiled(self.transforms.analyse, x_padded, Y_STRIDE, tile_done) * self.gains.gain(quality)
         z = np.clip(np.round(self.transforms.hyper_analyse(y)), -INPUT_LIMIT, INPUT_LIMIT)
         return x_padded, y, z.astype(np.int32)

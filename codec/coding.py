@@ -23,7 +23,7 @@ import numpy as np
 import bitstream
 from bitstream import Container, Header, InputError, LicFormatError
 
-from .coder import Coder, Compressed, hyper_latent_size, latent_size, tile_count
+from .coder import Coder, Compressed, hyper_latent_size, latent_size, pad_to_align, tile_count
 from .effort import SCORE_BELOW, effort_config
 from .quality import rd_cost
 from .timings import Timings
@@ -59,10 +59,14 @@ class _SymbolChecksum:
         self.value = zlib.crc32(np.ascontiguousarray(symbols, dtype="<i4").tobytes(), self.value)
 
 
-def rgb_to_input(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> the model's input, (1, 3, H, W) float32 in [0, 1]."""
+def rgb_to_input(rgb: np.ndarray, padded: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 -> the model's input, (1, 3, H, W) float32 in [0, 1]; ``padded``: the
+    samples padded as g_a needs them first (``coder.pad_to_align``), so that an encoder holds its
+    input in float32 once, not also unpadded."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
+    if padded:
+        rgb = pad_to_align(rgb, axes=(0, 1))
     return (rgb.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255))
 
 
@@ -125,7 +129,7 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     config = effort_config(effort)
     start = time.perf_counter()
     with _counting(progress, (height, width), effort) as unit:
-        x_padded, y, z_symbols = coder.analyse(rgb_to_input(rgb), quality, None if config.steps else unit)
+        x_padded, y, z_symbols = coder.analyse(rgb_to_input(rgb, padded=True), quality, None if config.steps else unit)
         candidates = [y]
         if config.steps:
             refined, gain = _refined(coder, x_padded, (height, width), y, z_symbols, quality, config, unit)
@@ -134,6 +138,7 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
                 # measure they cannot lose.  Its measure (bf16 g_s, the model's rate) is not the file's,
                 # so where it gained little the real files decide.
                 candidates = [refined] if gain >= SCORE_BELOW else [y, refined]
+        del x_padded  # the entropy path needs only the latents (the image in float32 is 4 bytes a sample)
         codes = [coder.code_latents(latents, z_symbols) for latents in candidates]
     timings.network = time.perf_counter() - start
 
@@ -278,6 +283,6 @@ def reconstruct_rgb(model, rgb: np.ndarray, quality: float, effort: int = 0,
         y_hat = _encode(coder, rgb, quality, effort=effort, progress=progress)[1]
     else:
         with _counting(progress, rgb.shape[:2]) as unit:
-            _, y, z_symbols = coder.analyse(rgb_to_input(rgb), quality, unit)
+            y, z_symbols = coder.analyse(rgb_to_input(rgb, padded=True), quality, unit)[1:]
             y_hat = coder.code_latents(y, z_symbols).y_hat
     return output_to_rgb(coder.reconstruct(y_hat, quality, rgb.shape[:2]))

@@ -16,7 +16,7 @@ trained in torch, and their weights are read here from the same state dict.  It 
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, NamedTuple
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -70,16 +70,25 @@ class _IntegerConv:
         np.copyto(self.taps, w.transpose(2, 3, 1, 0))
         self.bias = np.round(bias.astype(np.float64) * 2 ** (W_FRAC + ACT_FRAC))
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """x (1, C, H, W) real values -> (1, O, H, W) real accumulators / 2^(W_FRAC+ACT_FRAC)."""
-        _, c, h, w = x.shape
+    def __call__(self, x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """x (1, C, H, W) real values, or its channels in parts -> (1, O, H, W) real accumulators
+        / 2^(W_FRAC+ACT_FRAC)."""
+        parts = [x] if isinstance(x, np.ndarray) else list(x)
+        _, _, h, w = parts[0].shape
+        c = sum(part.shape[1] for part in parts)
         if c != self.in_ch:
             raise ValueError(f"integer convolution expects {self.in_ch} channels, got {c}")
         p = self.k // 2
         wide = w + 2 * p
         # One spare row below: the last taps of the last row read past the bottom padding.
         padded = np.zeros((h + 2 * p + 1, wide, c))
-        padded[p : p + h, p : p + w] = np.round(np.clip(x[0], -INPUT_LIMIT, INPUT_LIMIT) * 2**ACT_FRAC).transpose(1, 2, 0)
+        first = 0
+        for part in parts:  # quantised straight into the padded image: no whole-input temporaries
+            inner = padded[p : p + h, p : p + w, first : first + part.shape[1]]
+            np.clip(part[0].transpose(1, 2, 0), -INPUT_LIMIT, INPUT_LIMIT, out=inner)
+            inner *= 2**ACT_FRAC
+            np.round(inner, out=inner)
+            first += part.shape[1]
         rows = padded.reshape(-1, c)
         acc = np.empty((h * wide, self.out_ch))
         acc[:] = self.bias
@@ -89,8 +98,8 @@ class _IntegerConv:
                 start = ky * wide + kx
                 np.matmul(rows[start : start + h * wide], self.taps[ky, kx], out=term)
                 acc += term
-        out = acc.reshape(h, wide, self.out_ch)[:, :w] / 2 ** (W_FRAC + ACT_FRAC)
-        return out.transpose(2, 0, 1)[None]
+        acc /= 2 ** (W_FRAC + ACT_FRAC)
+        return acc.reshape(h, wide, self.out_ch)[:, :w].transpose(2, 0, 1)[None]
 
 
 class ExactEntropyPath:
@@ -124,14 +133,14 @@ class ExactEntropyPath:
         x = _qrelu(_pixel_shuffle(up2(x)))
         return _qrelu(out(x))
 
-    def _parameters(self, k: int, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _parameters(self, k: int, context: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """P_k: (μ_k on the 2^-6 grid, σ index_k as int64)."""
         conv1, conv2, head = self.params[k]
         mean, index = np.split(head(_qrelu(conv2(_qrelu(conv1(context))))), 2, axis=1)
         mean = np.clip(_grid(mean), -INPUT_LIMIT, INPUT_LIMIT)
         return mean, np.clip(np.round(index), 0, self.top).astype(np.int64)
 
-    def _correction(self, k: int, context: np.ndarray) -> np.ndarray:
+    def _correction(self, k: int, context: list[np.ndarray]) -> np.ndarray:
         """R_k = ½·tanh(v) read from the shipped table, v on the grid, clamped to ±TANH_RANGE."""
         conv1, conv2 = self.lrp[k]
         v = np.clip(_grid(conv2(_qrelu(conv1(context)))), -TANH_RANGE, TANH_RANGE)
@@ -140,16 +149,16 @@ class ExactEntropyPath:
     def _run(self, features: np.ndarray, quantize: Callable[[int, np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
         decoded: list[np.ndarray] = []
         for k in range(len(self.slices)):
-            context = np.concatenate([features, *decoded], axis=1)
+            context = [features, *decoded]  # the channels ψ, ŷ_<k, handed to the convolutions in parts
             mean, index = self._parameters(k, context)
             y_k = quantize(k, mean, index)
-            decoded.append(y_k + self._correction(k, np.concatenate([context, y_k], axis=1)))
+            decoded.append(y_k + self._correction(k, [*context, y_k]))
         return np.concatenate(decoded, axis=1)
 
     # -- the coding faces ----------------------------------------------------------------------
     def compress(self, y: np.ndarray, z_symbols: np.ndarray) -> tuple[np.ndarray, list[SliceCode]]:
         """Latents y (1, M, h, w, gains applied) and the coded ẑ -> (exact ŷ, per-slice codes)."""
-        parts = np.split(y.astype(np.float64), np.cumsum(self.slices)[:-1], axis=1)
+        parts = np.split(y, np.cumsum(self.slices)[:-1], axis=1)  # float32 views: y_k - μ_k promotes them to float64, exactly
         codes: list[SliceCode] = []
 
         def quantize(k, mean, index):
