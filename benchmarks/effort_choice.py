@@ -90,16 +90,23 @@ def scored(coder, y: np.ndarray, z: np.ndarray, rgb: np.ndarray, quality: float)
             "code_s": coded - start, "score_s": time.process_time() - coded}
 
 
-def measure(args) -> None:
+def start_run(out: Path, key: str):
+    """The shipped model on the torch runtime at one thread, and the (image, quality, ``key``) rows ``out``
+    holds already (a run resumes where it stopped)."""
     from codec.engines.runtime import load
 
     torch.set_num_threads(1)
     coder = load(None, "torch", "cpu").coder
-    model = coder.transforms.model
-    out = Path(args.out)
-    done = {(r["image"], r["quality"], r["config"]) for r in map(json.loads, out.read_text().splitlines())} \
+    done = {(r["image"], r["quality"], r[key]) for r in map(json.loads, out.read_text().splitlines())} \
         if out.exists() else set()
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first construction imports modules: untimed
+    return coder, done
+
+
+def measure(args) -> None:
+    out = Path(args.out)
+    coder, done = start_run(out, "config")
+    model = coder.transforms.model
     for image in image_names(args.images):
         path = Path(image) if Path(image).suffix else KODAK / f"{image}.png"
         name = path.stem

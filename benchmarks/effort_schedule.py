@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from benchmarks.bd import bd_rate
-from benchmarks.effort_choice import budget, scored
+from benchmarks.effort_choice import budget, scored, start_run
 from benchmarks.effort_trace import KODAK, crop, image_names
 from codec.coding import rgb_to_input
 from codec.refine import RefineStep, refine_latents
@@ -100,15 +100,9 @@ def play(checks: list[tuple[int, float]], cap: int, kind: str, patience: int, c:
 
 
 def record(args) -> None:
-    from codec.engines.runtime import load
-
-    torch.set_num_threads(1)
-    coder = load(None, "torch", "cpu").coder
-    model = coder.transforms.model
     out = Path(args.out)
-    done = {(r["image"], r["quality"], r["schedule"]) for r in map(json.loads, out.read_text().splitlines())} \
-        if out.exists() else set()
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first construction imports modules: untimed
+    coder, done = start_run(out, "schedule")
+    model = coder.transforms.model
     for name in image_names(args.images):
         rgb = crop(KODAK / f"{name}.png", args.crop)
         for q in (float(v) for v in args.qualities.split(",")):
