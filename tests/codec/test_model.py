@@ -174,24 +174,6 @@ def test_tiled_transforms_match_the_untiled_ones(coder, monkeypatch):
                        atol=1e-5)
 
 
-def test_a_tiled_pass_says_more_tiles_follow_until_its_last(monkeypatch):
-    import codec.coder as coder_module
-
-    calls = []
-
-    def transform(x, more=False):  # a stand-in for g_a: one output pixel per 16 x 16
-        calls.append(more)
-        return x[..., ::16, ::16]
-
-    x = np.zeros((1, 3, 256, 192), np.float32)
-    coder_module._tiled(transform, x, 16, None)
-    assert calls == [False]  # untiled
-    calls.clear()
-    monkeypatch.setattr(coder_module, "TRANSFORM_TILE", 64)
-    assert coder_module._tiled(transform, x, 16, None).shape == (1, 3, 16, 12)
-    assert calls == [True] * (coder_module.tile_count(256, 192) - 1) + [False]
-
-
 def test_gains_grow_strictly_with_quality(model):
     q = torch.linspace(1, 8, 29)
     gains = model.gain.gain(q)[:, :, 0, 0]
