@@ -40,16 +40,13 @@ TRANSFORM_HALO = 64
 
 
 class FloatTransforms(Protocol):
-    """The float networks on (1, C, H, W) float32 arrays: an engine implements these three.
+    """The float networks on (1, C, H, W) float32 arrays: an engine implements these three."""
 
-    ``more``: further runs of the same transform follow at once (the next tiles of one image), so
-    an engine that would hand its working memory back after a large run may keep it for them."""
-
-    def analyse(self, x: np.ndarray, more: bool = False) -> np.ndarray: ...  # g_a: image in [0, 1] -> y
+    def analyse(self, x: np.ndarray) -> np.ndarray: ...  # g_a: image in [0, 1] -> y
 
     def hyper_analyse(self, y: np.ndarray) -> np.ndarray: ...  # h_a: y' -> z
 
-    def synthesise(self, y_hat: np.ndarray, more: bool = False) -> np.ndarray: ...  # g_s: ŷ' ⊙ g⁻¹(q) -> x̂
+    def synthesise(self, y_hat: np.ndarray) -> np.ndarray: ...  # g_s: ŷ' ⊙ g⁻¹(q) -> x̂
 
 
 class Compressed(NamedTuple):
@@ -90,10 +87,9 @@ def pad_to_align(x: np.ndarray, axes: tuple[int, int] = (-2, -1)) -> np.ndarray:
     return np.pad(x, widths, mode="edge")
 
 
-def _tiled(transform: Callable[..., np.ndarray], x: np.ndarray, factor: float,
+def _tiled(transform: Callable[[np.ndarray], np.ndarray], x: np.ndarray, factor: float,
            tile_done: Callable[[], object] | None) -> np.ndarray:
-    """transform(x) in overlapping tiles; ``factor`` = input pixels per output pixel.  Every tile
-    but the last is run with ``more=True`` (``FloatTransforms``)."""
+    """transform(x) in overlapping tiles; ``factor`` = input pixels per output pixel."""
     h, w = x.shape[-2:]
     tile, halo = TRANSFORM_TILE, TRANSFORM_HALO  # in pixels: g_a's input, g_s's output
     if factor < 1:
@@ -109,8 +105,7 @@ def _tiled(transform: Callable[..., np.ndarray], x: np.ndarray, factor: float,
         for c0 in range(0, w, tile):
             r1, c1 = min(h, r0 + tile), min(w, c0 + tile)
             a, b = max(0, r0 - halo), max(0, c0 - halo)
-            out = transform(np.ascontiguousarray(x[..., a : min(h, r1 + halo), b : min(w, c1 + halo)]),
-                            more=r1 < h or c1 < w)
+            out = transform(np.ascontiguousarray(x[..., a : min(h, r1 + halo), b : min(w, c1 + halo)]))
             ta, tb = round((r0 - a) / factor), round((c0 - b) / factor)
             cols.append(out[..., ta : ta + round((r1 - r0) / factor), tb : tb + round((c1 - c0) / factor)])
             if tile_done:

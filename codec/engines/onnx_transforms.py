@@ -22,12 +22,11 @@ __all__ = ["OnnxTransforms", "GRAPHS", "EXTERNAL_LOCATION", "graph_path"]
 
 GRAPHS = ("g_a", "h_a", "g_s")
 EXTERNAL_LOCATION = "safetensors"  # where a graph says its tensors are: supplied by the session
-# A run covering more image pixels than this hands its arena's free memory back when it ends, unless
-# more tiles of the same transform follow (they would fault the same pages in again; the peak is one
-# tile's either way).  ONNX Runtime's arena otherwise keeps the largest run's buffers for the process's
-# life: on a 24-megapixel encode, a g_a tile's ~0.7 GB stays resident under the entropy path's own
-# peak, where torch has freed its buffers (benchmarks/results/runtime.md).  Kodak-sized images stay
-# below it and keep their arena from one run to the next (no page faults again).
+# A run covering more image pixels than this hands its arena's free memory back when it ends.  ONNX
+# Runtime's arena otherwise keeps the largest run's buffers for the process's life: on a 24-megapixel
+# encode, a g_a tile's ~0.7 GB stays resident under the entropy path's own peak, where torch has freed
+# its buffers (benchmarks/results/runtime.md).  Kodak-sized images stay below it and keep their
+# arena from one run to the next (no page faults again).
 RELEASE_ABOVE_PIXELS = 1 << 20
 IMAGE_PIXELS_PER_INPUT_PIXEL = {"g_a": 1, "h_a": 16 * 16, "g_s": 16 * 16}  # g_a's input is the image, the others' y
 
@@ -86,20 +85,20 @@ class OnnxTransforms:
             self._sessions[name] = (session, session.get_inputs()[0].name, values)
         return self._sessions[name]
 
-    def _run(self, name: str, x: np.ndarray, more: bool = False) -> np.ndarray:
+    def _run(self, name: str, x: np.ndarray) -> np.ndarray:
         session, input_name, _ = self._session(name)
-        release = not more and x.shape[-2] * x.shape[-1] * IMAGE_PIXELS_PER_INPUT_PIXEL[name] > RELEASE_ABOVE_PIXELS
+        large = x.shape[-2] * x.shape[-1] * IMAGE_PIXELS_PER_INPUT_PIXEL[name] > RELEASE_ABOVE_PIXELS
         return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)},
-                           _releasing_arena() if release else None)[0]
+                           _releasing_arena() if large else None)[0]
 
-    def analyse(self, x: np.ndarray, more: bool = False) -> np.ndarray:
-        return self._run("g_a", x, more)
+    def analyse(self, x: np.ndarray) -> np.ndarray:
+        return self._run("g_a", x)
 
     def hyper_analyse(self, y: np.ndarray) -> np.ndarray:
         return self._run("h_a", y)
 
-    def synthesise(self, y_hat: np.ndarray, more: bool = False) -> np.ndarray:
-        return self._run("g_s", y_hat, more)
+    def synthesise(self, y_hat: np.ndarray) -> np.ndarray:
+        return self._run("g_s", y_hat)
 
 
 @functools.cache

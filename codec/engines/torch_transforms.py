@@ -34,11 +34,11 @@ class TorchTransforms:
             torch.cuda.synchronize(self.device)
         return out.float().contiguous().cpu().numpy()
 
-    def analyse(self, x: np.ndarray, more: bool = False) -> np.ndarray:  # torch frees its buffers after each run
+    def analyse(self, x: np.ndarray) -> np.ndarray:
         return self._run(self.model.g_a, x, bf16=native_bf16(self.device.type))
 
     def hyper_analyse(self, y: np.ndarray) -> np.ndarray:
         return self._run(self.model.hyper.h_a, y)
 
-    def synthesise(self, y_hat: np.ndarray, more: bool = False) -> np.ndarray:
+    def synthesise(self, y_hat: np.ndarray) -> np.ndarray:
         return self._run(self.model.g_s, y_hat)
