@@ -90,6 +90,13 @@ def scored(coder, y: np.ndarray, z: np.ndarray, rgb: np.ndarray, quality: float)
             "code_s": coded - start, "score_s": time.process_time() - coded}
 
 
+def subset_arguments(p: argparse.ArgumentParser, images_help: str) -> None:
+    """The options that choose the measured points: images, qualities and the crop."""
+    p.add_argument("--images", default="kodim01,kodim05,kodim12,kodim23", help=images_help)
+    p.add_argument("--qualities", default="2,4,6,8")
+    p.add_argument("--crop", type=int, default=192, help="central square of this side (0: whole image)")
+
+
 def start_run(out: Path, key: str):
     """The shipped model on the torch runtime at one thread, and the (image, quality, ``key``) rows ``out``
     holds already (a run resumes where it stopped)."""
@@ -185,10 +192,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="JSON lines, appended to (points already there are skipped)")
     p.add_argument("--configs", default="e1")
-    p.add_argument("--images", default="kodim01,kodim05,kodim12,kodim23",
-                   help='Kodak names, "all" (the 24), or paths of other images')
-    p.add_argument("--qualities", default="2,4,6,8")
-    p.add_argument("--crop", type=int, default=192, help="central square of this side (0: whole image)")
+    subset_arguments(p, 'Kodak names, "all" (the 24), or paths of other images')
     p.add_argument("--report", action="store_true", help="read --out and print the table")
     args = p.parse_args()
     args.crop = args.crop or None

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from benchmarks.bd import bd_rate
-from benchmarks.effort_choice import budget, scored, start_run
+from benchmarks.effort_choice import budget, scored, start_run, subset_arguments
 from benchmarks.effort_trace import KODAK, crop, image_names
 from codec.coding import rgb_to_input
 from codec.refine import RefineStep, refine_latents
@@ -195,9 +195,7 @@ def main() -> None:
     p.add_argument("--out", required=True, help="JSON lines, appended to (points already there are skipped); "
                    "--report reads several, joined by commas, and only the points of --images")
     p.add_argument("--schedules", default="sga100")
-    p.add_argument("--images", default="kodim01,kodim05,kodim12,kodim23", help='Kodak names, or "all"')
-    p.add_argument("--qualities", default="2,4,6,8")
-    p.add_argument("--crop", type=int, default=192, help="central square of this side (0: whole image)")
+    subset_arguments(p, 'Kodak names, or "all"')
     p.add_argument("--record-steps", type=int, default=None, help="end each recording after this many last-phase steps")
     p.add_argument("--report", action="store_true", help="read --out and print the table")
     args = p.parse_args()
