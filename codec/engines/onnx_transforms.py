@@ -11,7 +11,6 @@ ONNX Runtime reads it.  Sessions are made on first use: a decoder never loads g_
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -22,12 +21,13 @@ __all__ = ["OnnxTransforms", "GRAPHS", "EXTERNAL_LOCATION", "graph_path"]
 
 GRAPHS = ("g_a", "h_a", "g_s")
 EXTERNAL_LOCATION = "safetensors"  # where a graph says its tensors are: supplied by the session
-# A run covering more image pixels than this hands its arena's free memory back when it ends.  ONNX
-# Runtime's arena otherwise keeps the largest run's buffers for the process's life: on a 24-megapixel
-# encode, a g_a tile's ~0.7 GB stays resident under the entropy path's own peak, where torch has freed
-# its buffers (benchmarks/results/runtime.md).  Kodak-sized images stay below it and keep their
-# arena from one run to the next (no page faults again).
-RELEASE_ABOVE_PIXELS = 1 << 20
+# A run covering more image pixels than this (a tile of a large image) goes to a session without ONNX
+# Runtime's CPU arena, whose buffers come from malloc and go back to it as the run frees them.  An arena,
+# even one shrunk after every run, fragments across a large image's tile shapes: over a 24-megapixel
+# image's g_a tiles it peaked 0.33 GB higher and left up to 0.4 GB resident between runs, which reached
+# the entropy path's peak, where torch has freed its buffers (benchmarks/results/runtime.md).
+# Kodak-sized images stay below it and keep their arena from one run to the next (no page faults again).
+ARENA_UP_TO_PIXELS = 1 << 20
 IMAGE_PIXELS_PER_INPUT_PIXEL = {"g_a": 1, "h_a": 16 * 16, "g_s": 16 * 16}  # g_a's input is the image, the others' y
 
 
@@ -42,7 +42,8 @@ class OnnxTransforms:
     JSON map of each graph's file name to its SHA-256 and the names of the tensors it takes);
     ``state``: their tensors (``shards.read_state``); ``threads``: intra-op threads (None: ONNX
     Runtime's default, one per physical core).  ``ValueError`` for a graph that is missing,
-    damaged or not made for these weights."""
+    damaged or not made for these weights.  Each graph has up to two sessions: one with an arena for
+    runs up to ``ARENA_UP_TO_PIXELS`` image pixels, one without for larger runs."""
 
     def __init__(self, directory: Path, model_id: str, metadata: dict[str, str], state: dict[str, np.ndarray],
                  threads: int | None = None):
@@ -59,8 +60,8 @@ class OnnxTransforms:
                 raise ValueError(f"{path}: takes tensors these weights lack ({', '.join(missing[:3])})")
         self._sessions: dict = {}
 
-    def _session(self, name: str):
-        if name not in self._sessions:
+    def _session(self, name: str, arena: bool = True):
+        if (name, arena) not in self._sessions:
             import onnxruntime as ort
 
             path, data, tensors = self._graphs[name]
@@ -71,6 +72,7 @@ class OnnxTransforms:
             # Without a memory pattern the second run at a new image size is as fast as the steady
             # state; with one, the first two runs both pay (benchmarks/results/runtime.md).
             options.enable_mem_pattern = False
+            options.enable_cpu_mem_arena = arena
             # Idle workers sleep instead of spinning: a spinning second thread costs g_s a third more CPU
             # than one thread, a sleeping one 3 %; with a few dozen nodes of milliseconds each, waking
             # them costs far less than a millisecond per run.
@@ -82,14 +84,13 @@ class OnnxTransforms:
             except Exception as error:  # noqa: BLE001 - ONNX Runtime raises its own classes
                 raise ValueError(f"{path}: ONNX Runtime cannot load it ({str(error).splitlines()[0]})") from None
             # The values must outlive the session, which reads them in place.
-            self._sessions[name] = (session, session.get_inputs()[0].name, values)
-        return self._sessions[name]
+            self._sessions[name, arena] = (session, session.get_inputs()[0].name, values)
+        return self._sessions[name, arena]
 
     def _run(self, name: str, x: np.ndarray) -> np.ndarray:
-        session, input_name, _ = self._session(name)
-        large = x.shape[-2] * x.shape[-1] * IMAGE_PIXELS_PER_INPUT_PIXEL[name] > RELEASE_ABOVE_PIXELS
-        return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)},
-                           _releasing_arena() if large else None)[0]
+        arena = x.shape[-2] * x.shape[-1] * IMAGE_PIXELS_PER_INPUT_PIXEL[name] <= ARENA_UP_TO_PIXELS
+        session, input_name, _ = self._session(name, arena)
+        return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     def analyse(self, x: np.ndarray) -> np.ndarray:
         return self._run("g_a", x)
@@ -99,16 +100,6 @@ class OnnxTransforms:
 
     def synthesise(self, y_hat: np.ndarray) -> np.ndarray:
         return self._run("g_s", y_hat)
-
-
-@functools.cache
-def _releasing_arena():
-    """Run options that shrink the CPU arena to what is still in use when the run ends (made once)."""
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return options
 
 
 def _read_graph(path: Path, listed: dict) -> tuple[Path, bytes, list[str]]:
