@@ -97,6 +97,13 @@ def subset_arguments(p: argparse.ArgumentParser, images_help: str) -> None:
     p.add_argument("--crop", type=int, default=192, help="central square of this side (0: whole image)")
 
 
+def parse_subset(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """``p``'s arguments, with a crop of 0 read as the whole image (None)."""
+    args = p.parse_args()
+    args.crop = args.crop or None
+    return args
+
+
 def start_run(out: Path, key: str):
     """The shipped model on the torch runtime at one thread, and the (image, quality, ``key``) rows ``out``
     holds already (a run resumes where it stopped)."""
@@ -194,8 +201,7 @@ def main() -> None:
     p.add_argument("--configs", default="e1")
     subset_arguments(p, 'Kodak names, "all" (the 24), or paths of other images')
     p.add_argument("--report", action="store_true", help="read --out and print the table")
-    args = p.parse_args()
-    args.crop = args.crop or None
+    args = parse_subset(p)
     report(args) if args.report else measure(args)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from benchmarks.bd import bd_rate
-from benchmarks.effort_choice import budget, scored, start_run, subset_arguments
+from benchmarks.effort_choice import budget, parse_subset, scored, start_run, subset_arguments
 from benchmarks.effort_trace import KODAK, crop, image_names
 from codec.coding import rgb_to_input
 from codec.refine import RefineStep, refine_latents
@@ -198,8 +198,7 @@ def main() -> None:
     subset_arguments(p, 'Kodak names, or "all"')
     p.add_argument("--record-steps", type=int, default=None, help="end each recording after this many last-phase steps")
     p.add_argument("--report", action="store_true", help="read --out and print the table")
-    args = p.parse_args()
-    args.crop = args.crop or None
+    args = parse_subset(p)
     report(args) if args.report else record(args)
 
 
