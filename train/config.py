@@ -45,6 +45,7 @@ class TrainConfig:
     lr_tau: float = 0.0  # > 0: lr·(1 + t/τ)^-½ after warm-up (a slow decay over a campaign); 0: constant
     warmup_steps: int = 500
     decay_frac: float = 0.2  # the last fraction of the planned steps decays the LR (cosine)
+    decay_from: int = 0  # > 0: the decay starts at this step instead (a campaign's last leg: its first step)
     grad_clip: float = 1.0
     slow_lr_scale: float = 1.0  # the LR of the --slow-params relative to --lr
     slow_params: str = "gain."  # comma-separated parameter-name prefixes trained at --slow-lr-scale

@@ -81,6 +81,9 @@ class RunState:
             self._init_from_weights(cfg.init_from)
         if ckpt:
             self._resume(ckpt)
+        if cfg.replan and self.total_steps and self.step <= decay_start(self.total_steps, cfg.warmup_steps,
+                                                                       cfg.decay_frac, cfg.decay_from):
+            self.total_steps = None  # plan the end again, from this invocation's budget
         # A fresh Adam's first updates are ±lr on every weight whatever its gradient: warm it up
         # again from wherever it starts.
         self.rewarm_from = self.step if self.step and not self.optimizer.state else None
@@ -104,9 +107,6 @@ class RunState:
         cfg, world = self.cfg, self.world
         self.step, self.trained_before = ckpt["step"], ckpt["train_seconds"]
         self.total_steps = ckpt["total_steps"] or self.total_steps
-        if cfg.replan and self.total_steps and self.step < decay_start(self.total_steps, cfg.warmup_steps,
-                                                                      cfg.decay_frac):
-            self.total_steps = None  # plan the end again, from this invocation's budget
         states = ckpt["rng"]
         if len(states) == world.size:  # same world size: continue every stream exactly
             set_rng_state(states[world.rank], self.gen, world.device)
@@ -123,7 +123,7 @@ class RunState:
         """This step's LR, before the rollback back-off and the groups' shares."""
         cfg = self.cfg
         lr = get_lr(self.step, self.total_steps, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps,
-                    decay_frac=cfg.decay_frac, lr_tau=cfg.lr_tau)
+                    decay_frac=cfg.decay_frac, lr_tau=cfg.lr_tau, decay_from=cfg.decay_from)
         if self.rewarm_from is not None:
             lr *= min(1.0, (self.step - self.rewarm_from + 1) / cfg.warmup_steps)
         return lr

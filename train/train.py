@@ -168,7 +168,7 @@ def train(cfg: TrainConfig) -> dict:
     deadline = t_start + 60 * cfg.minutes - cfg.reserve_seconds
     plan = StepPlan(state.step, deadline, seconds=cfg.plan_seconds, skip=min(20, max(1, cfg.warmup_steps // 4)),
                     campaign_minutes=cfg.campaign_minutes, replan=cfg.replan, fixed=bool(cfg.steps),
-                    warmup_steps=cfg.warmup_steps, decay_frac=cfg.decay_frac)
+                    warmup_steps=cfg.warmup_steps, decay_frac=cfg.decay_frac, decay_from=cfg.decay_from)
     guard = DivergenceGuard(cfg.max_skips, cfg.diverge_factor)
     log = RunLog(run_dir, world)
     probe = LayerProbe(model, run_dir / "layers.csv", world.master)

@@ -63,6 +63,17 @@ def test_get_lr_warms_up_holds_and_decays_to_the_floor():
     assert get_lr(5000, None, **kw) == 1e-3  # not planned yet: constant after warm-up
 
 
+
+def test_a_decay_from_a_fixed_step_spans_only_the_steps_after_it():
+    # a campaign's last leg, late in a long campaign: the decay starts at its first step, not at the
+    # last decay_frac of the whole plan (which began 30,000 steps before this leg)
+    kw = dict(lr=5e-4, min_lr=1e-6, warmup_steps=100, decay_frac=0.4, lr_tau=8000)
+    base = 5e-4 / math.sqrt(1 + (84_400 - 100) / 8000)
+    assert get_lr(84_400, 90_000, **kw) < 0.2 * base  # decay_frac alone: the leg starts near its floor
+    lrs = [get_lr(s, 90_000, decay_from=84_400, **kw) for s in range(84_400, 90_001)]
+    assert lrs[0] == pytest.approx(base) and lrs[-1] == 1e-6
+    assert all(b < a for a, b in zip(lrs, lrs[1:]))
+
 def test_slow_lr_decay_falls_steadily_and_joins_the_final_cosine():
     kw = dict(lr=5e-4, min_lr=1e-5, warmup_steps=10, decay_frac=0.2, lr_tau=100)
     lrs = [get_lr(s, 1000, **kw) for s in range(1001)]

@@ -58,11 +58,11 @@ CAMPAIGN = TrainConfig(
 
 
 # A final leg ends the campaign's schedule with this leg: the end is re-planned to fall at its
-# budget's end (minus evaluation and checkpoint time), with a decay fraction wide enough that the
-# decay covers the whole leg, and the peak LR scaled so that the leg starts near FINAL_LR.  Why
-# (train/lab/log.md, legs 5 and 6): at this stage's ~4.5e-5 the weights drift away from the shipped
-# average (+8.6 % bits on held-out crops within 2,500 steps), so the decay starts lower.
-FINAL_DECAY_FRAC = 0.4
+# budget's end (minus evaluation and checkpoint time), the decay starts at the leg's first step, so
+# that it spans the whole leg whatever the campaign's length, and the peak LR is scaled so that the
+# leg starts at FINAL_LR.  Why (train/lab/log.md, legs 5 and 6): at this stage's ~4.5e-5 the weights
+# drift away from the shipped average (+8.6 % bits on held-out crops within 2,500 steps), so the
+# decay starts lower.
 FINAL_BUDGET_SHARE = 0.9
 FINAL_LR = 1e-5
 
@@ -82,10 +82,10 @@ def progress() -> tuple[int, float]:
 
 def final_leg(cfg: TrainConfig, step: int, trained: float) -> TrainConfig:
     """``cfg`` (a leg of ``cfg.minutes``) as the campaign's last, ``step`` steps and ``trained`` CPU
-    minutes in: the schedule's end re-planned to this leg's end, its decay spanning the leg from about
+    minutes in: the schedule's end re-planned to this leg's end, its decay spanning the leg from
     FINAL_LR (the slow decay lr·(1 + t/τ)^−½ rescaled to pass through it at ``step``) to ``min_lr``."""
     lr = FINAL_LR * math.sqrt(1 + max(0, step - cfg.warmup_steps) / cfg.lr_tau) if cfg.lr_tau else FINAL_LR
-    return replace(cfg, replan=True, decay_frac=FINAL_DECAY_FRAC, lr=lr,
+    return replace(cfg, replan=True, decay_from=max(step, cfg.warmup_steps), lr=lr,
                    campaign_minutes=trained + FINAL_BUDGET_SHARE * cfg.minutes)
 
 
