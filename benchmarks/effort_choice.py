@@ -35,7 +35,7 @@ from bitstream.container import MODEL_HASH_SIZE
 from codec.coding import output_to_rgb, pack_file, rgb_to_input
 from codec.effort import RefineConfig, effort_config
 from codec.quality import rd_cost
-from codec.refine import RefineStep, refine_jointly, refine_latents, refines_hyper
+from codec.refine import RefineStep, refine_latents
 
 MARGINS = (0.0, 0.001, 0.002, 0.005, 0.01)
 
@@ -43,10 +43,8 @@ MARGINS = (0.0, 0.001, 0.002, 0.005, 0.01)
 def budget(name: str) -> RefineConfig:
     """``steN``, ``sgaN`` or ``eK`` (see the module docstring), then optionally ``-ngd`` or ``-adam`` (the
     update: normalised gradient descent or Adam), ``-lrX`` (the step size at quality 1), ``-pN`` and ``-cN``
-    (patience and check interval), ``-tauA:B`` (SGA's temperature from A to B), ``-zX`` (ẑ refined too, with
-    step X at quality 1: ``RefineConfig.hyper_lr``): ``ste5-ngd-lr0.02``.  Phases join with ``+``
-    (``RefineConfig.then``): ``ste5-ngd+sga100-p8``; ``sga10-lr0-z0.02+e2-z0.01`` fits ẑ alone for 10 steps
-    first."""
+    (patience and check interval), ``-tauA:B`` (SGA's temperature from A to B): ``ste5-ngd-lr0.02``.  Phases
+    join with ``+`` (``RefineConfig.then``): ``ste5-ngd+sga100-p8``."""
     first, *rest = name.split("+")
     base, *options = first.split("-")
     if base.startswith("e"):
@@ -61,10 +59,9 @@ def budget(name: str) -> RefineConfig:
             start, end = option[3:].split(":")
             config = replace(config, tau_start=float(start), tau_end=float(end))
         else:
-            prefix = option.rstrip("0123456789.")
-            field = {"lr": "lr", "p": "patience", "c": "check_every", "z": "hyper_lr"}[prefix]
-            value = option[len(prefix):]
-            config = replace(config, **{field: float(value) if field in ("lr", "hyper_lr") else int(value)})
+            field = {"lr": "lr", "p": "patience", "c": "check_every"}[option.rstrip("0123456789.")]
+            value = option[len(field if field == "lr" else field[0]):]
+            config = replace(config, **{field: float(value) if field == "lr" else int(value)})
     return replace(config, then=budget("+".join(rest))) if rest else config
 
 
@@ -140,23 +137,16 @@ def measure(args) -> None:
             analyse_s = time.process_time() - start
             base = scored(coder, y, z, rgb, q)
             for config_name in todo:
-                costs, config = TileCosts(), budget(config_name)
+                costs = TileCosts()
                 start = time.process_time()
-                if refines_hyper(config, *y.shape[-2:]):
-                    refined, refined_z = (t.numpy() for t in refine_jointly(
-                        model, torch.from_numpy(x_padded), rgb.shape[:2], torch.from_numpy(y), torch.from_numpy(z),
-                        q, config, observer=costs))
-                else:
-                    refined = refine_latents(model, torch.from_numpy(x_padded), rgb.shape[:2], torch.from_numpy(y),
-                                             features, q, config, observer=costs).numpy()
-                    refined_z = z
+                refined = refine_latents(model, torch.from_numpy(x_padded), rgb.shape[:2], torch.from_numpy(y),
+                                         features, q, budget(config_name), observer=costs).numpy()
                 refine_s = time.process_time() - start
                 line = {"image": name, "quality": q, "config": config_name, "pixels": rgb.shape[0] * rgb.shape[1],
                         "analyse_s": analyse_s, "refine_s": refine_s, "steps": costs.steps,
-                        "same": bool(np.array_equal(refined, y) and np.array_equal(refined_z, z)),
-                        "z_changed": int((refined_z != z).sum()),
+                        "same": bool(np.array_equal(refined, y)),
                         "model_start": sum(costs.start.values()), "model_best": sum(costs.best.values()),
-                        "effort0": base, "refined": scored(coder, refined, refined_z, rgb, q)}
+                        "effort0": base, "refined": scored(coder, refined, z, rgb, q)}
                 with out.open("a") as f:
                     f.write(json.dumps(line) + "\n")
                 print(f"{name} q{q:g} {config_name}: refine {refine_s:.2f} s, model gain "

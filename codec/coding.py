@@ -130,17 +130,16 @@ def _encode(model, rgb, quality, channels="RGB", icc=None, alpha=None, effort=0,
     start = time.perf_counter()
     with _counting(progress, (height, width), effort) as unit:
         x_padded, y, z_symbols = coder.analyse(rgb_to_input(rgb, padded=True), quality, None if config.steps else unit)
-        candidates = [(y, z_symbols)]
+        candidates = [y]
         if config.steps:
-            refined, refined_z, gain = _refined(coder, x_padded, (height, width), y, z_symbols, quality, config, unit)
-            if not (np.array_equal(refined, y) and np.array_equal(refined_z, z_symbols)):  # else the one-pass file
+            refined, gain = _refined(coder, x_padded, (height, width), y, z_symbols, quality, config, unit)
+            if not np.array_equal(refined, y):  # else it is the one-pass file itself
                 # The refinement kept, tile by tile, its best latents starting from these: by its own
                 # measure they cannot lose.  Its measure (bf16 g_s, the model's rate) is not the file's,
                 # so where it gained little the real files decide.
-                pair = (refined, refined_z)
-                candidates = [pair] if gain >= SCORE_BELOW else [(y, z_symbols), pair]
+                candidates = [refined] if gain >= SCORE_BELOW else [y, refined]
         del x_padded  # the entropy path needs only the latents (the image in float32 is 4 bytes a sample)
-        codes = [coder.code_latents(latents, z) for latents, z in candidates]
+        codes = [coder.code_latents(latents, z_symbols) for latents in candidates]
     timings.network = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -177,28 +176,22 @@ class _OwnCost:
         return (start - sum(self.best.values())) / start if start > 0 else 0.0
 
 
-def _refined(coder: Coder, x_padded, size, y, z_symbols, quality, config, progress
-             ) -> tuple[np.ndarray, np.ndarray, float]:
-    """The latents and ẑ refined for this image (``refine.py``, a descent through the torch model; ẑ
-    moves where ``refine.refines_hyper`` says, else it is ``z_symbols``), and the fraction of its own
-    hard-rounded cost that the refinement took off (``_OwnCost``)."""
+def _refined(coder: Coder, x_padded, size, y, z_symbols, quality, config, progress) -> tuple[np.ndarray, float]:
+    """The latents refined for this image (``refine.py``, a descent through the torch model), and the
+    fraction of its own hard-rounded cost that the refinement took off (``_OwnCost``)."""
     model = getattr(coder.transforms, "model", None)
     if model is None:
         raise InputError("--effort above 0 needs the torch runtime")
     import torch
 
-    from .refine import refine_jointly, refine_latents, refines_hyper
+    from .refine import refine_latents
 
     device = model.device
-    own = _OwnCost()
-    x_t, y_t = torch.from_numpy(x_padded).to(device), torch.from_numpy(y).to(device)
-    if refines_hyper(config, *y.shape[-2:]):
-        refined, refined_z = refine_jointly(model, x_t, size, y_t, torch.from_numpy(z_symbols).to(device),
-                                            quality, config, progress, own)
-        return refined.cpu().numpy(), refined_z.cpu().numpy(), own.gain()
     features = torch.from_numpy(coder.entropy.features(z_symbols)).float().to(device)
-    refined = refine_latents(model, x_t, size, y_t, features, quality, config, progress, own)
-    return refined.cpu().numpy(), z_symbols, own.gain()
+    own = _OwnCost()
+    refined = refine_latents(model, torch.from_numpy(x_padded).to(device), size, torch.from_numpy(y).to(device),
+                             features, quality, config, progress, own)
+    return refined.cpu().numpy(), own.gain()
 
 
 def pack_file(coder: Coder, code: Compressed, quality: float, width: int, height: int, channels: str,

@@ -27,12 +27,7 @@ class RefineConfig:
     temperature follow the cap, so a stopped tile ran a prefix of the full schedule.
 
     ``then``: a second phase, run on each tile after this one and from its best latents (its own cap,
-    step size, relaxation and stopping rule): a few cheap straight-through steps, say, before SGA.
-
-    ``hyper_lr`` > 0: the hyper-latents ẑ move too, jointly with y (Yang, Bamler & Mandt, NeurIPS 2020),
-    with this step at quality 1 (the same doubling with quality) and the same relaxation, on images of
-    one refinement tile (``codec.refine.refines_hyper``); 0 keeps ẑ = ⌊h_a(y)⌉ fixed.  ``lr`` 0 with
-    ``hyper_lr`` > 0 is a phase that fits ẑ alone."""
+    step size, relaxation and stopping rule): a few cheap straight-through steps, say, before SGA."""
 
     steps: int
     lr: float = 0.01  # the typical move of a step at quality 1, on latents whose quantisation step is 1 ...
@@ -47,7 +42,6 @@ class RefineConfig:
     stop_on: str = "cost"  # "cost" or "emv": the value whose minimum is watched
     emv_alpha: float = 0.1  # ES-EMV's averaging weight α
     then: RefineConfig | None = None  # the next phase, from this one's best latents
-    hyper_lr: float = 0.0  # ẑ's step at quality 1 (0: ẑ fixed), as ``lr`` is y's
 
     def __post_init__(self):
         if self.relaxation not in ("ste", "sga"):
@@ -58,8 +52,6 @@ class RefineConfig:
             raise ValueError(f"stop_on must be 'cost' or 'emv', not {self.stop_on!r}")
         if self.steps < 0 or self.patience < 0 or self.check_every < 1:
             raise ValueError("steps and patience must be >= 0, check_every >= 1")
-        if self.lr < 0 or self.hyper_lr < 0:
-            raise ValueError("lr and hyper_lr must be >= 0")
         if not 0 < self.emv_alpha < 1:
             raise ValueError("emv_alpha must be in (0, 1)")
         if self.then is not None and (not isinstance(self.then, RefineConfig) or self.steps == 0):
@@ -68,11 +60,6 @@ class RefineConfig:
     def phases(self) -> tuple[RefineConfig, ...]:
         """This phase and the ones after it, in the order they run."""
         return (self,) + (self.then.phases() if self.then is not None else ())
-
-    @property
-    def moves_hyper(self) -> bool:
-        """Whether some phase moves ẑ (``hyper_lr`` > 0)."""
-        return any(phase.hyper_lr > 0 for phase in self.phases())
 
     @property
     def total_steps(self) -> int:

@@ -6,20 +6,9 @@ for neural image compression", eq. 3)
 
     y* = argmin_y  J(R(⌊y⌉ | ẑ), D(x, g_s(⌊y⌉ ⊙ g⁻¹(q))), q)          (J: ``codec.quality.rd_cost``)
 
-with ẑ = ⌊h_a(g_a(x))⌉ kept fixed, and ⌊·⌉ the rounding of each slice's centred latents y − μ.  Or,
-where the budget says so (``RefineConfig.hyper_lr``), jointly with the hyper-latents (Yang et al.,
-eq. 3 over both):
-
-    (y*, z*) = argmin_{y,z}  R_z(⌊z⌉) + R(⌊y⌉ | ⌊z⌉) + λD(x, g_s(⌊y⌉ ⊙ g⁻¹(q)))
-
-with R_z the factorized prior's rate of ẑ and ψ = h_s(⌊z⌉) giving every latent's μ and σ: fitting ẑ to
-this image can lower the rate of all of y, not only ẑ's own bits.  ẑ stays integer symbols coded
-exactly, so the file decodes the same everywhere.  ẑ moves only on images of one refinement tile
-(``refines_hyper``; every Kodak image): one ẑ moves ψ over its 4 × 4 latents and h_s's reach around
-them, some 7 latents, beyond ``REFINE_HALO``, so on several tiles a tile's ẑ would change the rate of
-latents its neighbours were already fitted under, in no tile's cost; larger images keep ẑ fixed and
-refine y tile by tile.  Rounding has no useful gradient, so the descent sees a relaxation of it (on
-ẑ as on y):
+with ẑ = ⌊h_a(g_a(x))⌉ kept fixed (the hyper-latents cost a few per cent of the bits; keeping them
+fixed lets large images be refined tile by tile), and ⌊·⌉ the rounding of each slice's centred
+latents y − μ.  Rounding has no useful gradient, so the descent sees a relaxation of it:
 
 - ``sga``: stochastic Gumbel annealing (Yang et al., sec. 4.2): ⌊v⌋ or ⌈v⌉ drawn by a Gumbel-softmax
   whose logits grow with closeness, at a temperature annealed towards hard rounding;
@@ -59,14 +48,13 @@ import torch
 import torch.nn.functional as F
 
 from .effort import RefineConfig, effort_config
-from .fixed_point import INPUT_LIMIT
-from .networks.integer import Arithmetic, round_ste
+from .networks.integer import round_ste
 from .networks.precision import native_bf16
 from .quality import rd_cost
 from .stopping import EsEmv, Plateau
 
-__all__ = ["REFINE_TILE", "REFINE_HALO", "RefineStep", "RefineObserver", "lr_at", "refine_latents",
-           "refine_jointly", "refines_hyper", "sga_round", "steps_for"]
+__all__ = ["REFINE_TILE", "REFINE_HALO", "RefineStep", "RefineObserver", "lr_at", "refine_latents", "sga_round",
+           "steps_for"]
 
 REFINE_TILE = 48  # latents per tile side (768 pixels: a Kodak image is one tile); one backward stays < 1 GB
 REFINE_HALO = 4  # latents of context around a tile: covers g_s's and the slice networks' reach
@@ -88,21 +76,19 @@ class RefineStep(NamedTuple):
     hard_cost: float | None  # ``rd_cost`` of the tile with these latents hard-rounded; None: not a check
     reconstruction: torch.Tensor | None  # the tile's pixels from the relaxed rounding (what ES-EMV watches)
     stopped: bool  # the stopping rule fired on this value: the tile ends here (the final check says False)
-    hyper_latents: torch.Tensor | None = None  # the z evaluated (``refine_jointly``); None: ẑ fixed
 
 
 RefineObserver = Callable[[RefineStep], object]
 
 
-def lr_at(config: RefineConfig, quality: float, lr: float | None = None) -> float:
-    """The first step's size at ``quality``: lr · 2^((q − 1) / lr_doubling) (``lr``: the budget's own, or
-    another at quality 1, such as ẑ's ``hyper_lr``).
+def lr_at(config: RefineConfig, quality: float) -> float:
+    """The first step's size at ``quality``: lr · 2^((q − 1) / lr_doubling).
 
     Measured on Kodak (4 STE steps): the best step grows with quality, from about 0.01 at q 1 to
     0.08 or more at q 8.  At low quality a latent's rounding flip moves the image a lot (the
     inverse gain is large) and flipping many at once overshoots; at high quality each flip is
     small and many are worth making."""
-    return (config.lr if lr is None else lr) * 2 ** ((quality - 1) / config.lr_doubling)
+    return config.lr * 2 ** ((quality - 1) / config.lr_doubling)
 
 
 def sga_round(v: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -136,7 +122,6 @@ class _Window(NamedTuple):
     x: torch.Tensor  # the window's pixels (padded image)
     core: tuple  # index of the tile inside the window, in latents
     pixels: tuple  # index of the tile's pixels that lie inside the image, in window pixels
-    z: torch.Tensor | None = None  # the hyper-latents, refined with y (features unused); None: ẑ fixed
 
 
 def _tiles(height: int, width: int) -> Iterator[tuple[slice, slice, slice, slice]]:
@@ -177,53 +162,23 @@ def _tile_cost(model, window: _Window, y: torch.Tensor, quality: float,
     return rd_cost(bits, se, quality), x_tile
 
 
-def _hard_hyper(z: torch.Tensor) -> torch.Tensor:
-    """ẑ as the coder takes it: rounded, and clamped as ``Coder.analyse`` clamps it."""
-    return torch.round(z).clamp(-INPUT_LIMIT, INPUT_LIMIT)
-
-
-def _joint_cost(model, window: _Window, y: torch.Tensor, z: torch.Tensor, quality: float,
-                rounding: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``_tile_cost`` with ẑ's rate added and ψ = h_s(ẑ) from the window's hyper-latents ``z`` (one tile:
-    the whole image), ẑ relaxed by ``rounding`` as y is (None: hard).  h_s runs as training runs it
-    (the exact path's rounding, straight-through), the rate of ẑ under the factorized prior in float:
-    the coded file is scored by the encoder, not by this."""
-    hyper = model.hyper
-    z_hat = _hard_hyper(z) if rounding is None else rounding(z)
-    features = hyper.h_s(z_hat, Arithmetic.FAKE)
-    z_bits = -torch.log2(hyper.likelihood_bound(hyper.density.likelihood(z_hat))).sum()
-    cost, x_tile = _tile_cost(model, window._replace(features=features), y, quality, rounding)
-    return cost + z_bits, x_tile  # rd_cost is linear in the bits
-
-
-def _cost(model, window: _Window, y: torch.Tensor, z: torch.Tensor | None, quality: float,
-          rounding: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tile's cost with latents ``y`` and, where they move, hyper-latents ``z``."""
-    if z is None:
-        return _tile_cost(model, window, y, quality, rounding)
-    return _joint_cost(model, window, y, z, quality, rounding)
-
-
-def _hard_cost(model, window: _Window, y: torch.Tensor, quality: float, z: torch.Tensor | None = None) -> float:
+def _hard_cost(model, window: _Window, y: torch.Tensor, quality: float) -> float:
     with torch.no_grad():
-        return float(_cost(model, window, y, z, quality, None)[0])
+        return float(_tile_cost(model, window, y, quality, None)[0])
 
 
 class _Best:
-    """The best tile latents (and hyper-latents, where they move) seen so far and their hard-rounded cost."""
+    """The best tile latents seen so far and their hard-rounded cost."""
 
     def __init__(self, window: _Window):
         self.core = window.core
         self.latents, self.cost = window.y[self.core].clone(), math.inf
-        self.hyper = None if window.z is None else window.z.clone()
 
-    def offer(self, cost: float, y: torch.Tensor, z: torch.Tensor | None = None) -> bool:
-        """Keep the tile of ``y`` (and ``z``) if ``cost`` beats the best; whether it did."""
+    def offer(self, cost: float, y: torch.Tensor) -> bool:
+        """Keep the tile of ``y`` if ``cost`` beats the best; whether it did."""
         if not cost < self.cost:
             return False
         self.latents, self.cost = y[self.core].detach().clone(), cost
-        if z is not None:
-            self.hyper = z.detach().clone()
         return True
 
 
@@ -290,18 +245,10 @@ class _Descent:
         self.free = window.y.clone().requires_grad_(True)
         self.lr, self.lr_scale, self.good_grad = lr_at(config, quality), 1.0, None
         self.update = _UPDATES[config.optimizer](self.free, window.core)
-        # ẑ (``refine_jointly``): its own update and step; all of it is the tile's
-        self.free_z = None if window.z is None else window.z.clone().requires_grad_(True)
-        self.lr_z, self.good_grad_z = lr_at(config, quality, config.hyper_lr), None
-        self.update_z = None if self.free_z is None else _UPDATES[config.optimizer](self.free_z, (...,))
 
     def current(self) -> torch.Tensor:
         """The window's latents now: the tile's moved, the halo's as they are."""
         return self.window.y + (self.free - self.window.y) * self.mask
-
-    def current_z(self) -> torch.Tensor | None:
-        """The hyper-latents now (None: ẑ fixed)."""
-        return self.free_z
 
     def step(self, step: int, cost: torch.Tensor, best: _Best | None) -> None:
         """One step down ``cost``; with ``best`` (STE, the step made it no better), instead return to
@@ -312,20 +259,11 @@ class _Descent:
             self.lr_scale *= 0.5
             with torch.no_grad():
                 self.free[self.window.core] = best.latents
-                if self.free_z is not None:
-                    self.free_z.copy_(best.hyper)
             self.free.grad = self.good_grad.clone()
-            if self.free_z is not None:
-                self.free_z.grad = self.good_grad_z.clone()
         else:
             cost.backward()
             self.good_grad = self.free.grad.detach().clone()
-            if self.free_z is not None:
-                self.good_grad_z = self.free_z.grad.detach().clone()
-        decay = self.lr_scale * (1 - step / self.steps)  # linear decay: big moves first, then settle
-        self.update(self.lr * decay)
-        if self.update_z is not None:
-            self.update_z(self.lr_z * decay)
+        self.update(self.lr * self.lr_scale * (1 - step / self.steps))  # linear decay: big moves first, then settle
 
 
 def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, generator: torch.Generator,
@@ -340,8 +278,6 @@ def _refine_tile(model, window: _Window, quality: float, config: RefineConfig, g
         _run_phase(model, window, quality, phase, generator, progress, tile, observer, best, offset)
         with torch.no_grad():
             window.y[window.core] = best.latents
-            if window.z is not None:
-                window.z.copy_(best.hyper)
         offset += phase.steps
     return best.latents
 
@@ -354,38 +290,34 @@ def _run_phase(model, window: _Window, quality: float, config: RefineConfig, gen
     ``progress()`` counts the steps not run as well.  Steps are told to ``observer`` from ``offset``."""
     watch, descent = _Watch(config), _Descent(window, quality, config)
     hard_forward = config.relaxation == "ste"  # its forward pass is the hard-rounded cost itself
-    def hard_cost(y: torch.Tensor, z: torch.Tensor | None) -> float:
-        return _hard_cost(model, window, y, quality) if z is None else _hard_cost(model, window, y, quality, z)
-
     if not hard_forward:
         # A previous phase ended on these latents and measured them: its cost is theirs.
-        cost = best.cost if math.isfinite(best.cost) else hard_cost(window.y, window.z)
-        best.offer(cost, window.y, window.z)
+        cost = best.cost if math.isfinite(best.cost) else _hard_cost(model, window, window.y, quality)
+        best.offer(cost, window.y)
         stopped = watch.cost(0, cost)
         if observer is not None:
-            observer(RefineStep(tile, offset, window.y, cost, None, stopped, window.z))
+            observer(RefineStep(tile, offset, window.y, cost, None, stopped))
     evaluated, stopped, step = False, False, 0
     for step in range(config.steps):
-        current, current_z = descent.current(), descent.current_z()
+        current = descent.current()
         evaluated = False
         if not hard_forward and step > 0 and step % config.check_every == 0:
-            cost = hard_cost(current, current_z)
-            best.offer(cost, current, current_z)
+            cost = _hard_cost(model, window, current, quality)
+            best.offer(cost, current)
             evaluated, stopped = True, watch.cost(step, cost)
             if observer is not None:
-                observer(RefineStep(tile, offset + step, current, cost, None, stopped, current_z))
+                observer(RefineStep(tile, offset + step, current, cost, None, stopped))
             if stopped:
                 break
-        cost, x_tile = _cost(model, window, current, current_z, quality, _rounding(config, step, generator))
+        cost, x_tile = _tile_cost(model, window, current, quality, _rounding(config, step, generator))
         improved = True
         if hard_forward:
-            improved, evaluated = best.offer(cost.item(), current, current_z) or step == 0, True
+            improved, evaluated = best.offer(cost.item(), current) or step == 0, True
             stopped = watch.cost(step, cost.item())
         else:
             stopped = watch.reconstruction(step, x_tile)
         if observer is not None:
-            observer(RefineStep(tile, offset + step, current, cost.item() if hard_forward else None, x_tile, stopped,
-                                current_z))
+            observer(RefineStep(tile, offset + step, current, cost.item() if hard_forward else None, x_tile, stopped))
         if stopped:
             break
         descent.step(step, cost, None if improved else best)
@@ -394,11 +326,11 @@ def _run_phase(model, window: _Window, quality: float, config: RefineConfig, gen
     if not stopped:
         step, evaluated = config.steps, False
     if not evaluated:
-        current, current_z = descent.current(), descent.current_z()
-        cost = hard_cost(current, current_z)
-        best.offer(cost, current, current_z)
+        current = descent.current()
+        cost = _hard_cost(model, window, current, quality)
+        best.offer(cost, current)
         if observer is not None:
-            observer(RefineStep(tile, offset + step, current, cost, None, False, current_z))
+            observer(RefineStep(tile, offset + step, current, cost, None, False))
     for _ in range(config.steps - step if progress is not None else 0):
         progress()
 
@@ -442,40 +374,6 @@ def refine_latents(model, x_padded: torch.Tensor, size: tuple[int, int], y: torc
             y[..., rows, cols] = _refine_tile(model, window, quality, config, generator, progress,
                                                 index, observer).detach()
     return y
-
-
-def refines_hyper(config: RefineConfig, latent_height: int, latent_width: int) -> bool:
-    """Whether ``config`` moves ẑ on a latent grid of this size: where it asks to and the grid is one
-    refinement tile (the module docstring says why not on more)."""
-    return config.moves_hyper and latent_height <= REFINE_TILE and latent_width <= REFINE_TILE
-
-
-def refine_jointly(model, x_padded: torch.Tensor, size: tuple[int, int], y: torch.Tensor, z_symbols: torch.Tensor,
-                   quality: float, config: RefineConfig,
-                   progress: Callable[[], object] | None = None,
-                   observer: RefineObserver | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents ``y`` (1, M, h, w, gains applied) and the coded ẑ ``z_symbols`` (1, Nz, h/4, w/4, integers)
-    refined together for the image of ``size`` held in ``x_padded``: (y, ẑ as int32 symbols).  As
-    ``refine_latents`` otherwise (never worse on the hard-rounded cost, which here counts ẑ's bits and
-    takes ψ from ẑ); the phases with ``hyper_lr`` 0 hold ẑ.  ẑ starts from h_a(y) itself, not its
-    rounding (so SGA's first draws lean as it leans), moved by less than ½ where needed to round to
-    ``z_symbols``: the start is the one-pass file.  One refinement tile only (``refines_hyper``)."""
-    if len(list(_tiles(*y.shape[-2:]))) != 1:
-        raise ValueError("ẑ is refined on images of one refinement tile only")
-    z_symbols = z_symbols.to(torch.float32)
-    if config.steps == 0:
-        return y, z_symbols.to(torch.int32)
-    generator = torch.Generator(device=y.device)
-    y = y.detach().clone()
-    with _fitting(model):
-        with torch.no_grad():
-            z = model.hyper.h_a(y)
-            z = z_symbols + (z - z_symbols).clamp(-0.49, 0.49)
-        (rows, cols, window), = _windows(x_padded, size, y, y)  # ψ comes from ẑ at every evaluation
-        window = window._replace(z=z)
-        generator.manual_seed(config.seed)
-        y[..., rows, cols] = _refine_tile(model, window, quality, config, generator, progress, 0, observer).detach()
-    return y, _hard_hyper(window.z).to(torch.int32)
 
 
 def steps_for(effort: int, latent_height: int, latent_width: int) -> int:
