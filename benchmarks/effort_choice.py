@@ -66,12 +66,14 @@ def budget(name: str) -> RefineConfig:
 
 
 class TileCosts:
-    """An observer of ``refine_latents``: each tile's first hard-rounded cost and its least."""
+    """An observer of ``refine_latents``: each tile's first hard-rounded cost and its least, and the descent
+    steps run (their relaxed forward passes)."""
 
     def __init__(self):
-        self.start, self.best = {}, {}
+        self.start, self.best, self.steps = {}, {}, 0
 
     def __call__(self, seen: RefineStep) -> None:
+        self.steps += seen.reconstruction is not None
         if seen.hard_cost is not None:
             self.start.setdefault(seen.tile, seen.hard_cost)
             self.best[seen.tile] = min(self.best.get(seen.tile, np.inf), seen.hard_cost)
@@ -141,7 +143,8 @@ def measure(args) -> None:
                                          features, q, budget(config_name), observer=costs).numpy()
                 refine_s = time.process_time() - start
                 line = {"image": name, "quality": q, "config": config_name, "pixels": rgb.shape[0] * rgb.shape[1],
-                        "analyse_s": analyse_s, "refine_s": refine_s, "same": bool(np.array_equal(refined, y)),
+                        "analyse_s": analyse_s, "refine_s": refine_s, "steps": costs.steps,
+                        "same": bool(np.array_equal(refined, y)),
                         "model_start": sum(costs.start.values()), "model_best": sum(costs.best.values()),
                         "effort0": base, "refined": scored(coder, refined, z, rgb, q)}
                 with out.open("a") as f:
@@ -161,8 +164,8 @@ def report(args) -> None:
     for r in rows:
         by_config[r["config"]].append(r)
     lines = ["| budget | BD-rate vs effort 0: cheaper real file / refined unscored / scored below margin m | "
-             "refine CPU s | rest of encode CPU s: both scored / one file | one-pass file cheaper at (model gain) |",
-             "|---|---|---|---|---|"]
+             "refine CPU s | mean steps | rest of encode CPU s: both scored / one file | one-pass file cheaper at (model gain) |",
+             "|---|---|---|---|---|---|"]
     for config, got in by_config.items():
         qualities = sorted({r["quality"] for r in got})
 
@@ -189,8 +192,9 @@ def report(args) -> None:
         both = np.mean([r["analyse_s"] + r["effort0"]["code_s"] + r["refined"]["code_s"] + r["effort0"]["score_s"]
                         + r["refined"]["score_s"] for r in got])
         one = np.mean([r["analyse_s"] + r["refined"]["code_s"] for r in got])
+        steps = f"{np.mean([r['steps'] for r in got]):.1f}" if all("steps" in r for r in got) else "-"
         lines.append(f"| {config} | {bd_rate(*anchor, *cheaper):+.2f} % / {bd_rate(*anchor, *unscored):+.2f} % / "
-                     f"{margins} | {np.mean([r['refine_s'] for r in got]):.2f} | {both:.2f} / {one:.2f} | "
+                     f"{margins} | {np.mean([r['refine_s'] for r in got]):.2f} | {steps} | {both:.2f} / {one:.2f} | "
                      f"{', '.join(losses) or 'none'} |")
     print("\n".join(lines))
 
