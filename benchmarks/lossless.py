@@ -28,6 +28,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"medical": ROOT / ".." / "shared" / "data" / "medical", "kodak": ROOT / ".." / "shared" / "data" / "kodak"}
 ERRORS = (0, 1, 2, 4)
+# The residual coders measured besides the default (lossless only), by their column: lic-exact-4 and -5
+# are API-selectable (codec.lossless.near_lossless.encode_exact(..., coder=)).
+OTHER_CODERS = {"lic4-0": "lic-exact-4", "lic5-0": "lic-exact-5"}
 
 
 def _timed(fn, *args, **kwargs):
@@ -66,15 +69,16 @@ def lic(image: Image.Image, pixels: np.ndarray) -> dict[str, tuple[int, float, f
         if error > k:
             raise RuntimeError(f"lic: error {error} > {k}")
         results[f"lic-{k}"] = (len(data), t_enc, t_dec)
-    # lic-exact-4 (not yet the default coder), lossless only.
+    # The coders that are not the default, lossless only.
     from codec.images import to_exact
     from codec.lossless.near_lossless import encode_exact
 
-    data, t_enc = _timed(encode_exact, to_exact(image), 0, coder="lic-exact-4")
-    out, t_dec = _timed(codec.decompress_exact, data)
-    if np.any(np.asarray(out).astype(np.int64).reshape(pixels.shape) != pixels):
-        raise RuntimeError("lic-exact-4: not lossless")
-    results["lic4-0"] = (len(data), t_enc, t_dec)
+    for name, coder in OTHER_CODERS.items():
+        data, t_enc = _timed(encode_exact, to_exact(image), 0, coder=coder)
+        out, t_dec = _timed(codec.decompress_exact, data)
+        if np.any(np.asarray(out).astype(np.int64).reshape(pixels.shape) != pixels):
+            raise RuntimeError(f"{coder}: not lossless")
+        results[name] = (len(data), t_enc, t_dec)
     return results
 
 
@@ -112,7 +116,7 @@ def lossy_layer(sets: list[str], limit: int | None, quality: float) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    names = [f"lic-{k}" for k in ERRORS] + ["lic4-0"] + [f"jpegls-{k}" for k in ERRORS] + ["jpegxl", "jpeg2000", "png"]
+    names = [f"lic-{k}" for k in ERRORS] + list(OTHER_CODERS) + [f"jpegls-{k}" for k in ERRORS] + ["jpegxl", "jpeg2000", "png"]
     lines = ["| set | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     times = ["| set (enc / dec s, mean) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for name in sorted({r["set"] for r in rows}):
@@ -129,10 +133,11 @@ def targets(rows: list[dict]) -> str:
     """Issue 26's ratios per set: lic lossless against JPEG XL effort 7 (mean bpp, median encode and
     decode time), and at each K > 0 the images where lic is smaller than JPEG-LS NEAR = K."""
     lines = ["targets (lic-0 / JPEG XL e7: below 1 is better; lic-K < JPEG-LS-K: images; "
-             "lic4: lic-exact-4 lossless / JPEG XL e7):", "",
+             + "; ".join(f"{name[:-2]}: {coder} lossless / JPEG XL e7" for name, coder in OTHER_CODERS.items()) + "):", "",
              "| set | bpp | median encode | median decode | " + " | ".join(f"K = {k} < JPEG-LS" for k in ERRORS[1:])
-             + " | lic4 bpp | lic4 median encode | lic4 median decode |",
-             "|---" * (7 + len(ERRORS) - 1) + "|"]
+             + "".join(f" | {name[:-2]} bpp | {name[:-2]} median encode | {name[:-2]} median decode"
+                       for name in OTHER_CODERS) + " |",
+             "|---" * (4 + len(ERRORS) - 1 + 3 * len(OTHER_CODERS)) + "|"]
     for name in sorted({r["set"] for r in rows}):
         sub = [r for r in rows if r["set"] == name]
         bpp = np.mean([r["codecs"]["lic-0"][0] / r["pixels"] for r in sub]) / \
@@ -140,12 +145,15 @@ def targets(rows: list[dict]) -> str:
         enc, dec = (np.median([r["codecs"]["lic-0"][i] for r in sub]) / np.median([r["codecs"]["jpegxl"][i] for r in sub])
                     for i in (1, 2))
         wins = [sum(r["codecs"][f"lic-{k}"][0] < r["codecs"][f"jpegls-{k}"][0] for r in sub) for k in ERRORS[1:]]
-        bpp4 = np.mean([r["codecs"]["lic4-0"][0] / r["pixels"] for r in sub]) / \
-            np.mean([r["codecs"]["jpegxl"][0] / r["pixels"] for r in sub])
-        enc4, dec4 = (np.median([r["codecs"]["lic4-0"][i] for r in sub])
-                      / np.median([r["codecs"]["jpegxl"][i] for r in sub]) for i in (1, 2))
+        other = ""
+        for coder in OTHER_CODERS:
+            bpp_c = np.mean([r["codecs"][coder][0] / r["pixels"] for r in sub]) / \
+                np.mean([r["codecs"]["jpegxl"][0] / r["pixels"] for r in sub])
+            enc_c, dec_c = (np.median([r["codecs"][coder][i] for r in sub])
+                            / np.median([r["codecs"]["jpegxl"][i] for r in sub]) for i in (1, 2))
+            other += f" | {bpp_c:.3f} | {enc_c:.2f} | {dec_c:.2f}"
         lines.append(f"| {name} ({len(sub)}) | {bpp:.3f} | {enc:.2f} | {dec:.2f} | "
-                     + " | ".join(f"{w} of {len(sub)}" for w in wins) + f" | {bpp4:.3f} | {enc4:.2f} | {dec4:.2f} |")
+                     + " | ".join(f"{w} of {len(sub)}" for w in wins) + other + " |")
     return "\n".join(lines) + "\n"
 
 

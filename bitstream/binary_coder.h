@@ -160,9 +160,9 @@ static inline void bc_shift_low(bc_encoder *e) {
     e->low = (e->low & 0x00FFFFFFu) << 8;
 }
 
-/* A modelled bit with P(bit = 1) = bc_p1_weighed(b, slow). */
-BC_INLINE void bc_encode_weighed(bc_encoder *e, bc_bit *b, int bit, const int slow) {
-    uint32_t bound = (e->range >> BC_PROB_BITS) * (BC_ONE - bc_p1_weighed(b, slow));
+/* A bit with P(bit = 1) = p1 (units of 2^-16, in [BC_PMIN, 2^16 - BC_PMIN]), no model. */
+BC_INLINE void bc_encode_p(bc_encoder *e, uint32_t p1, int bit) {
+    uint32_t bound = (e->range >> BC_PROB_BITS) * (BC_ONE - p1);
     if (bit) {
         e->low += bound;
         e->range -= bound;
@@ -173,6 +173,11 @@ BC_INLINE void bc_encode_weighed(bc_encoder *e, bc_bit *b, int bit, const int sl
         e->range <<= 8;
         bc_shift_low(e);
     }
+}
+
+/* A modelled bit with P(bit = 1) = bc_p1_weighed(b, slow). */
+BC_INLINE void bc_encode_weighed(bc_encoder *e, bc_bit *b, int bit, const int slow) {
+    bc_encode_p(e, bc_p1_weighed(b, slow), bit);
     bc_bit_update(b, bit);
 }
 
@@ -222,8 +227,9 @@ static inline int bc_decoder_init(bc_decoder *d, const uint8_t *buf, size_t size
     return 0;
 }
 
-BC_INLINE int bc_decode_weighed(bc_decoder *d, bc_bit *b, const int slow) {
-    uint32_t bound = (d->range >> BC_PROB_BITS) * (BC_ONE - bc_p1_weighed(b, slow));
+/* A bit coded with P(bit = 1) = p1 (as bc_encode_p). */
+BC_INLINE int bc_decode_p(bc_decoder *d, uint32_t p1) {
+    uint32_t bound = (d->range >> BC_PROB_BITS) * (BC_ONE - p1);
     int bit;
     if (d->code < bound) {
         d->range = bound;
@@ -237,6 +243,11 @@ BC_INLINE int bc_decode_weighed(bc_decoder *d, bc_bit *b, const int slow) {
         d->range <<= 8;
         d->code = (d->code << 8) | bc_next(d);
     }
+    return bit;
+}
+
+BC_INLINE int bc_decode_weighed(bc_decoder *d, bc_bit *b, const int slow) {
+    const int bit = bc_decode_p(d, bc_p1_weighed(b, slow));
     bc_bit_update(b, bit);
     return bit;
 }

@@ -117,7 +117,7 @@ def test_decoding_with_one_or_two_threads_gives_identical_images(setup):
 def residual_setup():
     """A near-lossless 16-bit gray file and a lossless RGB one of the residual coder of new files
     (version 2: one residual stream), the same two, a colour overlay and two-level gray text (the
-    tools for few colours on) by lic-exact-4, and the golden files of lic-exact-2 and lic-exact-3, which still decode."""
+    tools for few colours on) by lic-exact-4 and by lic-exact-5, and the golden files of lic-exact-2, -3 and -5, which still decode."""
     from pathlib import Path
 
     from codec.images import ExactImage
@@ -134,14 +134,19 @@ def residual_setup():
               encode_exact(ExactImage(rgb, 8, "RGB"), 0, coder="lic-exact-4"),
               encode_exact(ExactImage(overlay, 8, "RGB"), 0, coder="lic-exact-4"),
               encode_exact(ExactImage(text, 8, "L"), 0, coder="lic-exact-4")]
+    files += [encode_exact(ExactImage(gray, 16, "L"), 1, coder="lic-exact-5"),
+              encode_exact(ExactImage(rgb, 8, "RGB"), 0, coder="lic-exact-5"),
+              encode_exact(ExactImage(overlay, 8, "RGB"), 0, coder="lic-exact-5"),
+              encode_exact(ExactImage(text, 8, "L"), 0, coder="lic-exact-5")]
     data_dir = Path(__file__).resolve().parent / "data"
     files += [(data_dir / name).read_bytes() for name in ("golden-exact2-16.lic", "golden-exact2-rgb.lic",
-                                                          "golden-exact3-16.lic", "golden-exact3-rgb.lic")]
+                                                          "golden-exact3-16.lic", "golden-exact3-rgb.lic",
+                                                          "golden-exact5-16.lic", "golden-exact5-rgb.lic")]
     return [(data, decode_exact(data)[0]) for data in files], decode_exact
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 9))
+@given(op=mutation, fix_crc=st.booleans(), which=st.integers(0, 15))
 def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residual_setup, op, fix_crc, which):
     files, decode_exact = residual_setup
     tampered, reference = _tamper(files[which], op, fix_crc)
@@ -155,7 +160,7 @@ def test_tampered_residual_files_decode_exactly_or_raise_lic_format_error(residu
 
 def test_residual_fuzz_files_cover_lic_exact_4s_tools_for_few_colours(residual_setup):
     files, _ = residual_setup
-    assert [bitstream.unpack(data).streams[0][0] for data, _ in files[2:6]] == [0, 0, 1, 1]  # options byte
+    assert [bitstream.unpack(data).streams[0][0] for data, _ in files[2:10]] == [0, 0, 1, 1] * 2  # options byte
 
 
 def _tamper(file, op, fix_crc):

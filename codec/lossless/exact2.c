@@ -1,4 +1,4 @@
-/* lic-exact-2, lic-exact-3 and lic-exact-4: the residual layer's scanline coders, compiled
+/* lic-exact-2, -3, -4 and -5: the residual layer's scanline coders, compiled
  * (codec/lossless/exact2.py has the Python face and the description of the model;
  * bitstream/FORMAT.md the format).  Version 3 differs from version 2 in three places only: fewer
  * sub-predictions (those that earn their place in the blend), how q's size is binarised (a unary
@@ -8,7 +8,9 @@
  * more fixed ones for G in colour, its contexts (the sign's, the class, a second bias correction,
  * the probabilities' weighing) and an option the encoder chooses per image, tools for images of few colours (text and graphics, a colour
  * overlay on gray): a match mode against the neighbours' values, and for R and B a gray bit and a
- * colour map (see code_sample).
+ * colour map (see code_sample).  Version 5 differs from version 4 in the LMS's update (32-bit steps,
+ * so that it vectorises: lms_update) and a secondary estimation of the size token's and the sign's
+ * bits (code_bit_sse).
  *
  * Samples are visited in raster order, pixel by pixel, channel by channel (G, R, B or one gray
  * channel); each is predicted from samples already coded, its prediction error q quantised in the
@@ -49,9 +51,17 @@
 #define ERR_CAP ((1 << 20) - 1)
 /* Version 4's adaptive linear sub-prediction (see lms_predict): */
 #define LMS_TAPS_MAX 14  /* inputs: 6 of the channel, 4 per channel coded before it at the pixel */
+#define LMS_LANES_MAX 16 /* inputs as whole vectors of 8 int32 (G: 8, R and B: 16), the unused ones 0 */
 #define LMS_WB 16        /* weights in units of 2^-16 */
 #define LMS_RATE 5       /* step: 2^-5 of the error over the inputs' power (rounded up to a power of two) */
-#define LMS_WMAX (1 << (LMS_WB + 5)) /* |weight| < 32: keeps every product of the update in 64 bits */
+#define LMS_WMAX (1 << (LMS_WB + 5)) /* |weight| <= 32: keeps every product of version 4's update in 64 bits */
+#define LMS_STEP_BITS 29 /* version 5: |e u| < 2^29 in the update, so every product and sum of it fits in int32 */
+/* Version 5's secondary estimation of the token and sign bits (see code_bit_sse): */
+#define SSE_BINS 33      /* nodes over the stretched probability, 128 apart (stretch in -2047..2047) */
+#define SSE_RATE 7       /* each node moves 2^-7 of the way to the bit coded */
+#define N_SSE_TOKEN (2 * N_TOKEN + 1) /* a row per token bit: first, up[i] (1 + i), down[i] (1 + N_TOKEN + i) */
+#define N_SSE_LEVEL 4    /* |L - blend| against E: at most E / 4, E / 2, E, more */
+#define N_SSE_SIDE 3     /* L's side of the unrounded prediction, seen from q's flipped sign: none, below, above */
 #define PAD 2            /* columns left and right of each row buffer */
 #define RING 4           /* rows kept per channel: y - 2 .. y + 1 */
 
@@ -75,14 +85,19 @@ typedef struct {
     int32_t *map;   /* version 4 with the colour map, R and B: maxval + 1 entries, the last value seen
                      * at a sample that was not G' with each value of G' (-1: none yet) */
     bc_bit match_bit[64][3][4]; /* version 4's match mode: x is the i-th distinct value of W, N, NE, NW */
+    /* Version 5's secondary estimation (code_bit_sse): P(1) at the nodes, units of 2^-16, of each token
+     * bit's row (first, up[i], down[i]) per level, and of the sign's per side, level and |q| = 1. */
+    uint16_t sse_token[N_SSE_LEVEL][N_SSE_TOKEN][SSE_BINS];
+    uint16_t sse_sign[N_SSE_SIDE][N_SSE_LEVEL][2][SSE_BINS];
     bc_bit gray_bit[4][2]; /* version 4's gray flag: R (or B) is G', by gray neighbours x (B: R is G') */
     uint8_t *hits;  /* and RING rows of width + 2 PAD: did the map predict the sample exactly */
     int32_t *rows;  /* RING rows of width + 2 PAD samples */
     int32_t *qs;    /* RING rows of width + 2 PAD: the q of each sample (0 in the padding) */
     uint32_t *err;  /* RING rows of (width + 2 PAD) x n_pred errors of the sub-predictions, ONE units */
     uint32_t *above; /* (width + 2 PAD) x n_pred: Rows.above */
-    int32_t lms_w[LMS_TAPS_MAX];  /* version 4: the linear sub-prediction's weights, units of 2^-LMS_WB */
-    int32_t lms_u[LMS_TAPS_MAX];  /* and its inputs at the sample being coded */
+    int32_t lms_w[LMS_LANES_MAX]; /* version 4: the linear sub-prediction's weights, units of 2^-LMS_WB */
+    int32_t lms_u[LMS_LANES_MAX]; /* and its inputs at the sample being coded (those past the channel's
+                                   * inputs stay 0, and so do their weights) */
     int64_t lms_acc;              /* sum of weight x input there */
     int32_t lms_base;             /* W + N there */
 } Channel;
@@ -242,7 +257,7 @@ static ALWAYS_INLINE int predictors(const Rows *r, int version, int channels, in
         if (v2) p[k++] = (ONE / 2) * (w + ne);
         p[k++] = (ONE / 2) * (w + n);
         if (channels == 1) p[k++] = (ONE / 2) * (n + ne);
-        else if (version == 4) {
+        else if (version >= 4) {
             p[k++] = ONE * (2 * w - cur[x - 2]);
             p[k++] = ONE * (w + ne - n);
             p[k++] = ONE * (2 * n - r[c].up2[x]);
@@ -379,24 +394,95 @@ static ALWAYS_INLINE int code_bit(bc_encoder *e, bc_decoder *d, bc_bit *m, int b
     return bc_decode_weighed(d, m, 3);
 }
 
+/* ---- Version 5 ---------------------------------------------------------------------------- */
+
+/* The logistic function on 12-bit probabilities, integer (lpaq1, Mahoney): squash(d) = 4096 / (1 + e^-d/256)
+ * for d in -2047..2047, interpolated between 33 nodes; stretch its inverse, by table. */
+static int squash12(int d) {
+    static const int t[33] = {1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047,
+                              2549, 2994, 3348, 3607, 3785, 3901, 3975, 4022, 4050, 4068, 4079, 4085, 4089,
+                              4092, 4093, 4094};
+    if (d > 2047) return 4095;
+    if (d < -2047) return 1;
+    int i = (d + 2048) >> 7, w = (d + 2048) & 127;
+    return (t[i] * (128 - w) + t[i + 1] * w + 64) >> 7;
+}
+
+static int16_t stretch12[4096];
+
+static void init_stretch(void) {
+    int pi = 0;
+    for (int x = -2047; x <= 2047; x++) {
+        int v = squash12(x);
+        for (int j = pi; j <= v; j++) stretch12[j] = (int16_t)x;
+        pi = v + 1;
+    }
+    for (int j = pi; j < 4096; j++) stretch12[j] = 2047;
+}
+
+/* Every row starts as the identity: node j at squash((j - 16) 128), so that the estimate is at first
+ * the primary one. */
+static void init_sse(Channel *ch) {
+    uint16_t identity[SSE_BINS];
+    for (int j = 0; j < SSE_BINS; j++) identity[j] = (uint16_t)(squash12((j - 16) * 128) * 16);
+    for (int l = 0; l < N_SSE_LEVEL; l++)
+        for (int r = 0; r < N_SSE_TOKEN; r++) memcpy(ch->sse_token[l][r], identity, sizeof identity);
+    for (int s = 0; s < N_SSE_SIDE; s++)
+        for (int l = 0; l < N_SSE_LEVEL; l++)
+            for (int k = 0; k < 2; k++) memcpy(ch->sse_sign[s][l][k], identity, sizeof identity);
+}
+
+/* A modelled bit, either side, through a secondary estimation (SSE, Mahoney's APM in lpaq1): the
+ * primary P(1) p of the bit's adaptive model (version 4's weighing) is stretched, s = stretch(p / 16)
+ * + 2048, and falls between nodes j = s / 128 and j + 1 of the row; their interpolation a, which
+ * learns how p is off in the row's context, is averaged with p:
+ *
+ *     P(1) = clamp((p + a + 1) / 2),   a = (row[j] (128 - s % 128) + row[j + 1] (s % 128)) / 128,
+ *
+ * then the model learns the bit as always and both nodes move 2^-SSE_RATE of the way to it. */
+static ALWAYS_INLINE int code_bit_sse(bc_encoder *e, bc_decoder *d, bc_bit *m, uint16_t *row, int bit) {
+    const uint32_t p = bc_p1_weighed(m, 3);
+    const int s = stretch12[p >> 4] + 2048, j = s >> 7, w = s & 127;
+    const uint32_t a = ((uint32_t)row[j] * (uint32_t)(128 - w) + (uint32_t)row[j + 1] * (uint32_t)w) >> 7;
+    uint32_t pf = (p + a + 1) >> 1;
+    pf = pf < BC_PMIN ? BC_PMIN : pf > BC_ONE - BC_PMIN ? BC_ONE - BC_PMIN : pf;
+    if (e != NULL) bc_encode_p(e, pf, bit);
+    else bit = bc_decode_p(d, pf);
+    bc_bit_update(m, bit);
+    if (bit) {
+        row[j] = (uint16_t)(row[j] + ((65535u - row[j]) >> SSE_RATE));
+        row[j + 1] = (uint16_t)(row[j + 1] + ((65535u - row[j + 1]) >> SSE_RATE));
+    } else {
+        row[j] = (uint16_t)(row[j] - (row[j] >> SSE_RATE));
+        row[j + 1] = (uint16_t)(row[j + 1] - (row[j + 1] >> SSE_RATE));
+    }
+    return bit;
+}
+
+/* A token bit (row: which one), in version 5 through its secondary estimation at the level. */
+#define TOKEN_BIT(model, row, bit) \
+    (version >= 5 ? code_bit_sse(e, d, model, ch->sse_token[level][row], bit) : code_bit(e, d, model, bit))
+
 /* Version 4's q, either side: version 3's token, mantissa and direct bits, with the sign in
  * version 4's context (sign_context(), and whether |q| is 1).  The encoder passes v and gets it
  * back; the decoder passes 0 and gets the decoded v. */
 static ALWAYS_INLINE int64_t code_q4(bc_encoder *e, bc_decoder *d, Channel *ch, int cls, int ref, int sctx,
-                                     int bucket_max, int64_t v) {
+                                     int bucket_max, int64_t v, const int version, int level, int side) {
     uint64_t a = v ? (uint64_t)(v < 0 ? -v : v) - 1 : 0;
     int t = v ? 1 + bit_length(a) : 0, i;
     int t0 = ch->start[cls] < bucket_max ? ch->start[cls] : bucket_max;
-    if (code_bit(e, d, &ch->first[cls][ref], t > t0)) {
+    if (TOKEN_BIT(&ch->first[cls][ref], 0, t > t0)) {
         i = t0 + 1;
-        while (i <= bucket_max && code_bit(e, d, &ch->up[cls][ref][i], t > i)) i++;
+        while (i <= bucket_max && TOKEN_BIT(&ch->up[cls][ref][i], 1 + i, t > i)) i++;
     } else {
         i = t0;
-        while (i > 0 && code_bit(e, d, &ch->down[cls][ref][i], t < i)) i--;
+        while (i > 0 && TOKEN_BIT(&ch->down[cls][ref][i], 1 + N_TOKEN + i, t < i)) i--;
     }
     if (i == 0) return 0;
     const int b = i - 1;
-    const int negative = code_bit(e, d, &ch->sign4[2 * sctx + (b == 0)], v < 0);
+    bc_bit *sign = &ch->sign4[2 * sctx + (b == 0)];
+    const int negative = version >= 5 ? code_bit_sse(e, d, sign, ch->sse_sign[side][level][b == 0], v < 0)
+                                      : code_bit(e, d, sign, v < 0);
     if (e == NULL) a = b > 0;
     if (b >= 2) {
         int top = code_bit(e, d, &ch->mantissa[cls][b][0], (int)((a >> (b - 2)) & 1));
@@ -434,6 +520,31 @@ static ALWAYS_INLINE int n_predictors(int version, int channels, int c) {
     return channels == 1 ? 8 : c == 0 ? 8 : c == 1 ? 6 : 8;
 }
 
+/* The LMS's inputs of channel c rounded up to whole vectors of 8 (see LMS_LANES_MAX). */
+static ALWAYS_INLINE int lms_lanes(int c) { return c == 0 ? 8 : 16; }
+
+/* gcc: keep a short loop a loop until the vectoriser sees it (unrolled first, its widening products
+ * stay scalar). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_LOOP _Pragma("GCC unroll 1")
+#else
+#define VECTOR_LOOP
+#endif
+
+/* sum_i a_i b_i over lanes in 64 bits (|a_i b_i| < 2^58): exact, so the padding's zeros change
+ * nothing.  wide: the loop built for AVX2 (see scan_encode), which multiplies 32-bit lanes to 64
+ * bits; without it, unrolled scalar products are faster than its emulation. */
+static ALWAYS_INLINE int64_t lms_dot(const int32_t *a, const int32_t *b, int lanes, const int wide) {
+    int64_t s = 0;
+    if (wide) {
+        VECTOR_LOOP
+        for (int i = 0; i < lanes; i++) s += (int64_t)a[i] * b[i];
+    } else {
+        for (int i = 0; i < lanes; i++) s += (int64_t)a[i] * b[i];
+    }
+    return s;
+}
+
 /* Version 4's adaptive linear sub-prediction of channel c at x, in ONE units: a normalised LMS
  * filter (Widrow and Hoff 1960; NLMS, Nagumo and Noda 1967) over the differences of the neighbours
  * to B = (W + N) / 2,
@@ -445,7 +556,7 @@ static ALWAYS_INLINE int n_predictors(int version, int channels, int c) {
  * X_j the sample of channel j at this pixel.  Unlike the fixed sub-predictions it learns how far R
  * and B follow G at the pixel (a slope other than 1) and the image's own spatial weights; the blend
  * weighs it by its errors next door like any other.  Integer: weights in units of 2^-LMS_WB. */
-static ALWAYS_INLINE int32_t lms_predict(Channel *ch, const Rows *rows, int c, int x, int64_t maxval) {
+static ALWAYS_INLINE int32_t lms_predict(Channel *ch, const Rows *rows, int c, int x, int64_t maxval, const int wide) {
     const int32_t *cur = rows[c].cur, *up = rows[c].up;
     const int32_t b2 = cur[x - 1] + up[x];
     int32_t *u = ch->lms_u;
@@ -463,8 +574,7 @@ static ALWAYS_INLINE int32_t lms_predict(Channel *ch, const Rows *rows, int c, i
         u[n++] = 2 * ju[x - 1] - jc[x - 1] - ju[x];
         u[n++] = 2 * ju[x + 1] - jc[x - 1] - ju[x];
     }
-    int64_t acc = 0;
-    for (int i = 0; i < n; i++) acc += (int64_t)ch->lms_w[i] * u[i];
+    const int64_t acc = lms_dot(ch->lms_w, u, lms_lanes(c), wide);
     ch->lms_acc = acc;
     ch->lms_base = b2;
     int64_t p = floor_shr(((int64_t)b2 << LMS_WB) + acc, LMS_WB + 1 - SHIFT);
@@ -472,18 +582,36 @@ static ALWAYS_INLINE int32_t lms_predict(Channel *ch, const Rows *rows, int c, i
 }
 
 /* After the sample: each weight moves by 2^-LMS_RATE of the filter's error times its input over the
- * inputs' power (rounded up to a power of two: a shift, not a division). */
-static ALWAYS_INLINE void lms_update(Channel *ch, int c, int32_t value) {
-    const int n = 6 + 4 * c;
+ * inputs' power P (rounded up to a power of two, 2^L: a shift, not a division).  Version 4 computes
+ * each step in 64 bits.  Version 5 splits the shift so that the per-weight work is 32-bit (one
+ * vector instruction per 8 weights where the compiler has them): the error is brought to
+ * e = err / 2^(L + 5 - k) once, clamped to |e| < 2^(29 - h), and each weight moves by
+ * floor((e u_i + 2^(k-1)) / 2^k), with h = ceil(L / 2) (|u_i| < 2^h as u_i^2 < P) and k = h + 4. */
+static ALWAYS_INLINE void lms_update(Channel *ch, int c, int32_t value, const int version, const int wide) {
+    const int lanes = lms_lanes(c);
     const int32_t *u = ch->lms_u;
+    int32_t *w = ch->lms_w;
     const int64_t err = ((int64_t)(2 * value - ch->lms_base) << LMS_WB) - ch->lms_acc;
-    uint64_t power = 4;
-    for (int i = 0; i < n; i++) power += (uint64_t)((int64_t)u[i] * u[i]);
-    const int s = bit_length(power) + LMS_RATE;
-    const int64_t half = (int64_t)1 << (s - 1);
-    for (int i = 0; i < n; i++) {
-        int64_t w = ch->lms_w[i] + floor_shr(err * u[i] + half, s);
-        ch->lms_w[i] = (int32_t)(w < -LMS_WMAX ? -LMS_WMAX : w > LMS_WMAX ? LMS_WMAX : w);
+    const uint64_t power = 4 + (uint64_t)lms_dot(u, u, lanes, wide);
+    const int L = bit_length(power);
+    if (version == 4) {
+        const int n = 6 + 4 * c, s = L + LMS_RATE;
+        const int64_t half = (int64_t)1 << (s - 1);
+        for (int i = 0; i < n; i++) {
+            int64_t v = w[i] + floor_shr(err * u[i] + half, s);
+            w[i] = (int32_t)(v < -LMS_WMAX ? -LMS_WMAX : v > LMS_WMAX ? LMS_WMAX : v);
+        }
+        return;
+    }
+    const int h = (L + 1) / 2, k = h + 4;
+    const int64_t e_max = ((int64_t)1 << (LMS_STEP_BITS - h)) - 1, e64 = floor_shr(err, L + LMS_RATE - k);
+    const int32_t e = (int32_t)(e64 < -e_max ? -e_max : e64 > e_max ? e_max : e64);
+    /* floor(v / 2^k) for |v| < 2^30 without shifting a negative number: v + 2^30 shifted as unsigned. */
+    const uint32_t offset = ((uint32_t)1 << 30) + ((uint32_t)1 << (k - 1));
+    const int32_t back = (int32_t)1 << (30 - k);
+    for (int i = 0; i < lanes; i++) {
+        int32_t v = w[i] + ((int32_t)(((uint32_t)(e * u[i]) + offset) >> k) - back);
+        w[i] = v < -LMS_WMAX ? -LMS_WMAX : v > LMS_WMAX ? LMS_WMAX : v;
     }
 }
 
@@ -492,7 +620,7 @@ static ALWAYS_INLINE void lms_update(Channel *ch, int c, int32_t value) {
  * decodes to a sample outside -K .. maxval + K (a corrupt stream).  *q_ref: G's q at this pixel. */
 static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *src, uint16_t *out, bc_encoder *enc,
                                      bc_decoder *dec, int x, int y, int64_t *q_ref, const int version, const int C,
-                                     const int c, const int encoding, const int few_colours) {
+                                     const int c, const int encoding, const int few_colours, const int wide) {
     const int colour_map = few_colours && c > 0;
     const int H = s->height, W = s->width, K = s->max_error, unit = s->unit;
     const int64_t maxval = s->maxval;
@@ -504,7 +632,7 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     const Rows *r = &rows[c];
     int32_t *cur = r->cur, *up = r->up, *up2 = r->up2;
     predictors(rows, version, C, c, x, p);
-    if (version == 4) p[np - 1] = lms_predict(ch, rows, c, x, maxval);
+    if (version >= 4) p[np - 1] = lms_predict(ch, rows, c, x, maxval, wide);
 
     /* Where R (or B) has equalled G at W, N, NW and NE (gray content in a colour image, lossless
      * or not), G' is the prediction and q has a class of its own: no blend, no bias correction. */
@@ -565,7 +693,7 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         int energy = bit_length((uint64_t)(scaled >> SHIFT));
         bctx = texture * 8 + (energy < 7 ? energy : 7);
         int32_t count = ch->bias_count[bctx];
-        if (version == 4) {
+        if (version >= 4) {
             /* The mean error in two contexts pooled: CALIC's, and the signs of q at W and N with the
              * error energy.  Each sum holds fewer than BIAS_RESET4 errors clipped to E / 5 + 1 < 2^21,
              * so |2 (sum + sum2)| < 2^30: 32-bit arithmetic is exact, and one division serves both. */
@@ -585,7 +713,7 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
             if (dist <= (K + 1) / 2 && llabs(pred - gv) <= K) pred = gv;
         }
 
-        if (version == 4) {
+        if (version >= 4) {
             /* E mixed 3 : 1 with the final errors next door, 5 q weighed as E's 5 errors (q of this
              * channel at W and N 3/2 each, at NW and NE 1 each; in steps of 2K + 1). */
             const int64_t near = (int64_t)ONE * (3 * (llabs(r->qcur[x - 1]) + llabs(r->qup[x]))
@@ -624,7 +752,7 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     int ref = 0;
     if (c > 0) {
         /* G's |q| at the pixel; in version 4, for B, R's. */
-        const int64_t qr = version == 4 && c == 2 ? rows[1].qcur[x] : *q_ref;
+        const int64_t qr = version >= 4 && c == 2 ? rows[1].qcur[x] : *q_ref;
         int r = bit_length((uint64_t)(qr < 0 ? -qr : qr));
         ref = r < N_REF - 1 ? r : N_REF - 1;
     }
@@ -632,18 +760,30 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     int flip = !gray && !mapped && !flagged && blend + correction < pred * ONE;
     /* Residual signs come in patches: the sign's context adds those of q at W and N. */
     const int32_t qw = r->qcur[x - 1], qn = r->qup[x];
-    int sctx = version == 4 ? sign_context(r, x, flip, cls, gray || mapped || flagged ? 0 : blend + correction - pred * ONE)
+    int sctx = version >= 4 ? sign_context(r, x, flip, cls, gray || mapped || flagged ? 0 : blend + correction - pred * ONE)
                             : flip * 9 + (qw > 0 ? 2 : qw < 0) * 3 + (qn > 0 ? 2 : qn < 0);
+    /* Version 5's secondary estimation contexts (see code_bit_sse): how far the linear
+     * sub-prediction L lies from the blend against E (where the two disagree, the blend is less sure
+     * than its errors next door say) and, for the sign, on which side of the unrounded prediction L
+     * lies, seen from q's flipped sign (the blend weighs L by its past errors, not by where it points
+     * now).  Samples not blended take level 0, side 0. */
+    int sse_level = 0, sse_side = 0;
+    if (version >= 5 && !gray && !mapped && !flagged) {
+        const int64_t apart = llabs((int64_t)p[np - 1] - blend);
+        sse_level = (apart > expected / 4) + (apart > expected / 2) + (apart > expected);
+        const int64_t side = flip ? blend + correction - p[np - 1] : p[np - 1] - (blend + correction);
+        sse_side = side > 0 ? 2 : side < 0;
+    }
     int64_t q, value;
     if (flagged || matched) {
         q = 0;
     } else if (encoding) {
         int64_t diff = (int64_t)src[c * plane + (size_t)y * W + x] - pred;
         q = diff >= 0 ? (diff + K) / unit : -((-diff + K) / unit);
-        if (version == 4) code_q4(enc, NULL, ch, cls, ref, sctx, s->bucket_max, flip ? -q : q);
+        if (version >= 4) code_q4(enc, NULL, ch, cls, ref, sctx, s->bucket_max, flip ? -q : q, version, sse_level, sse_side);
         else encode_q(enc, ch, version, cls, ref, sctx, s->bucket_max, flip ? -q : q);
     } else {
-        q = version == 4 ? code_q4(NULL, dec, ch, cls, ref, sctx, s->bucket_max, 0)
+        q = version >= 4 ? code_q4(NULL, dec, ch, cls, ref, sctx, s->bucket_max, 0, version, sse_level, sse_side)
                          : decode_q(dec, ch, version, cls, ref, sctx, s->bucket_max);
         q = flip ? -q : q;
     }
@@ -655,7 +795,7 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
     cur[x] = (int32_t)value;
     out[c * plane + (size_t)y * W + x] = (uint16_t)value;
 
-    if (version == 4) lms_update(ch, c, (int32_t)value);
+    if (version >= 4) lms_update(ch, c, (int32_t)value, version, wide);
     uint32_t *e = r->ecur + (size_t)x * np;
     const int32_t v8 = ONE * (int32_t)value;
     for (int k = 0; k < np; k++) {
@@ -673,11 +813,11 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
         int64_t limit = expected / 5 + ONE, err = ONE * value - blend;
         err = err < -limit ? -limit : err > limit ? limit : err;
         ch->bias_sum[bctx] += err;
-        if (++ch->bias_count[bctx] >= (version == 4 ? BIAS_RESET4 : BIAS_RESET)) {
+        if (++ch->bias_count[bctx] >= (version >= 4 ? BIAS_RESET4 : BIAS_RESET)) {
             ch->bias_sum[bctx] = floor_shr(ch->bias_sum[bctx], 1);
             ch->bias_count[bctx] >>= 1;
         }
-        if (version == 4) {
+        if (version >= 4) {
             ch->bias2_sum[bctx2] += err;
             if (++ch->bias2_count[bctx2] >= BIAS_RESET4) {
                 ch->bias2_sum[bctx2] = floor_shr(ch->bias2_sum[bctx2], 1);
@@ -701,16 +841,16 @@ static ALWAYS_INLINE int code_sample(Scan *s, const Rows *rows, const uint16_t *
  * receives the samples.  Returns 0, or -1 for a corrupt stream. */
 static ALWAYS_INLINE int scan_version(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc,
                                       bc_decoder *dec, const int version, const int C, const int encoding,
-                                      const int few_colours) {
+                                      const int few_colours, const int wide) {
     Rows rows[3];
     for (int y = 0; y < s->height; y++) {
         for (int c = 0; c < C; c++) start_row(s, c, y, &rows[c]);
         for (int x = 0; x < s->width; x++) {
             int64_t q_ref = 0;
-            if (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 0, encoding, few_colours) < 0)
+            if (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 0, encoding, few_colours, wide) < 0)
                 return -1;
-            if (C == 3 && (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 1, encoding, few_colours) < 0
-                           || code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 2, encoding, few_colours) < 0))
+            if (C == 3 && (code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 1, encoding, few_colours, wide) < 0
+                           || code_sample(s, rows, src, out, enc, dec, x, y, &q_ref, version, C, 2, encoding, few_colours, wide) < 0))
                 return -1;
         }
     }
@@ -720,23 +860,53 @@ static ALWAYS_INLINE int scan_version(Scan *s, const uint16_t *src, uint16_t *ou
 /* One side's loops for each coder version, channel count and option (all constants where
  * scan_version is expanded). */
 static ALWAYS_INLINE int scan(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc, bc_decoder *dec,
-                              const int encoding) {
+                              const int encoding, const int wide) {
     const int C = s->channels;
-    if (s->version == 2)
-        return C == 1 ? scan_version(s, src, out, enc, dec, 2, 1, encoding, 0) : scan_version(s, src, out, enc, dec, 2, 3, encoding, 0);
-    if (s->version == 3)
-        return C == 1 ? scan_version(s, src, out, enc, dec, 3, 1, encoding, 0) : scan_version(s, src, out, enc, dec, 3, 3, encoding, 0);
-    if (C == 1) return s->few_colours ? scan_version(s, src, out, enc, dec, 4, 1, encoding, 1)
-                                      : scan_version(s, src, out, enc, dec, 4, 1, encoding, 0);
-    return s->few_colours ? scan_version(s, src, out, enc, dec, 4, 3, encoding, 1)
-                          : scan_version(s, src, out, enc, dec, 4, 3, encoding, 0);
+#define SCAN(v, c, few) scan_version(s, src, out, enc, dec, v, c, encoding, few, wide)
+    switch (s->version) {
+    case 2: return C == 1 ? SCAN(2, 1, 0) : SCAN(2, 3, 0);
+    case 3: return C == 1 ? SCAN(3, 1, 0) : SCAN(3, 3, 0);
+    case 4:
+        if (C == 1) return s->few_colours ? SCAN(4, 1, 1) : SCAN(4, 1, 0);
+        return s->few_colours ? SCAN(4, 3, 1) : SCAN(4, 3, 0);
+    default:
+        if (C == 1) return s->few_colours ? SCAN(5, 1, 1) : SCAN(5, 1, 0);
+        return s->few_colours ? SCAN(5, 3, 1) : SCAN(5, 3, 0);
+    }
+#undef SCAN
 }
+
+/* With gcc on x86-64, the coding loops are built twice, for any x86-64 and for AVX2 (taken where the
+ * processor has it): there the LMS's loops of 8 and 16 lanes become a few vector instructions.
+ * Integer arithmetic: both builds write and read the same streams (-DLIC_GENERIC_ONLY builds the
+ * generic loops alone, to compare). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(LIC_GENERIC_ONLY)
+#define WIDE_BUILD 1
+static int wide_cpu; /* set once, when the module loads */
+
+__attribute__((target("avx2"))) static int scan_encode_wide(Scan *s, const uint16_t *src, uint16_t *out,
+                                                             bc_encoder *enc) {
+    return scan(s, src, out, enc, NULL, 1, 1);
+}
+
+__attribute__((target("avx2"))) static int scan_decode_wide(Scan *s, uint16_t *out, bc_decoder *dec) {
+    return scan(s, NULL, out, NULL, dec, 0, 1);
+}
+#endif
 
 static int scan_encode(Scan *s, const uint16_t *src, uint16_t *out, bc_encoder *enc) {
-    return scan(s, src, out, enc, NULL, 1);
+#ifdef WIDE_BUILD
+    if (wide_cpu) return scan_encode_wide(s, src, out, enc);
+#endif
+    return scan(s, src, out, enc, NULL, 1, 0);
 }
 
-static int scan_decode(Scan *s, uint16_t *out, bc_decoder *dec) { return scan(s, NULL, out, NULL, dec, 0); }
+static int scan_decode(Scan *s, uint16_t *out, bc_decoder *dec) {
+#ifdef WIDE_BUILD
+    if (wide_cpu) return scan_decode_wide(s, out, dec);
+#endif
+    return scan(s, NULL, out, NULL, dec, 0, 0);
+}
 
 /* Set up the scan's buffers; -1 (MemoryError set) on failure. */
 static int scan_open(Scan *s, int version, int channels, int height, int width, int maxval, int max_error,
@@ -758,6 +928,7 @@ static int scan_open(Scan *s, int version, int channels, int height, int width, 
         ch->n_pred = n_predictors(version, channels, c);
         init_models(ch);
         if (version > 2) init_token_models(ch);
+        if (version >= 5) init_sse(ch);
         ch->rows = (int32_t *)malloc(RING * s->stride * sizeof(int32_t));
         ch->err = (uint32_t *)calloc(RING * s->stride * (size_t)ch->n_pred, sizeof(uint32_t));
         ch->qs = (int32_t *)calloc(RING * s->stride, sizeof(int32_t));
@@ -806,8 +977,8 @@ typedef struct {
 
 /* Checks the geometry and that a buffer of len bytes holds channels x height x width uint16 samples. */
 static int check_geometry(int version, int channels, int height, int width, int maxval, int max_error, Py_ssize_t len) {
-    if (version < 2 || version > 4) {
-        PyErr_SetString(PyExc_ValueError, "lic-exact: coder version must be 2, 3 or 4");
+    if (version < 2 || version > 5) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact: coder version must be 2, 3, 4 or 5");
         return -1;
     }
     if (!(channels == 1 || channels == 3) || height < 1 || width < 1 || maxval < 1 || maxval > 65535
@@ -831,8 +1002,8 @@ static int parse_call(PyObject *args, Call *c) {
     if (!PyArg_ParseTuple(args, "y*w*iiiii|ii", &c->in, &c->out, &c->channels, &c->height, &c->width, &c->maxval,
                           &c->max_error, &c->version, &c->options))
         return -1;
-    if (c->options != 0 && (c->version != 4 || c->options != OPTION_FEW_COLOURS)) {
-        PyErr_SetString(PyExc_ValueError, "lic-exact: the only option is version 4's few colours (1)");
+    if (c->options != 0 && (c->version < 4 || c->options != OPTION_FEW_COLOURS)) {
+        PyErr_SetString(PyExc_ValueError, "lic-exact: the only option is version 4's and 5's few colours (1)");
         PyBuffer_Release(&c->in);
         PyBuffer_Release(&c->out);
         return -1;
@@ -873,7 +1044,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    if (c.version == 4) { /* the options byte, then the range coder's stream */
+    if (c.version >= 4) { /* the options byte, then the range coder's stream */
         result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)e.size + 1);
         if (result != NULL) {
             PyBytes_AS_STRING(result)[0] = (char)c.options;
@@ -900,7 +1071,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     const uint8_t *stream = (const uint8_t *)c.in.buf;
     size_t size = (size_t)c.in.len;
     int options = 0;
-    if (c.version == 4) {
+    if (c.version >= 4) {
         options = size > 0 ? stream[0] : -1;
         if (options != 0 && options != OPTION_FEW_COLOURS) {
             PyErr_SetString(StreamError, "corrupt: residual stream without a valid options byte");
@@ -936,8 +1107,8 @@ done:
 static PyMethodDef methods[] = {
     {"encode", encode, METH_VARARGS,
      "encode(samples, reconstruction, channels, height, width, maxval, max_error, version=2, options=0) -> bytes\n\n"
-     "Code uint16 samples (channel-major, coding order) with coder lic-exact-<version> (2, 3 or 4; options: "
-     "version 4's tools for few colours, 1); writes the decoder's reconstruction."},
+     "Code uint16 samples (channel-major, coding order) with coder lic-exact-<version> (2, 3, 4 or 5; options: "
+     "version 4's and 5's tools for few colours, 1); writes the decoder's reconstruction."},
     {"decode", decode, METH_VARARGS,
      "decode(stream, samples, channels, height, width, maxval, max_error, version=2) -> None\n\n"
      "Decode into a writable uint16 buffer; StreamError for a corrupt stream."},
@@ -945,11 +1116,16 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_exact2",
-                                    "lic-exact-2, lic-exact-3 and lic-exact-4: the coding loop (codec/lossless/exact2.py).",
+                                    "lic-exact-2, -3, -4 and -5: the coding loop (codec/lossless/exact2.py).",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__exact2(void) {
     init_tables();
+    init_stretch();
+#ifdef WIDE_BUILD
+    __builtin_cpu_init();
+    wide_cpu = __builtin_cpu_supports("avx2");
+#endif
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     StreamError = PyErr_NewException("codec.lossless._exact2.StreamError", PyExc_ValueError, NULL);

@@ -5,8 +5,8 @@
 
 The residual coder is named in the header (``bitstream.RESIDUAL_CODER``): new files are
 ``lic-exact-3`` (``codec.lossless.exact2``, compiled) unless ``encode_exact(..., coder=)`` names
-``lic-exact-4`` (smaller, decodes about 10 % slower; not yet the default, see
-``benchmarks/results/lossless-log.md``); ``lic-exact-2`` files (the same module) and ``lic-exact-1``
+``lic-exact-4`` or ``lic-exact-5`` (smaller, decode slower; not the default, see
+``benchmarks/results/lossless.md``); ``lic-exact-2`` files (the same module) and ``lic-exact-1``
 files (``codec.lossless.residual``) still decode.
 
 No lossy layer goes under the residual layer.  Bai et al. (CVPR 2021) code the residual left by a

@@ -169,6 +169,13 @@ def test_lic_exact_2_files_still_decode_and_its_coder_is_unchanged():
     _older_coder("lic-exact-2", lambda planes, maxval, k: encode_residual(planes, maxval, k, "lic-exact-2")[0])
 
 
+def test_lic_exact_5_files_decode_and_its_coder_is_unchanged():
+    """Pins lic-exact-5 (API-selectable): a change to its model or coding breaks this test."""
+    from codec.lossless.exact2 import encode_residual
+
+    _older_coder("lic-exact-5", lambda planes, maxval, k: encode_residual(planes, maxval, k, "lic-exact-5")[0])
+
+
 def test_an_unknown_residual_coder_is_refused_in_one_line(make_image):
     import dataclasses
 

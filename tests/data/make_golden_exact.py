@@ -1,11 +1,12 @@
-"""Write the golden files of the residual coder of new files, ``bitstream.RESIDUAL_CODER`` (run only
-when that coder changes, together with a new coder id: files written before must keep decoding).
+"""Write the golden files of the residual coder of new files, ``bitstream.RESIDUAL_CODER``, or of the
+coder named (run only for a new coder id: files written before must keep decoding).
 
-    python tests/data/make_golden_exact.py
+    python tests/data/make_golden_exact.py [lic-exact-5]
 
 ``golden-<coder>-rgb.lic``: ``sample.png`` (RGB, 8-bit), lossless; ``golden-<coder>-16.lic``: the
 16-bit gray image of ``gray16()`` at max error 1; ``<coder>`` is ``exact`` for ``lic-exact-1`` (whose
-files stay, to be decoded), ``exact2`` for ``lic-exact-2`` (likewise), ``exact3`` for ``lic-exact-3``.
+files stay, to be decoded), ``exact2`` for ``lic-exact-2`` (likewise), ``exact3`` for ``lic-exact-3``, ``exact5`` for ``lic-exact-5`` (an
+API-selectable coder, pinned all the same).
 None needs model weights.
 """
 
@@ -37,9 +38,13 @@ def names(coder: str) -> tuple[str, str]:
 
 def main() -> None:
     from bitstream import RESIDUAL_CODER
+    from codec.images import to_exact
+    from codec.lossless.near_lossless import encode_exact
 
+    coder = sys.argv[1] if len(sys.argv) > 1 else RESIDUAL_CODER
     rgb = Image.open(HERE / "sample.png").convert("RGB")
-    for name, data in zip(names(RESIDUAL_CODER), (codec.compress_exact(rgb, 0), codec.compress_exact(gray16(), 1))):
+    files = (encode_exact(to_exact(rgb), 0, coder=coder), encode_exact(to_exact(gray16()), 1, coder=coder))
+    for name, data in zip(names(coder), files):
         (HERE / name).write_bytes(data)
         print(f"{name}: {len(data)} bytes")
 
