@@ -22,9 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from codec.weights import load_metadata
+
 from ...export import export
 from ...train import train
-from ..campaign import CAMPAIGN
+from ..campaign import CAMPAIGN, final_leg
 from ..paths import ROOT, WEIGHTS
 
 __all__ = ["leg_config", "main"]
@@ -38,10 +40,11 @@ def leg_config(data: Path, run: Path, minutes: float, batch: int, dry_run: bool)
         CAMPAIGN, data=str(data), run=str(run), resume=False, init_from=str(WEIGHTS), minutes=minutes,
         batch_size=batch, device="cuda", threads=0, checkpoint_minutes=2.0, eval_every=0, log_every=100,
         reserve_seconds=30.0)
+    # The shipped weights end the CPU campaign's schedule: a device leg decays over its own budget.
+    meta = load_metadata(WEIGHTS)
+    step = int(meta.get("steps", 0))
+    cfg = final_leg(cfg, step, float(meta.get("train_seconds", 0.0)) / 60)
     if dry_run:
-        from codec.weights import load_metadata
-
-        step = int(load_metadata(WEIGHTS).get("steps", 0))
         cfg = dataclasses.replace(cfg, device="cpu", batch_size=2, patch=64, bank_size=64, crops_per_image=1,
                                   val_images=1, compile="off", threads=2, log_every=1, stop_at=step + 2)
     return cfg
