@@ -130,7 +130,7 @@ def write_report(args: argparse.Namespace, skipped: dict[str, str]) -> None:
     references = report.load_curves(report.REFERENCE_DIR, report.REFERENCE_CURVES)
     if not args.no_plots:
         report.plot(measured, references, args.out)
-    table = report.bd_table(measured, references, skipped)
+    table = report.bd_table(measured, references, skipped, times=report.median_times(args.out, measured))
     (args.out / "bd_rate.md").write_text(table)
     print(table)
 

@@ -55,27 +55,34 @@ class LicCodec(Codec):
             self.description = f"lic, encoder effort {effort} (latents refined per image; same decoder)"
         elif runtime == "torch":
             self.description = "lic on the torch runtime (same files)"
-        self._codec: codec.Codec | None = None
+        self._codecs: dict[int, codec.Codec] = {}
+        self._last: codec.Codec | None = None  # the codec of the last encode or decode, for its timings
 
-    def _lic(self) -> codec.Codec:
-        """The adapter's own ``codec.Codec``, made on first use (a registry lists codecs it never runs)."""
-        if self._codec is None:
-            self._codec = codec.Codec(effort=self.effort, runtime=self.runtime, threads=self.threads)
-            if self._codec.runtime == "torch":
+    def _lic(self, effort: int | None = None) -> codec.Codec:
+        """The adapter's ``codec.Codec`` at ``effort`` (default: its own), made on first use (a registry lists
+        codecs it never runs)."""
+        effort = self.effort if effort is None else effort
+        if effort not in self._codecs:
+            self._codecs[effort] = lic = codec.Codec(effort=effort, runtime=self.runtime, threads=self.threads)
+            if lic.runtime == "torch":
                 import torch
 
                 torch.set_num_threads(self.threads)
-        return self._codec
+        return self._codecs[effort]
 
     def encode(self, img: Image.Image, quality: float) -> bytes:
-        return self._lic().compress(img.convert("RGB"), quality=float(quality))
+        self._last = self._lic()
+        return self._last.compress(img.convert("RGB"), quality=float(quality))
 
     def decode(self, data: bytes) -> Image.Image:
-        return self._lic().decompress(data).convert("RGB")
+        # Every effort's files are decoded as `lic decode` decodes them: by the effort-0 codec of the same runtime
+        # (an effort above 0 makes "auto" pick torch for the encoder's refinement, not for the decoder).
+        self._last = self._lic(0)
+        return self._last.decompress(data).convert("RGB")
 
     def timings(self) -> dict[str, float]:
         """Network and entropy-coding seconds of the last call."""
-        return dataclasses.asdict(self._lic().last_timings)
+        return dataclasses.asdict(self._last.last_timings) if self._last is not None else {}
 
     def provenance(self) -> dict[str, str]:
         """The fingerprint of the weights measured (the one every file's header records)."""

@@ -125,7 +125,8 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {name} ({len(sub)}) | " + " | ".join(f"{b:.3f}" for b in bpp) + " |")
         t = [(np.mean([r["codecs"][c][1] for r in sub]), np.mean([r["codecs"][c][2] for r in sub])) for c in names]
         times.append(f"| {name} | " + " | ".join(f"{e:.2f} / {d:.2f}" for e, d in t) + " |")
-    return "bits per pixel (mean over images, all channels):\n\n" + "\n".join(lines) + \
+    return "Written by `python -m benchmarks.lossless`, which overwrites it; experiments, profiles and dated notes " \
+        "are in `lossless-log.md`.\n\nbits per pixel (mean over images, all channels):\n\n" + "\n".join(lines) + \
         "\n\ntimes:\n\n" + "\n".join(times) + "\n\n" + targets(rows)
 
 

@@ -5,7 +5,8 @@
 - ``bd_rate.md``: BD-rate (PCHIP, see ``bd.py``) of lic against every other measured codec and every reference
   curve (anchor = the other codec; negative = lic needs fewer bits), then a sanity block: every measured codec
   against the BPG reference and against the published curve of the same codec, and a matrix of measured codecs
-  against each other. Codecs skipped in the run are listed with their reason.
+  against each other. Codecs skipped in the run are listed with their reason. lic's encoder efforts get a table
+  of their own against effort 0 and the anchors, with each one's median encode and decode time per image.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 
 from benchmarks.bd import bd_rate
 
-__all__ = ["REFERENCE_CURVES", "SAME_CODEC_REFERENCE", "load_curves", "other_weights", "plot", "bd_table"]
+__all__ = ["REFERENCE_CURVES", "SAME_CODEC_REFERENCE", "load_curves", "median_times", "other_weights", "plot",
+           "bd_table"]
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "kodak"
 REFERENCE_CURVES = (
@@ -46,6 +48,18 @@ def load_curves(folder: Path, names: tuple[str, ...] | None = None) -> dict[str,
         if "bpp" in results and "psnr-rgb" in results:
             curves[path.stem] = results
     return curves
+
+
+def median_times(folder: Path, names) -> dict[str, tuple[float, float]]:
+    """name → (median encode, median decode) seconds over every image and quality of its JSON, for the curves
+    whose JSON records each image (``sweep.results_json``'s ``images``)."""
+    medians = {}
+    for name in names:
+        path = folder / f"{name}.json"
+        images = json.loads(path.read_text()).get("images") if path.exists() else None
+        if images:
+            medians[name] = tuple(float(np.median([m[key] for m in images])) for key in ("encoding_time", "decoding_time"))
+    return medians
 
 
 def other_weights(folder: Path, names, lic: str = "lic") -> dict[str, str]:
@@ -123,26 +137,39 @@ def _bd(anchor: Mapping, test: Mapping) -> str:
         return f"n/a ({exc})"
 
 
-def _effort_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping], lic: str) -> list[str]:
-    """lic's refined encodes (``lic-effort<e>``, same decoder) against effort 0, JPEG, WebP and HEVC 4:4:4."""
+def _effort_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping], lic: str,
+                  times: Mapping[str, tuple[float, float]]) -> list[str]:
+    """lic's refined encodes (``lic-effort<e>``, same decoder) against effort 0, JPEG, WebP and HEVC 4:4:4, with
+    each effort's median encode and decode time per image where its JSON records them (issue 25's Pareto table)."""
     efforts = [name for name in measured if name.startswith(f"{lic}-effort")]
     if not efforts:
         return []
     anchors = [(a, measured[a]) for a in (lic, "jpeg", "webp", "hevc444") if a in measured]
     if "hevc444" not in measured and HEVC444_REFERENCE in references:
         anchors.append((HEVC444_REFERENCE, references[HEVC444_REFERENCE]))
+    timed = lic in times or any(name in times for name in efforts)
+    time_header = " median encode | median decode |" if timed else ""
+
+    def time_cells(name: str) -> str:
+        if not timed:
+            return ""
+        return " {:.2f} s | {:.2f} s |".format(*times[name]) if name in times else " — | — |"
+
     lines = ["", f"## {lic}'s encoder efforts (same decoder)", "",
-             "| effort | " + " | ".join("vs effort 0" if a == lic else f"vs {a}" for a, _ in anchors) + " |",
-             "|---" * (1 + len(anchors)) + "|"]
+             "| effort | " + " | ".join("vs effort 0" if a == lic else f"vs {a}" for a, _ in anchors) + " |" + time_header,
+             "|---" * (1 + len(anchors) + 2 * timed) + "|"]
+    if timed and lic in measured:
+        lines.append("| 0 | " + " | ".join("—" if a == lic else _bd(curve, measured[lic]).split(" (")[0]
+                                           for a, curve in anchors) + " |" + time_cells(lic))
     for name in efforts:
         cells = [_bd(curve, measured[name]).split(" (")[0] for _, curve in anchors]
-        lines.append(f"| {name.removeprefix(f'{lic}-effort')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name.removeprefix(f'{lic}-effort')} | " + " | ".join(cells) + " |" + time_cells(name))
     return lines
 
 
 def bd_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping],
-             skipped: Mapping[str, str], lic: str = "lic") -> str:
-    """The Markdown BD-rate report (see module docstring)."""
+             skipped: Mapping[str, str], lic: str = "lic", times: Mapping[str, tuple[float, float]] | None = None) -> str:
+    """The Markdown BD-rate report (see module docstring); ``times``: ``median_times`` of the measured curves."""
     lines = ["# BD-rate (PCHIP on log-rate over RGB PSNR, overlapping PSNR range)", "",
              "Negative: the test codec needs fewer bits than the anchor for the same PSNR.", ""]
     if lic in measured:
@@ -154,7 +181,7 @@ def bd_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapping],
             lines.append(f"| {name} | reference | {_bd(res, measured[lic])} |")
     else:
         lines += [f"## {lic}", "", f"{lic} was not measured in this run: {skipped.get(lic, 'not selected')}."]
-    lines += _effort_table(measured, references, lic)
+    lines += _effort_table(measured, references, lic, times or {})
     lines += ["", "## Sanity: measured codecs against published curves", "",
               "| codec | vs BPG reference (bpg_444_x265_ycbcr) | vs its own published curve |", "|---|---|---|"]
     for name, res in measured.items():

@@ -2,7 +2,8 @@
 
 For each codec, quality and image: encode and decode timed with ``median_time`` (one warm-up run, then the median
 of ``repeats`` runs), then bpp, RGB PSNR and MS-SSIM of the decoded image. Each quality point of the JSON is the
-mean over images of these per-image values, as in CompressAI's results files.
+mean over images of these per-image values, as in CompressAI's results files; beside them, under ``images``, each
+image's own values, so that medians (a speed table's) can be taken from a sweep.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def results_json(codec: Codec, measurements: Iterable[Measurement], qualities: S
     """CompressAI results format: per quality, the mean over images of each per-image value; beside it the
     codec's ``provenance()`` (lic: its weights' fingerprint)."""
     by_quality: dict[float, list[Measurement]] = {float(q): [] for q in qualities}
-    for m in measurements:
+    measurements_kept = list(measurements)
+    for m in measurements_kept:
         by_quality[m.quality].append(m)
     results: dict[str, list] = {key: [] for key in RESULT_KEYS}
     results["quality"] = []
@@ -111,8 +113,10 @@ def results_json(codec: Codec, measurements: Iterable[Measurement], qualities: S
         results["decoding_time"].append(statistics.fmean(m.decoding_time for m in ms))
         for name in stage_names:
             results[f"{name}_time"].append(statistics.fmean(dict(m.stage_times).get(name, 0.0) for m in ms))
+    images = [{"image": m.image, "quality": m.quality, "bytes": m.bytes, "psnr-rgb": m.psnr,
+               "encoding_time": m.encoding_time, "decoding_time": m.decoding_time} for m in measurements_kept]
     return {"name": codec.name, "description": codec.description, "n_images": max(n_images, default=0),
-            **codec.provenance(), "results": results}
+            **codec.provenance(), "results": results, "images": images}
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -64,6 +64,32 @@ def test_effort_curves_get_their_own_table_against_effort_0_and_the_anchors():
     assert "| lic-effort1 | measured |" not in table.split("## lic's encoder efforts")[0]
 
 
+def test_effort_table_gives_each_effort_its_median_times_from_the_per_image_records(tmp_path):
+    import json
+
+    from benchmarks.report import bd_table, median_times
+
+    def curve(scale):
+        return {"bpp": [r * scale for r in RATES], "psnr-rgb": PSNRS}
+
+    def write(name, encode_times):
+        images = [{"image": f"{i}.png", "quality": 1.0, "encoding_time": t, "decoding_time": 0.5}
+                  for i, t in enumerate(encode_times)]
+        (tmp_path / f"{name}.json").write_text(json.dumps({"name": name, "results": curve(1.0), "images": images}))
+
+    write("lic", [0.3, 0.2, 0.4])
+    write("lic-effort2", [9.0, 30.0, 11.0, 10.0])
+    (tmp_path / "jpeg.json").write_text(json.dumps({"name": "jpeg", "results": curve(2.0)}))  # no per-image records
+    times = median_times(tmp_path, ["lic", "lic-effort2", "jpeg", "absent"])
+    assert times == {"lic": (0.3, 0.5), "lic-effort2": (10.5, 0.5)}
+    measured = {"lic": curve(1.0), "lic-effort2": curve(0.8), "jpeg": curve(2.0)}
+    section = bd_table(measured, {}, {}, times=times).split("## lic's encoder efforts (same decoder)")[1]
+    header, rule, zero, two = section.strip().splitlines()[:4]
+    assert header == "| effort | vs effort 0 | vs jpeg | median encode | median decode |"
+    assert zero == "| 0 | — | -50.0 % | 0.30 s | 0.50 s |"
+    assert two == "| 2 | -20.0 % | -60.0 % | 10.50 s | 0.50 s |"
+
+
 def test_registry_names_lic_at_each_effort():
     from benchmarks.lic_codec import lic_efforts
     from benchmarks.registry import registry

@@ -1,5 +1,7 @@
 import json
 import shutil
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -38,6 +40,10 @@ def test_each_available_codec_round_trips_and_writes_compressai_json(name, image
     # Higher quality setting costs more bits and gives a better PSNR.
     assert payload["results"]["bpp"][1] > payload["results"]["bpp"][0]
     assert payload["results"]["psnr-rgb"][1] > payload["results"]["psnr-rgb"][0]
+    # Each image's own values sit beside the means, and average to them.
+    assert len(payload["images"]) == 4
+    low = [m["encoding_time"] for m in payload["images"] if m["quality"] == qualities[0]]
+    assert np.isclose(np.mean(low), payload["results"]["encoding_time"][0])
 
 
 def test_bpp_is_counted_from_the_encoded_bytes(image_dir):
@@ -131,7 +137,6 @@ def test_a_codec_failing_at_runtime_is_skipped_and_the_others_still_run(image_di
 
 def test_lic_stage_times_are_read_from_its_shared_codec_object():
     import dataclasses
-    import types
 
     from benchmarks.lic_codec import LicCodec
 
@@ -141,8 +146,35 @@ def test_lic_stage_times_are_read_from_its_shared_codec_object():
         coding: float = 0.5
 
     codec = LicCodec()
-    codec._codec = types.SimpleNamespace(last_timings=Timings())
+    assert codec.timings() == {}  # nothing coded yet
+    codec._last = types.SimpleNamespace(last_timings=Timings())
     assert codec.timings() == {"network": 0.25, "coding": 0.5}
+
+
+def test_lic_decodes_every_effort_with_the_effort_0_decoder(monkeypatch):
+    """A refined file is decoded as `lic decode` would: the encoder's torch runtime is not the decoder's."""
+    from benchmarks.lic_codec import LicCodec
+
+    made = []
+
+    class Fake:
+        def __init__(self, effort, runtime, threads):
+            self.effort, self.runtime, self.last_timings = effort, "onnx" if effort == 0 else "torch", None
+            made.append(self)
+
+        def compress(self, img, quality):
+            return f"effort {self.effort}".encode()
+
+        def decompress(self, data):
+            self.decoded = data
+            return Image.new("RGB", (2, 2))
+
+    monkeypatch.setattr("benchmarks.lic_codec.codec.Codec", Fake)
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(set_num_threads=lambda n: None))
+    lic = LicCodec(effort=2)
+    data = lic.encode(Image.new("RGB", (2, 2)), 4.0)
+    lic.decode(data)
+    assert [c.effort for c in made] == [2, 0] and made[1].decoded == b"effort 2"
 
 
 def test_lic_curves_record_the_weights_they_were_measured_on(image_dir):
