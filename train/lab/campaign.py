@@ -170,7 +170,7 @@ def default_quality(weights: Path, images: Path, target_bpp: float = 0.5) -> tup
 
 
 # The --effort curves re-measured with every shipped model (issue 12): the encoder's gain depends on
-# the weights.  Five qualities and two 1-thread workers keep it to about 35 minutes on 2 cores.
+# the weights.  Five qualities and two 1-thread workers: about 80 minutes on 2 cores, most of it effort 2.
 EFFORT_SWEEP = ("--codecs", "lic", "--effort", "1,2", "--lic-qualities", "1,2,4,6,8", "--repeats", "1",
                 "--warmup", "0", "--jobs", "2", "--threads", "1")
 
