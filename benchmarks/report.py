@@ -147,23 +147,17 @@ def _effort_table(measured: Mapping[str, Mapping], references: Mapping[str, Mapp
     anchors = [(a, measured[a]) for a in (lic, "jpeg", "webp", "hevc444") if a in measured]
     if "hevc444" not in measured and HEVC444_REFERENCE in references:
         anchors.append((HEVC444_REFERENCE, references[HEVC444_REFERENCE]))
-    timed = lic in times or any(name in times for name in efforts)
-    time_header = " median encode | median decode |" if timed else ""
-
-    def time_cells(name: str) -> str:
-        if not timed:
-            return ""
-        return " {:.2f} s | {:.2f} s |".format(*times[name]) if name in times else " — | — |"
-
+    timed = any(name in times for name in (lic, *efforts))
+    rows = ([lic] if timed and lic in measured else []) + efforts  # effort 0's row only to show its times
     lines = ["", f"## {lic}'s encoder efforts (same decoder)", "",
-             "| effort | " + " | ".join("vs effort 0" if a == lic else f"vs {a}" for a, _ in anchors) + " |" + time_header,
+             "| effort | " + " | ".join("vs effort 0" if a == lic else f"vs {a}" for a, _ in anchors) + " |"
+             + (" median encode | median decode |" if timed else ""),
              "|---" * (1 + len(anchors) + 2 * timed) + "|"]
-    if timed and lic in measured:
-        lines.append("| 0 | " + " | ".join("—" if a == lic else _bd(curve, measured[lic]).split(" (")[0]
-                                           for a, curve in anchors) + " |" + time_cells(lic))
-    for name in efforts:
-        cells = [_bd(curve, measured[name]).split(" (")[0] for _, curve in anchors]
-        lines.append(f"| {name.removeprefix(f'{lic}-effort')} | " + " | ".join(cells) + " |" + time_cells(name))
+    for name in rows:
+        cells = ["—" if a == name else _bd(curve, measured[name]).split(" (")[0] for a, curve in anchors]
+        if timed:
+            cells += [f"{t:.2f} s" for t in times[name]] if name in times else ["—", "—"]
+        lines.append(f"| {'0' if name == lic else name.removeprefix(f'{lic}-effort')} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -92,8 +92,8 @@ def results_json(codec: Codec, measurements: Iterable[Measurement], qualities: S
     """CompressAI results format: per quality, the mean over images of each per-image value; beside it the
     codec's ``provenance()`` (lic: its weights' fingerprint)."""
     by_quality: dict[float, list[Measurement]] = {float(q): [] for q in qualities}
-    measurements_kept = list(measurements)
-    for m in measurements_kept:
+    measurements = list(measurements)
+    for m in measurements:
         by_quality[m.quality].append(m)
     results: dict[str, list] = {key: [] for key in RESULT_KEYS}
     results["quality"] = []
@@ -114,7 +114,7 @@ def results_json(codec: Codec, measurements: Iterable[Measurement], qualities: S
         for name in stage_names:
             results[f"{name}_time"].append(statistics.fmean(dict(m.stage_times).get(name, 0.0) for m in ms))
     images = [{"image": m.image, "quality": m.quality, "bytes": m.bytes, "psnr-rgb": m.psnr,
-               "encoding_time": m.encoding_time, "decoding_time": m.decoding_time} for m in measurements_kept]
+               "encoding_time": m.encoding_time, "decoding_time": m.decoding_time} for m in measurements]
     return {"name": codec.name, "description": codec.description, "n_images": max(n_images, default=0),
             **codec.provenance(), "results": results, "images": images}
 
